@@ -1,0 +1,1 @@
+"""Data: frame sampling, decord decoding, clip transforms, datasets and the Moving MNIST builder."""

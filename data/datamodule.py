@@ -1,0 +1,155 @@
+"""LightningDataModule for clip classification from video files.
+
+Each split is given as a path relative to ``root``: an annotation file (``path label`` list or CSV, see
+:mod:`data.annotations`) or a folder-per-class tree. An optional ``generate`` block builds the project's Moving MNIST
+data on first use, so the default job runs on a fresh machine with no download.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+
+from data.annotations import Sample, read_classes, read_folder_tree, read_list_file
+from data.dataset import EpochShuffleSampler, VideoClipDataset, check_files
+from data.transforms import eval_transform, train_transform
+
+log = logging.getLogger(__name__)
+
+
+class VideoDataModule(pl.LightningDataModule):
+    """Train/val/test clip loaders.
+
+    Args:
+        root: dataset folder; split paths and listed video paths are relative to it.
+        train, val, test: per split, an annotation file or a folder-per-class tree (relative to ``root``).
+        num_classes: expected number of classes; labels outside [0, num_classes) raise.
+        classes: optional file with one class name per line (relative to ``root``), for string labels.
+        num_frames: frames per clip; frame_stride: gap between sampled frames (dense sampling).
+        sampling: ``"dense"`` or ``"segment"`` (TSN); short_video: ``"loop"`` or ``"clamp"``.
+        crop_size: model input side in pixels; train_scale: [min, max] short-side jitter; resize_size: eval short side.
+        flip: random horizontal flip in training (off for direction-sensitive labels).
+        mean, std: per-channel normalisation of [0, 1] pixels.
+        batch_size, num_workers: loader settings; pin_memory: ``"auto"`` pins only when CUDA is available.
+        on_missing: ``"error"`` or ``"skip"`` for listed files that do not exist.
+        max_decode_failures: distinct undecodable files tolerated per loader process in training.
+        seed: seeds the training shuffle order.
+        generate: optional kwargs for :func:`data.moving_mnist.build_dataset` (``out_dir`` is ``root``), run in
+            ``prepare_data`` and skipped when the data already exists.
+
+    Raises:
+        ValueError: a bad value, naming the field.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        train: str,
+        val: str,
+        test: str,
+        num_classes: int,
+        num_frames: int = 8,
+        frame_stride: int = 1,
+        sampling: str = "dense",
+        short_video: str = "loop",
+        crop_size: int = 224,
+        train_scale: Sequence[int] = (256, 320),
+        resize_size: int = 224,
+        flip: bool = True,
+        mean: Sequence[float] = (0.45, 0.45, 0.45),
+        std: Sequence[float] = (0.225, 0.225, 0.225),
+        classes: str | None = None,
+        batch_size: int = 8,
+        num_workers: int = 2,
+        pin_memory: str | bool = "auto",
+        on_missing: str = "error",
+        max_decode_failures: int = 10,
+        seed: int = 0,
+        generate: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        for name, value in (("num_frames", num_frames), ("frame_stride", frame_stride),
+                            ("batch_size", batch_size), ("num_classes", num_classes), ("crop_size", crop_size)):
+            if int(value) < 1:
+                raise ValueError(f"data.{name}={value} must be >= 1")
+        if num_workers < 0:
+            raise ValueError(f"data.num_workers={num_workers} must be >= 0")
+        if len(train_scale) != 2:
+            raise ValueError(f"data.train_scale={list(train_scale)} must be [min, max]")
+        self.root = str(root)
+        self.splits = {"train": train, "val": val, "test": test}
+        self.num_classes = num_classes
+        self.classes_file = classes
+        self.clip = dict(num_frames=num_frames, frame_stride=frame_stride, sampling=sampling, short_video=short_video,
+                         max_decode_failures=max_decode_failures)
+        self.train_tf = train_transform(crop_size, int(train_scale[0]), int(train_scale[1]), flip, mean, std)
+        self.eval_tf = eval_transform(crop_size, resize_size, mean, std)
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.pin_memory = torch.cuda.is_available() if pin_memory == "auto" else bool(pin_memory)
+        self.on_missing = on_missing
+        self.seed = seed
+        self.generate = dict(generate) if generate else None
+        self.datasets: dict[str, VideoClipDataset] = {}
+        self.class_names: list[str] | None = None
+
+    def prepare_data(self) -> None:
+        if self.generate is not None:
+            from data.moving_mnist import build_dataset
+
+            build_dataset(out_dir=self.root, **self.generate)
+
+    def read_split(self, split: str) -> list[Sample]:
+        """Samples of one split, with missing files handled by ``on_missing`` and labels range-checked."""
+        spec = os.path.join(self.root, self.splits[split])
+        classes = read_classes(os.path.join(self.root, self.classes_file)) if self.classes_file else None
+        if os.path.isdir(spec):
+            samples, self.class_names = read_folder_tree(spec, classes)
+        else:
+            if not os.path.exists(spec):
+                raise FileNotFoundError(f"data.{split}: {spec} does not exist (build the data first, see README)")
+            samples = read_list_file(spec, self.root, classes)
+            self.class_names = classes
+        bad = [s for s in samples if not 0 <= s.label < self.num_classes]
+        if bad:
+            raise ValueError(f"{spec}: label {bad[0].label} of {bad[0].path} is outside "
+                             f"[0, data.num_classes={self.num_classes})")
+        return check_files(samples, self.on_missing, source=spec)
+
+    def setup(self, stage: str | None = None) -> None:
+        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
+        for split in wanted.get(stage, ("train", "val", "test")):
+            if split not in self.datasets:
+                train = split == "train"
+                self.datasets[split] = VideoClipDataset(
+                    self.read_split(split), train=train, transform=self.train_tf if train else self.eval_tf,
+                    seed=self.seed, **self.clip,
+                )
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        dataset = self.datasets[split]
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=EpochShuffleSampler(len(dataset), self.seed) if shuffle else None,
+            generator=torch.Generator().manual_seed(self.seed),  # worker base seeds never touch the global RNG
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+            drop_last=shuffle,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)

@@ -1,0 +1,190 @@
+"""A map-style dataset of clips decoded from video files with decord.
+
+Bad files are handled in two places, never silently:
+
+* **Missing files** are found when the dataset is built (:func:`check_files`): by default it raises, counting them and
+  naming the first few; ``on_missing="skip"`` drops them with a warning that gives the same count.
+* **Files that fail to decode** while training are retried on another index, counted per sample
+  (``decode_failures`` in the returned dict, summed and logged by the LightningModule) and logged with their path.
+  Once more than ``max_decode_failures`` distinct files have failed in one process, the run stops with an error that
+  names them. In evaluation (``train=False``) a decode failure raises at once: replacing a test clip would change
+  the test set.
+
+Training randomness (shuffle order, clip start, crop, flip) is a pure function of ``(seed, epoch, index)``:
+:class:`EpochShuffleSampler` yields ``(index, epoch)`` keys and the dataset seeds its frame sampler and transforms from
+them. The result does not depend on the number of workers, and a run resumed at an epoch boundary sees exactly the
+clips an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from functools import partial
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from data.annotations import Sample
+from data.decoding import VideoDecodeError, read_sampled_clip
+from data.sampling import dense_indices, segment_indices
+
+log = logging.getLogger(__name__)
+
+SAMPLING_MODES = ("dense", "segment")
+MISSING_POLICIES = ("error", "skip")
+MAX_RETRIES_PER_ITEM = 10
+
+
+def check_files(samples: Sequence[Sample], on_missing: str = "error", source: str = "dataset") -> list[Sample]:
+    """Verify that every listed video exists.
+
+    Args:
+        samples: the dataset's samples.
+        on_missing: ``"error"`` raises; ``"skip"`` drops missing files and logs a warning with their count.
+        source: what to call the list in messages (e.g. the annotation file).
+
+    Returns:
+        The samples whose files exist.
+
+    Raises:
+        FileNotFoundError: files are missing and ``on_missing="error"``; the message counts them and names up to five.
+        ValueError: an unknown ``on_missing``, or no file remains.
+    """
+    if on_missing not in MISSING_POLICIES:
+        raise ValueError(f"on_missing={on_missing!r} is not one of {MISSING_POLICIES}")
+    missing = [s.path for s in samples if not os.path.isfile(s.path)]
+    if missing:
+        message = f"{source}: {len(missing)} of {len(samples)} video files are missing, e.g. {missing[:5]}"
+        if on_missing == "error":
+            raise FileNotFoundError(message + " (set data.on_missing=skip to drop them)")
+        log.warning("%s; skipping them (data.on_missing=skip)", message)
+        gone = set(missing)
+        samples = [s for s in samples if s.path not in gone]
+    if not samples:
+        raise ValueError(f"{source}: no video files to read")
+    return list(samples)
+
+
+class EpochShuffleSampler(Sampler):
+    """Shuffles indices with a permutation seeded by ``(seed, epoch)`` and yields ``(index, epoch)`` keys.
+
+    Lightning calls :meth:`set_epoch` before every training epoch (as it does for ``DistributedSampler``).
+
+    Args:
+        num_samples: dataset length.
+        seed: base seed of the permutations.
+    """
+
+    def __init__(self, num_samples: int, seed: int = 0) -> None:
+        self.num_samples = num_samples
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        for index in torch.randperm(self.num_samples, generator=generator).tolist():
+            yield index, self.epoch
+
+
+class VideoClipDataset(Dataset):
+    """Clips of ``num_frames`` frames with their labels.
+
+    Args:
+        samples: videos and labels (see :mod:`data.annotations`).
+        num_frames: frames per clip.
+        frame_stride: frames between sampled frames (``dense`` sampling only).
+        sampling: ``"dense"`` (random start in training, centred in evaluation) or ``"segment"`` (TSN).
+        train: training mode: random sampling and retry-on-decode-error.
+        transform: maps a uint8 clip (c t h w) to the model input; identity if None.
+        short_video: policy for videos shorter than the clip span, ``"loop"`` or ``"clamp"``.
+        max_decode_failures: distinct undecodable files tolerated per process before raising.
+        seed: base seed of the per-item randomness in training.
+
+    Items are dicts: ``video`` (c t h w) float32 after ``transform``, ``label`` int64, ``index`` of the sample actually
+    returned, and ``decode_failures``: how many files failed before this item was read.
+
+    Raises:
+        ValueError: an unknown ``sampling`` mode.
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        num_frames: int,
+        frame_stride: int = 1,
+        sampling: str = "dense",
+        train: bool = False,
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        short_video: str = "loop",
+        max_decode_failures: int = 10,
+        seed: int = 0,
+    ) -> None:
+        if sampling not in SAMPLING_MODES:
+            raise ValueError(f"sampling={sampling!r} is not one of {SAMPLING_MODES}")
+        self.samples = list(samples)
+        self.num_frames = num_frames
+        self.frame_stride = frame_stride
+        self.sampling = sampling
+        self.train = train
+        self.transform = transform
+        self.short_video = short_video
+        self.max_decode_failures = max_decode_failures
+        self.seed = seed
+        self.failed_files: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def _sampler(self, rng: np.random.Generator | None) -> Callable[[int], list[int]]:
+        if self.sampling == "dense":
+            return partial(dense_indices, num_frames=self.num_frames, frame_stride=self.frame_stride,
+                           train=self.train, rng=rng, short_video=self.short_video)
+        return partial(segment_indices, num_frames=self.num_frames, train=self.train, rng=rng)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        """Read one clip; ``key`` is an index, or ``(index, epoch)`` from :class:`EpochShuffleSampler`."""
+        index, epoch = key if isinstance(key, tuple) else (key, 0)
+        rng = np.random.default_rng([self.seed, epoch, index])
+        with torch.random.fork_rng(devices=[]):  # the transforms draw from torch's RNG: seed it per item
+            torch.manual_seed(int(rng.integers(0, 2**62)))
+            return self._read(index, rng)
+
+    def _read(self, index: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        failures = 0
+        candidate = index
+        for attempt in range(MAX_RETRIES_PER_ITEM + 1):
+            sample = self.samples[candidate]
+            try:
+                clip, _ = read_sampled_clip(sample.path, self._sampler(rng))
+                break
+            except VideoDecodeError as err:
+                if not self.train:
+                    raise
+                failures += 1
+                self.failed_files.add(sample.path)
+                log.warning("decode failure %d (%d distinct files so far): %s", failures, len(self.failed_files), err)
+                if len(self.failed_files) > self.max_decode_failures:
+                    raise RuntimeError(
+                        f"{len(self.failed_files)} video files failed to decode, more than "
+                        f"data.max_decode_failures={self.max_decode_failures}: {sorted(self.failed_files)[:10]}"
+                    ) from err
+                candidate = int(rng.integers(0, len(self.samples)))  # another index, chosen by the seeded rng
+        else:
+            raise RuntimeError(f"{MAX_RETRIES_PER_ITEM + 1} consecutive decode failures starting at index {index}; "
+                               f"failed files: {sorted(self.failed_files)[:10]}")
+        video = self.transform(clip) if self.transform is not None else clip
+        return {
+            "video": video,
+            "label": torch.tensor(sample.label, dtype=torch.long),
+            "index": torch.tensor(candidate, dtype=torch.long),
+            "decode_failures": torch.tensor(failures, dtype=torch.long),
+        }

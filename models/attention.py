@@ -1,0 +1,90 @@
+"""Multi-head self-attention shared by every model in the project.
+
+One implementation serves the recognition models (TimeSformer) and, later, the video diffusion transformer,
+so that an ablation of *where* attention runs (over space, over time, or both) never changes *how* it runs.
+
+The fused path calls ``F.scaled_dot_product_attention``; the reference path is the textbook
+``softmax(q kᵀ / √dh) v`` written out, kept for parity tests and for debugging.
+Parameter names (``qkv``, ``proj``) follow timm and the official TimeSformer, so their checkpoints load by renaming alone.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+
+def reference_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float = 0.0, training: bool = False
+) -> torch.Tensor:
+    """Plain scaled dot-product attention (Vaswani et al. 2017), the reference for the fused path.
+
+    Args:
+        q, k, v: float tensors (b nh n dh); any float dtype, computed in that dtype.
+        dropout_p: dropout probability on the attention weights, applied only when ``training``.
+        training: whether dropout is active.
+
+    Returns:
+        Tensor (b nh n dh), ``softmax(q kᵀ / sqrt(dh)) v``.
+    """
+    scale = q.shape[-1] ** -0.5
+    weights = (q * scale) @ k.transpose(-2, -1)  # (b nh n n)
+    weights = weights.softmax(dim=-1)
+    weights = F.dropout(weights, p=dropout_p, training=training)
+    return weights @ v  # (b nh n dh)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention over a token sequence.
+
+    Args:
+        dim: token width ``d``.
+        num_heads: number of heads ``nh``; ``dim`` must be divisible by it.
+        qkv_bias: add a bias to the fused q/k/v projection.
+        attn_drop: dropout on attention weights (active only in training).
+        proj_drop: dropout after the output projection (active only in training).
+        fused_attn: use ``F.scaled_dot_product_attention``; ``False`` runs :func:`reference_attention`.
+
+    Raises:
+        ValueError: ``dim`` is not divisible by ``num_heads``.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int = 8,
+        qkv_bias: bool = True,
+        attn_drop: float = 0.0,
+        proj_drop: float = 0.0,
+        fused_attn: bool = True,
+    ) -> None:
+        super().__init__()
+        if dim % num_heads != 0:
+            raise ValueError(f"embed_dim={dim} is not divisible by num_heads={num_heads}")
+        self.num_heads = num_heads
+        self.fused_attn = fused_attn
+        self.attn_drop = attn_drop
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Attend over the second axis.
+
+        Args:
+            x: float tensor (b n d): b independent sequences of n tokens.
+
+        Returns:
+            Tensor (b n d).
+        """
+        qkv = rearrange(self.qkv(x), "b n (three nh dh) -> three b nh n dh", three=3, nh=self.num_heads)
+        q, k, v = qkv.unbind(0)  # each (b nh n dh)
+        dropout_p = self.attn_drop if self.training else 0.0
+        if self.fused_attn:
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+        else:
+            out = reference_attention(q, k, v, dropout_p=dropout_p, training=self.training)
+        out = rearrange(out, "b nh n dh -> b n (nh dh)")
+        return self.proj_drop(self.proj(out))  # (b n d)

@@ -1,0 +1,103 @@
+"""A thin LightningModule that trains any clip classifier ``net: (b c t h w) -> (b num_classes)``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy
+
+
+def classification_metrics(num_classes: int, prefix: str) -> MetricCollection:
+    """top-1 and top-5 accuracy (micro) and mean class accuracy (macro top-1), keyed ``{prefix}acc_*``."""
+    return MetricCollection(
+        {
+            "acc_top1": MulticlassAccuracy(num_classes, top_k=1, average="micro"),
+            "acc_top5": MulticlassAccuracy(num_classes, top_k=min(5, num_classes), average="micro"),
+            "acc_mean_class": MulticlassAccuracy(num_classes, top_k=1, average="macro"),
+        },
+        prefix=prefix,
+    )
+
+
+class VideoClassifier(pl.LightningModule):
+    """Cross-entropy training of a video classifier.
+
+    Args:
+        net: a pure-torch module mapping float clips (b c t h w) to logits (b num_classes).
+        optimizer: a partial ``optimizer(params)`` (Hydra ``_partial_: true``).
+        scheduler: a partial ``scheduler(optimizer, total_steps=...)`` stepped every optimizer step, or None.
+        num_classes: number of classes.
+        label_smoothing: cross-entropy label smoothing in [0, 1).
+        compile: compile ``net`` in place (``module.compile()`` keeps state-dict keys stable).
+
+    Logs ``train/loss``, ``train/acc_top1``, ``train/decode_failures``, ``{val,test}/loss`` and
+    ``{val,test}/acc_top1``, ``acc_top5``, ``acc_mean_class``.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None,
+        num_classes: int,
+        label_smoothing: float = 0.0,
+        compile: bool = False,
+    ) -> None:
+        super().__init__()
+        if not 0 <= label_smoothing < 1:
+            raise ValueError(f"model.label_smoothing={label_smoothing} must be in [0, 1)")
+        self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler"])
+        self.net = net
+        if compile:
+            self.net.compile()
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.train_acc = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+        self.val_metrics = classification_metrics(num_classes, "val/")
+        self.test_metrics = classification_metrics(num_classes, "test/")
+        self.decode_failures = 0
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        return self.net(video)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        logits = self(batch["video"])
+        loss = F.cross_entropy(logits, batch["label"], label_smoothing=self.hparams.label_smoothing)
+        self.train_acc(logits, batch["label"])
+        self.decode_failures += int(batch["decode_failures"].sum())
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/acc_top1", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
+        self.log("train/decode_failures", float(self.decode_failures), on_step=False, on_epoch=True)
+        return loss
+
+    def _eval_step(self, batch: dict[str, torch.Tensor], stage: str, metrics: MetricCollection) -> None:
+        logits = self(batch["video"])
+        self.log(f"{stage}/loss", F.cross_entropy(logits, batch["label"]), prog_bar=False)
+        metrics.update(logits, batch["label"])
+        self.log_dict(metrics, prog_bar=stage == "val")
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "val", self.val_metrics)
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "test", self.test_metrics)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # Dropout and stochastic depth draw from torch's global RNG; saving it makes a resumed run bit-exact.
+        checkpoint["rng_state"] = torch.get_rng_state()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "rng_state" in checkpoint:
+            torch.set_rng_state(checkpoint["rng_state"])
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer, total_steps=int(self.trainer.estimated_stepping_batches))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,0 +1,47 @@
+"""Shared fixtures: a tiny Moving MNIST dataset made by the project's own builder, and config composition."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from data.moving_mnist import build_dataset
+
+CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "configs")
+
+
+@pytest.fixture(scope="session")
+def tiny_mmnist(tmp_path_factory) -> Path:
+    """64 train / 16 val / 16 test direction clips (8 frames, 64x64, lossless H.264)."""
+    return build_dataset(tmp_path_factory.mktemp("mmnist") / "direction", variant="direction",
+                         num_train=64, num_val=16, num_test=16, verbose=False)
+
+
+def compose_config(name: str, overrides: list[str]) -> DictConfig:
+    """Compose ``configs/{name}.yaml`` with command-line style overrides, outside of ``@hydra.main``."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(config_name=name, overrides=overrides)
+
+
+@pytest.fixture
+def train_config(tiny_mmnist, tmp_path):
+    """Build a small train config on the tiny dataset, writing into ``tmp_path``."""
+
+    def make(*overrides: str, output_dir: Path | None = None) -> DictConfig:
+        return compose_config("train", [
+            f"data.root={tiny_mmnist}",
+            "data.generate=null",
+            "data.num_workers=0",
+            "data.batch_size=8",
+            "model.net.embed_dim=32",
+            "model.net.depth=2",
+            f"paths.output_dir={output_dir or tmp_path / 'run'}",
+            "~callbacks.progress_bar",
+            "+trainer.enable_model_summary=false",
+            *overrides,
+        ])
+
+    return make

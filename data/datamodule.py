@@ -101,7 +101,7 @@ class VideoDataModule(pl.LightningDataModule):
 
     def prepare_data(self) -> None:
         if self.generate is not None:
-            from data.moving_mnist import build_dataset
+            from data.moving_mnist_build import build_dataset
 
             build_dataset(out_dir=self.root, **self.generate)
 

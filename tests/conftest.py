@@ -8,7 +8,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from data.moving_mnist import build_dataset
+from data.moving_mnist_build import build_dataset
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "configs")
 

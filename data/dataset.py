@@ -155,7 +155,7 @@ class VideoClipDataset(Dataset):
         index, epoch = key if isinstance(key, tuple) else (key, 0)
         rng = np.random.default_rng([self.seed, epoch, index])
         with torch.random.fork_rng(devices=[]):  # the transforms draw from torch's RNG: seed it per item
-            torch.manual_seed(int(rng.integers(0, 2**62)))
+            torch.default_generator.manual_seed(int(rng.integers(0, 2**62)))  # CPU only: torch.manual_seed also queues a lazy CUDA seed with a formatted stack per call
             return self._read(index, rng)
 
     def _read(self, index: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:

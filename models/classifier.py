@@ -95,8 +95,18 @@ class VideoClassifier(pl.LightningModule):
         if "rng_state" in checkpoint:
             torch.set_rng_state(checkpoint["rng_state"])
 
+    def parameter_groups(self) -> list[dict]:
+        """Two groups: weights with the optimizer's weight decay; biases, norms and embeddings without (timm/official)."""
+        skip = set(self.net.no_weight_decay()) if hasattr(self.net, "no_weight_decay") else set()
+        decay, no_decay = [], []
+        for name, param in self.net.named_parameters():
+            if not param.requires_grad:
+                continue
+            (no_decay if param.ndim <= 1 or name in skip else decay).append(param)
+        return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory(params=self.parameters())
+        optimizer = self.optimizer_factory(params=self.parameter_groups())
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer, total_steps=int(self.trainer.estimated_stepping_batches))

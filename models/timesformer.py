@@ -209,6 +209,10 @@ class TimeSformer(nn.Module):
                 nn.init.zeros_(block.temporal_fc.weight)
                 nn.init.zeros_(block.temporal_fc.bias)
 
+    def no_weight_decay(self) -> set[str]:
+        """Parameters excluded from weight decay, as in the official code (plus every bias and norm, see classifier)."""
+        return {"pos_embed", "cls_token", "time_embed"}
+
     def _pos_embed(self, grid: tuple[int, int]) -> torch.Tensor:
         """Spatial position embedding for a patch grid, resampled on the 2D grid if it differs: (1 1+n d)."""
         if grid == self.grid_size:

@@ -49,3 +49,12 @@ def test_missing_corrupt_and_out_of_range_raise_video_decode_error(tmp_path):
         read_clip(str(corrupt), [0])
     with pytest.raises(VideoDecodeError, match="out of range"):
         read_clip(str(REAL_VIDEOS[0]), [10**6])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", REAL_VIDEOS, ids=lambda p: p.name)
+def test_decord_equals_pyav_on_every_frame(path):
+    n = video_num_frames(str(path))
+    for start in range(0, n, 32):
+        indices = list(range(start, min(start + 32, n)))
+        assert torch.equal(read_clip(str(path), indices), read_clip_pyav(str(path), indices)), indices

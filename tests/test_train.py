@@ -70,3 +70,14 @@ def test_resume_continues_from_the_saved_step_exactly(train_config, tmp_path):
         torch.testing.assert_close(tensor, reference[name], rtol=0, atol=0, msg=lambda m: f"{name}: {m}")
     assert resumed["train/loss"] == pytest.approx(full["train/loss"])
     assert first["train/loss"] != pytest.approx(full["train/loss"])
+
+
+def test_csv_tensorboard_and_offline_wandb_loggers_all_write(train_config, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    run = tmp_path / "run"
+    train(train_config("debug=tiny", "trainer.max_epochs=1", "test=false", "logger=many", output_dir=run))
+    metrics_csv = next(run.glob("csv/version_*/metrics.csv"))
+    assert "val/acc_top1" in metrics_csv.read_text().splitlines()[0]
+    assert list(run.glob("tensorboard/**/events.out.tfevents.*"))
+    assert list(run.glob("wandb/offline-run-*"))

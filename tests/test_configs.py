@@ -1,0 +1,73 @@
+"""Every config composes, resolves and instantiates; bad values raise ValueError naming the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from tests.conftest import CONFIG_DIR, compose_config
+
+EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
+GROUP_OPTIONS = [
+    (group, p.stem)
+    for group in ("data", "logger", "trainer", "debug", "callbacks", "model")
+    for p in sorted((Path(CONFIG_DIR) / group).glob("*.yaml"))
+]
+REQUIRED = ["data.root=/tmp/videos", "data.num_classes=5"]
+
+
+@pytest.mark.parametrize("group, option", GROUP_OPTIONS)
+def test_every_group_option_composes_and_resolves(group, option, tmp_path):
+    overrides = [f"{group}={option}", f"paths.output_dir={tmp_path}"]
+    if (group, option) == ("data", "videos"):
+        overrides += REQUIRED
+    cfg = compose_config("train", overrides)
+    OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_builds_its_model_and_data(experiment, tmp_path):
+    cfg = compose_config("train", [f"experiment={experiment}", f"paths.output_dir={tmp_path}"])
+    model = instantiate(cfg.model)
+    assert model.net.attention_type == cfg.model.net.attention_type
+    datamodule = instantiate(cfg.data)
+    assert datamodule.num_classes == model.net.num_classes
+    assert cfg.run_name == experiment
+
+
+def test_eval_config_composes(tmp_path):
+    cfg = compose_config("eval", ["ckpt_path=x.ckpt", f"paths.output_dir={tmp_path}"])
+    assert cfg.split == "test"
+
+
+def test_direction_tasks_never_flip():
+    for experiment in EXPERIMENTS:
+        cfg = compose_config("train", [f"experiment={experiment}", "paths.output_dir=/tmp"])
+        assert cfg.data.flip is False, experiment
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.net.attention_type=divided", "attention_type='divided'"),
+        ("data.crop_size=60", "img_size=60 is not divisible by patch_size=16"),
+        ("data.num_frames=0", "num_frames=0"),
+        ("data.frame_stride=0", "data.frame_stride=0"),
+        ("data.train_scale=[40,48]", "crop_size=64"),
+        ("model.label_smoothing=1.5", "label_smoothing=1.5"),
+        ("model.net.num_heads=5", "num_heads=5"),
+    ],
+)
+def test_bad_config_values_raise_value_error_naming_the_field(override, message, tmp_path):
+    cfg = compose_config("train", [override, f"paths.output_dir={tmp_path}"])
+    with pytest.raises(Exception) as err:
+        instantiate(cfg.data)
+        instantiate(cfg.model)
+    cause = err.value
+    while not isinstance(cause, ValueError) and cause.__cause__ is not None:  # Hydra wraps instantiation errors
+        cause = cause.__cause__
+    assert isinstance(cause, ValueError), repr(err.value)
+    assert message in str(cause)

@@ -153,12 +153,15 @@ class VideoClipDataset(Dataset):
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
         """Read one clip; ``key`` is an index, or ``(index, epoch)`` from :class:`EpochShuffleSampler`."""
         index, epoch = key if isinstance(key, tuple) else (key, 0)
+        if not self.train:  # evaluation sampling and transforms are deterministic: no RNG to seed
+            return self._read(index, None)
         rng = np.random.default_rng([self.seed, epoch, index])
         with torch.random.fork_rng(devices=[]):  # the transforms draw from torch's RNG: seed it per item
-            torch.default_generator.manual_seed(int(rng.integers(0, 2**62)))  # CPU only: torch.manual_seed also queues a lazy CUDA seed with a formatted stack per call
+            # CPU generator only: torch.manual_seed also queues a lazy CUDA seed (with a formatted stack) per call
+            torch.default_generator.manual_seed(int(rng.integers(0, 2**62)))
             return self._read(index, rng)
 
-    def _read(self, index: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+    def _read(self, index: int, rng: np.random.Generator | None) -> dict[str, torch.Tensor]:
         failures = 0
         candidate = index
         for attempt in range(MAX_RETRIES_PER_ITEM + 1):

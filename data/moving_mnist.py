@@ -68,18 +68,7 @@ DIRECTION_VECTORS = np.array(
 )
 DIRECTION_VECTORS.flags.writeable = False
 
-# libx264 at qp=0 is lossless (High 4:4:4 Predictive profile). The only loss is the limited-range RGB -> YUV
-# conversion (256 grey levels onto 220 luma codes), a fixed monotone map of each grey level, the same in I and P
-# frames: decord returns every grey level v as g(v) with |g(v) - v| <= DECODE_TOLERANCE, equal in R, G and B.
-DECODE_TOLERANCE = 1
-_ENCODER = {
-    "format": "mp4",
-    "codec": "libx264",
-    "pix_fmt": "yuv420p",
-    "options": {"qp": "0", "preset": "veryfast", "threads": "1"},  # qp=0: lossless; one thread: reproducible bytes
-}
 DIGIT_SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
-FORMAT_VERSION = 1
 
 
 # ----------------------------------------------------------------------------------------------------------------

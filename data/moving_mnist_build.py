@@ -22,23 +22,32 @@ from einops import repeat
 
 from data.moving_mnist import (
     CANVAS_SIZE,
-    DECODE_TOLERANCE,
     DEFAULT_NUM_FRAMES,
     DIGIT_CLASSES,
     DIGIT_SIZE,
     DIGIT_SPLIT_FRACTIONS,
     DIRECTION_NAMES,
-    FORMAT_VERSION,
     META_COLUMNS,
     SPLITS,
     VARIANTS,
-    _ENCODER,
     bouncing_trajectory,
     direction_trajectory,
     load_mnist_digits,
     render_frames,
     split_digit_images,
 )
+
+# libx264 at qp=0 is lossless (High 4:4:4 Predictive profile). The only loss is the limited-range RGB -> YUV
+# conversion (256 grey levels onto 220 luma codes), a fixed monotone map of each grey level, the same in I and P
+# frames: decord returns every grey level v as g(v) with |g(v) - v| <= DECODE_TOLERANCE, equal in R, G and B.
+DECODE_TOLERANCE = 1
+_ENCODER = {
+    "format": "mp4",
+    "codec": "libx264",
+    "pix_fmt": "yuv420p",
+    "options": {"qp": "0", "preset": "veryfast", "threads": "1"},  # qp=0: lossless; one thread: reproducible bytes
+}
+FORMAT_VERSION = 1
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -201,7 +201,7 @@ def test_direction_build_writes_lossless_clips_and_lists(direction_dir):
             clip = decode(out / spec.path)  # (t h w c)
             assert clip.shape == (8, 64, 64, 3)
             assert np.array_equal(clip[..., 0], clip[..., 1]) and np.array_equal(clip[..., 0], clip[..., 2])
-            assert np.abs(clip[..., 0].astype(int) - rendered).max() <= mm.DECODE_TOLERANCE
+            assert np.abs(clip[..., 0].astype(int) - rendered).max() <= mmb.DECODE_TOLERANCE
             for level, value in zip(rendered.ravel(), clip[..., 0].ravel()):
                 decoded_by_level.setdefault(int(level), set()).add(int(value))
     # Decoding is a fixed map of the grey level, the same in every frame: nothing can reveal frame order.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import decord
 import numpy as np
@@ -44,6 +45,35 @@ def video_num_frames(path: str) -> int:
         VideoDecodeError: the file is missing or cannot be opened.
     """
     return len(_open(path))
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video file holds, read from its container without decoding every frame.
+
+    Attributes:
+        num_frames: frame count (frames).
+        height, width: frame size (pixels).
+        fps: average frame rate (frames per second).
+    """
+
+    num_frames: int
+    height: int
+    width: int
+    fps: float
+
+
+def video_info(path: str) -> VideoInfo:
+    """Frame count, frame size and frame rate of ``path``, as decord reports them.
+
+    Raises:
+        VideoDecodeError: the file is missing, cannot be opened, or has no frames.
+    """
+    reader = _open(path)
+    if len(reader) == 0:
+        raise VideoDecodeError(path, "video has no frames")
+    height, width = reader[0].shape[:2]
+    return VideoInfo(len(reader), int(height), int(width), float(reader.get_avg_fps()))
 
 
 def read_clip(path: str, indices: Sequence[int]) -> torch.Tensor:

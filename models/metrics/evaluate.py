@@ -1,0 +1,219 @@
+"""Apply every applicable temporal-consistency metric to a set of videos: the core of ``scripts/evaluate_videos.py``.
+
+What runs depends on what is given:
+
+=====================================  ==================================================================
+always                                 ``temporal_flickering``, ``warp_error_dis``, ``dynamic_degree_dis``,
+                                       ``motion_smoothness_flowinterp`` (per clip, no reference needed)
+``reference``                          ``warp_error_dis_refflow`` (flow from the reference), ``tof_farneback``,
+                                       ``mse``, ``mae``, ``psnr``, ``ssim`` (clip i paired with reference clip i)
+``reference`` + ``i3d``                ``fvd[i3d]`` (StyleGAN-V protocol)
+``reference`` + ``classifier``         ``fvd[timesformer:<run>]`` on our recognition model's features
+``classifier`` + labelled videos       ``classifier_accuracy[<run>]`` (e.g. motion accuracy of generated clips)
+``encoder``                            ``feature_consistency[<encoder>]`` (VBench subject/background formula)
+=====================================  ==================================================================
+
+Metrics that need weights which were not given are listed under ``skipped`` with the reason, never faked.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections import defaultdict
+from collections.abc import Callable, Collection
+
+import torch
+from tqdm.auto import tqdm
+
+from models.metrics import consistency, fvd, paired, recognition, temporal
+from models.metrics.report import EvaluationResult
+from models.metrics.video_set import VideoSet, iter_batches, load_video_set
+
+GROUPS = ("temporal", "paired", "fvd", "accuracy", "consistency")
+
+# key → (metric function (video, reference) -> (b,) or (b k), direction, what it is). Per-clip metrics.
+PerClip = Callable[..., torch.Tensor]
+
+
+def _per_clip_metrics(fps: float) -> dict[str, tuple[PerClip, str, str]]:
+    return {
+        "temporal_flickering": (
+            lambda v, r, per_frame: temporal.temporal_flickering(v, per_frame=per_frame), "higher",
+            "VBench (255 − mean|I_t+1 − I_t|)/255 on uint8 frames; only meaningful on static content"),
+        "warp_error_dis": (
+            lambda v, r, per_frame: temporal.warp_error(v, per_frame=per_frame), "lower",
+            "Lai et al. 2018 warping error, OpenCV DIS flow (not FlowNet2) computed on the video itself"),
+        "dynamic_degree_dis": (
+            lambda v, r, per_frame: temporal.dynamic_degree(v, fps=fps, per_frame=per_frame), "none",
+            ("VBench dynamic degree with OpenCV DIS flow (not RAFT): fraction of clips judged dynamic; "
+             "curve: top-5% flow magnitude (pixels)")),
+        "motion_smoothness_flowinterp": (
+            lambda v, r, per_frame: temporal.motion_smoothness(v, per_frame=per_frame), "higher",
+            "VBench motion smoothness with DIS flow interpolation (not AMT): (255 − MAE)/255 of rebuilt odd frames"),
+    }
+
+
+def _paired_metrics() -> dict[str, tuple[PerClip, str, str]]:
+    return {
+        "warp_error_dis_refflow": (
+            lambda v, r, per_frame: temporal.warp_error(v, reference=r, per_frame=per_frame), "lower",
+            "Lai et al. 2018 warping error, DIS flow and occlusion mask from the reference video"),
+        "tof_farneback": (
+            lambda v, r, per_frame: paired.tof(v, r, per_frame=per_frame), "lower",
+            "TecoGAN tOF: mean |OF(ref) − OF(video)|, OpenCV Farneback at the official parameters"),
+        "mse": (lambda v, r, per_frame: paired.mse(v, r, per_frame=per_frame), "lower",
+                "squared error summed over a frame's pixels (Moving MNIST convention), mean over frames"),
+        "mae": (lambda v, r, per_frame: paired.mae(v, r, per_frame=per_frame), "lower",
+                "mean absolute error per pixel, values in [0, 1]"),
+        "psnr": (lambda v, r, per_frame: paired.psnr(v, r, per_frame=per_frame), "higher",
+                 "mean of per-frame PSNR (dB), data_range 1 (torchmetrics)"),
+        "ssim": (lambda v, r, per_frame: paired.ssim(v, r, per_frame=per_frame), "higher",
+                 "mean of per-frame SSIM, data_range 1, Gaussian 11×11 σ=1.5 (torchmetrics)"),
+    }
+
+
+def evaluate_videos(
+    videos: str | os.PathLike,
+    reference: str | os.PathLike | None = None,
+    classifier: str | os.PathLike | None = None,
+    i3d: str | os.PathLike | None = None,
+    encoder: str | os.PathLike | None = None,
+    num_frames: int | None = None,
+    batch_size: int = 16,
+    groups: Collection[str] = GROUPS,
+    progress: bool = True,
+) -> EvaluationResult:
+    """Compute every applicable metric on a folder or list file of videos.
+
+    Args:
+        videos: the videos to score (list file, folder per class, or flat folder; see :mod:`video_set`).
+        reference: optional videos paired one-to-one, in order, with ``videos`` (same count, frames and size).
+        classifier: optional recognition checkpoint of this framework (``<run>/checkpoints/*.ckpt``).
+        i3d: optional I3D TorchScript file for FVD (StyleGAN-V protocol).
+        encoder: optional image encoder (TorchScript file or recognition checkpoint) for feature consistency.
+        num_frames: frames per clip, from the start of each file; None uses all, which must then be equal.
+        batch_size: clips decoded and scored at once.
+        groups: which metric groups to run, a subset of :data:`GROUPS` (``temporal``: per-clip flow and flicker
+            metrics; ``paired``: metrics against ``reference``; ``fvd``; ``accuracy``; ``consistency``).
+        progress: show a progress bar.
+
+    Returns:
+        The :class:`EvaluationResult`; per-clip metrics are means over clips.
+
+    Raises:
+        FileNotFoundError: a given path does not exist.
+        ValueError: an unknown group, an empty set, mismatched lengths or sizes, or reference and videos that differ in count, frames
+            or size. Messages name the files.
+    """
+    unknown = set(groups) - set(GROUPS)
+    if unknown:
+        raise ValueError(f"groups={sorted(unknown)} are not metric groups; choose from {GROUPS}")
+    video_set = load_video_set(videos, num_frames)
+    reference_set = _load_reference(reference, video_set)
+    result = EvaluationResult(protocol={
+        "videos": video_set.source, "num_clips": len(video_set), "num_frames": video_set.num_frames,
+        "frame_size": [video_set.height, video_set.width], "fps": round(video_set.fps, 3),
+        "reference": reference_set.source if reference_set else None,
+    })
+    metrics = _per_clip_metrics(video_set.fps) if "temporal" in groups else {}
+    if reference_set is not None and "paired" in groups:
+        metrics |= _paired_metrics()
+    elif "paired" in groups:
+        for key in _paired_metrics():
+            result.skipped[key] = "needs --reference videos"
+
+    model = recognition.load_recognition_model(classifier) if classifier else None
+    extractors = _fvd_extractors(result, reference_set, model, i3d) if "fvd" in groups else []
+    image_encoder = consistency.load_image_encoder(encoder) if encoder and "consistency" in groups else None
+    if image_encoder is None and "consistency" in groups:
+        result.skipped["feature_consistency"] = ("needs --encoder: a local CLIP/DINO TorchScript file or a checkpoint "
+                                                 "of ours (no weights are downloaded)")
+    if "accuracy" in groups and model is None:
+        result.skipped["classifier_accuracy"] = "needs --classifier: a recognition checkpoint of this framework"
+    elif "accuracy" in groups and video_set.labels is None:
+        result.skipped[f"classifier_accuracy[{model.name}]"] = "the videos carry no labels (use a list file or class folders)"
+
+    values: dict[str, list[torch.Tensor]] = defaultdict(list)
+    curves: dict[str, list[torch.Tensor]] = defaultdict(list)
+    features: dict[str, list[torch.Tensor]] = defaultdict(list)
+    correct: list[torch.Tensor] = []
+    batches = zip(iter_batches(video_set, batch_size),
+                  iter_batches(reference_set, batch_size) if reference_set else itertools.repeat((None, None)))
+    total = -(-len(video_set) // batch_size)
+    for (video, labels), (ref, _) in tqdm(batches, total=total, desc="evaluating", unit="batch", disable=not progress):
+        for key, (fn, _, _) in metrics.items():
+            per_frame = fn(video, ref, True).double()  # (b k)
+            curves[key].append(per_frame)
+            # Every per-clip value is the mean of its per-frame values, except dynamic degree's yes/no rule.
+            values[key].append(fn(video, ref, False).double() if key == "dynamic_degree_dis" else per_frame.mean(1))
+        for extractor in extractors:
+            features[f"{extractor.name}/fake"].append(extractor(video))
+            features[f"{extractor.name}/real"].append(extractor(ref))
+        if image_encoder is not None:
+            values[f"feature_consistency[{image_encoder.name}]"].append(
+                consistency.feature_consistency(image_encoder.frame_features(video)))
+        if model is not None and labels is not None and "accuracy" in groups:
+            correct.append(model.logits(video).argmax(dim=-1) == labels)
+
+    for key, (_, direction, note) in metrics.items():
+        result.add(key, torch.cat(values[key]).mean().item(), direction, note)
+        result.per_frame[key] = torch.cat(curves[key]).mean(dim=0).tolist()
+    if image_encoder is not None:
+        key = f"feature_consistency[{image_encoder.name}]"
+        result.add(key, torch.cat(values[key]).double().mean().item(), "higher",
+                   "VBench subject/background consistency formula on this encoder's per-frame features")
+    if correct:
+        key = f"classifier_accuracy[{model.name}]"
+        result.add(key, torch.cat(correct).double().mean().item(), "higher",
+                   "fraction of clips the recognition checkpoint assigns to their label")
+    for extractor in extractors:
+        real = torch.cat(features[f"{extractor.name}/real"]).double().numpy()
+        fake = torch.cat(features[f"{extractor.name}/fake"]).double().numpy()
+        key = f"fvd[{extractor.name}]"
+        result.add(key, fvd.fvd(real, fake), "lower",
+                   f"Fréchet distance of {extractor.name} features; mostly per-frame quality, read it beside a "
+                   "temporal metric")
+        result.protocol[key] = {**extractor.protocol, "num_real": len(real), "num_fake": len(fake)}
+    return result
+
+
+def _load_reference(reference: str | os.PathLike | None, video_set: VideoSet) -> VideoSet | None:
+    if reference is None:
+        return None
+    reference_set = load_video_set(reference, video_set.num_frames)
+    if len(reference_set) != len(video_set):
+        raise ValueError(f"--reference {reference_set.source} has {len(reference_set)} videos but --videos "
+                         f"{video_set.source} has {len(video_set)}; paired metrics need one reference per video")
+    if (reference_set.height, reference_set.width) != (video_set.height, video_set.width):
+        raise ValueError(f"--reference frames are {reference_set.height}×{reference_set.width} but --videos frames are "
+                         f"{video_set.height}×{video_set.width}")
+    return reference_set
+
+
+def _fvd_extractors(result: EvaluationResult, reference_set: VideoSet | None,
+                    model: recognition.RecognitionModel | None, i3d: str | os.PathLike | None) -> list:
+    extractors = []
+    if i3d and reference_set is not None:
+        extractors.append(fvd.I3DExtractor(i3d))
+    else:
+        result.skipped["fvd[i3d]"] = ("needs --i3d (a local I3D TorchScript file) and --reference" if not i3d
+                                      else "needs --reference videos")
+    if model is not None and reference_set is not None:
+        extractors.append(fvd.RecognitionExtractor(model))
+    elif model is not None:
+        result.skipped[f"fvd[{model.name}]"] = "needs --reference videos"
+    return extractors
+
+
+def summarise(result: EvaluationResult) -> str:
+    """One line per metric for the terminal."""
+    width = max((len(key) for key in result.metrics), default=0)
+    lines = [f"{key:<{width}}  {value:10.4f}  ({result.directions[key]} is better)"
+             if result.directions[key] != "none" else f"{key:<{width}}  {value:10.4f}"
+             for key, value in result.metrics.items()]
+    lines += [f"skipped {key}: {reason}" for key, reason in result.skipped.items()]
+    return "\n".join(lines)
+
+
+__all__ = ["evaluate_videos", "summarise"]

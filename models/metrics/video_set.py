@@ -1,0 +1,132 @@
+"""A set of videos to evaluate: a folder or a list file, checked up front, decoded in batches by the data path.
+
+Accepted forms of ``--videos`` / ``--reference``:
+
+* a **list file** (``path label`` lines or a CSV, as :func:`data.annotations.read_list_file` reads; paths relative to
+  the file's folder): labelled clips, e.g. the ``samples.txt`` that ``scripts/sample_videos.py`` writes;
+* a **folder per class** (``root/<class>/<video>``): labelled clips, classes in sorted order;
+* a **flat folder** of video files: unlabelled clips in sorted order.
+
+Every file is probed before any metric runs, so an empty set, a missing or corrupt file, clips of different sizes,
+or clips shorter than requested fail at once with the offending file named, never half-way or as a wrong number.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from data.annotations import VIDEO_EXTENSIONS, Sample, read_folder_tree, read_list_file
+from data.decoding import VideoDecodeError, read_clip, video_info
+
+
+@dataclass(frozen=True)
+class VideoSet:
+    """Probed videos that all share one frame size and hold at least ``num_frames`` frames.
+
+    Attributes:
+        source: the folder or list file given.
+        paths: the video files, in evaluation order.
+        labels: one integer label per video, or None for an unlabelled folder.
+        num_frames: frames evaluated per clip (the first ``num_frames`` of each file).
+        height, width: frame size (pixels).
+        fps: frame rate of the first file (frames per second).
+    """
+
+    source: str
+    paths: list[str]
+    labels: list[int] | None
+    num_frames: int
+    height: int
+    width: int
+    fps: float
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+def _samples(source: Path) -> tuple[list[Sample], bool]:
+    """The samples of ``source`` and whether they carry labels."""
+    if source.is_file():
+        return read_list_file(source, root=source.parent), True
+    if not source.is_dir():
+        raise FileNotFoundError(f"{source}: no such folder or list file")
+    if any(p.is_dir() for p in source.iterdir()):
+        return read_folder_tree(source)[0], True
+    files = sorted(p for p in source.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS)
+    return [Sample(str(p), -1) for p in files], False
+
+
+def load_video_set(source: str | os.PathLike, num_frames: int | None = None) -> VideoSet:
+    """Collect and probe the videos of a folder or list file.
+
+    Args:
+        source: a list file, a folder per class, or a flat folder of videos (see the module docstring).
+        num_frames: frames to evaluate per clip, taken from the start of each file; None requires every file to
+            have the same length and uses all of it.
+
+    Returns:
+        The checked :class:`VideoSet`.
+
+    Raises:
+        FileNotFoundError: ``source`` does not exist.
+        ValueError: no videos were found; ``num_frames`` < 1; a file is shorter than ``num_frames``; files differ in
+            length (when ``num_frames`` is None) or in frame size. The message names the files.
+        VideoDecodeError: a file is missing or cannot be opened.
+    """
+    source = Path(source)
+    samples, labelled = _samples(source)
+    if not samples:
+        raise ValueError(f"{source}: no video files found (extensions {VIDEO_EXTENSIONS})")
+    if num_frames is not None and num_frames < 1:
+        raise ValueError(f"num_frames={num_frames} must be at least 1")
+    infos = [video_info(sample.path) for sample in samples]
+    sizes = {(info.height, info.width) for info in infos}
+    if len(sizes) > 1:
+        examples = {(i.height, i.width): s.path for s, i in zip(samples, infos)}
+        raise ValueError(f"{source}: videos differ in frame size (h, w): "
+                         + ", ".join(f"{size} e.g. {path}" for size, path in examples.items()))
+    lengths = [info.num_frames for info in infos]
+    if num_frames is None:
+        if len(set(lengths)) > 1:
+            shortest = min(range(len(samples)), key=lengths.__getitem__)
+            raise ValueError(f"{source}: videos differ in length ({min(lengths)} to {max(lengths)} frames, e.g. "
+                             f"{samples[shortest].path} has {lengths[shortest]}); pass num_frames to evaluate the "
+                             "first N frames of each")
+        num_frames = lengths[0]
+    short = [(s.path, n) for s, n in zip(samples, lengths) if n < num_frames]
+    if short:
+        raise ValueError(f"{source}: {len(short)} videos are shorter than num_frames={num_frames}, e.g. "
+                         f"{short[0][0]} has {short[0][1]} frames")
+    height, width = sizes.pop()
+    return VideoSet(str(source), [s.path for s in samples], [s.label for s in samples] if labelled else None,
+                    num_frames, height, width, infos[0].fps)
+
+
+def iter_batches(videos: VideoSet, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """Decode a video set in order, ``batch_size`` clips at a time, with decord.
+
+    Yields:
+        ``(video, labels)``: float32 (b c t h w) in [0, 1] (RGB, c = 3) and long (b,) labels, or None when the set
+        is unlabelled.
+
+    Raises:
+        ValueError: ``batch_size`` < 1.
+        VideoDecodeError: a file fails to decode (it was probed, so it changed or is corrupt past its header).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size={batch_size} must be at least 1")
+    indices = list(range(videos.num_frames))
+    for start in range(0, len(videos), batch_size):
+        paths = videos.paths[start:start + batch_size]
+        clips = [read_clip(path, indices) for path in paths]  # each uint8 (c t h w)
+        video = torch.stack(clips).float().div_(255)  # (b c t h w)
+        labels = None if videos.labels is None else torch.tensor(videos.labels[start:start + batch_size])
+        yield video, labels
+
+
+__all__ = ["VideoDecodeError", "VideoSet", "iter_batches", "load_video_set"]

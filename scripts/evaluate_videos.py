@@ -1,0 +1,64 @@
+"""Score a set of videos with every applicable temporal-consistency metric.
+
+Examples:
+    # reference-free metrics of a folder of clips
+    python scripts/evaluate_videos.py --videos outputs/samples/ --out outputs/samples_metrics.json
+    # generated samples (list file with labels): motion accuracy by the main job's TimeSformer
+    python scripts/evaluate_videos.py --videos outputs/samples/samples.txt \\
+        --classifier outputs/demo/divided/checkpoints/best.ckpt --out outputs/samples_metrics.json
+    # paired metrics and FVD against real clips
+    python scripts/evaluate_videos.py --videos gen/ --reference real/ --i3d weights/i3d_torchscript.pt --out m.json
+
+Writes ``FILE.json``, ``FILE.md`` (a Markdown table) and ``FILE_per_frame.png`` (per-frame curves). Metrics whose
+weights are not given (I3D, CLIP/DINO) are reported as skipped, with the reason. See the README's metric section
+for every metric's formula, direction, range and what it substitutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # scripts/ is not a package
+
+import torch  # noqa: E402
+
+from models.metrics.evaluate import GROUPS, evaluate_videos, summarise  # noqa: E402
+from models.metrics.report import write_report  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--videos", required=True, help="folder, folder per class, or list file of videos to score")
+    parser.add_argument("--reference", help="videos paired one-to-one (in order) with --videos, for paired metrics")
+    parser.add_argument("--out", required=True, type=Path, help="JSON file to write (.md and .png go beside it)")
+    parser.add_argument("--classifier", help="recognition checkpoint of this framework (accuracy, FVD features)")
+    parser.add_argument("--i3d", help="local I3D TorchScript file for FVD (StyleGAN-V protocol)")
+    parser.add_argument("--encoder", help="local image encoder (TorchScript CLIP/DINO or our checkpoint)")
+    parser.add_argument("--num-frames", type=int, help="frames per clip from the start of each file (default: all)")
+    parser.add_argument("--batch-size", type=int, default=16, help="clips per batch (default: %(default)s)")
+    parser.add_argument("--groups", nargs="+", default=list(GROUPS), choices=GROUPS,
+                        help="metric groups to run (default: all that apply)")
+    parser.add_argument("--threads", type=int, default=None, help="torch/OpenCV threads (default: library default)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.threads:
+        import cv2
+
+        torch.set_num_threads(args.threads)
+        cv2.setNumThreads(args.threads)
+    result = evaluate_videos(args.videos, reference=args.reference, classifier=args.classifier, i3d=args.i3d,
+                             encoder=args.encoder, num_frames=args.num_frames, batch_size=args.batch_size,
+                             groups=args.groups)
+    paths = write_report(result, args.out)
+    print(summarise(result))
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+
+
+if __name__ == "__main__":
+    main()

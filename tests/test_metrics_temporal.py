@@ -1,0 +1,272 @@
+"""Temporal and paired metrics against closed forms, plain reference loops and library implementations."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from einops import repeat
+from torchmetrics.image import StructuralSimilarityIndexMeasure
+
+from models.metrics.flow import backward_warp, dis_flow, farneback_flow, grey_frames, occlusion_mask
+from models.metrics.paired import mae, mse, psnr, ssim, tof
+from models.metrics.temporal import dynamic_degree, motion_smoothness, temporal_flickering, warp_error
+
+SIZE = 64
+
+
+def smooth_texture(size: int = 160, seed: int = 0) -> np.ndarray:
+    """A smooth random pattern in [0, 1] (float32, (h w)): textured enough for optical flow everywhere."""
+    rng = np.random.default_rng(seed)
+    image = cv2.GaussianBlur(rng.random((size, size)).astype(np.float32), (0, 0), 2.0)
+    return (image - image.min()) / (image.max() - image.min())
+
+
+def translated_clip(dx: int, dy: int, num_frames: int = 8, seed: int = 0) -> torch.Tensor:
+    """(1 1 t 64 64) crops of one texture whose content moves by (dx, dy) pixels per frame (no wrap-around)."""
+    image = smooth_texture(seed=seed)
+    y0 = x0 = 48
+    frames = [image[y0 - k * dy:y0 - k * dy + SIZE, x0 - k * dx:x0 - k * dx + SIZE] for k in range(num_frames)]
+    return torch.from_numpy(np.stack(frames))[None, None].to(torch.float64)
+
+
+def static_clip(num_frames: int = 8, channels: int = 3) -> torch.Tensor:
+    """(1 c t 64 64): one textured frame repeated."""
+    frame = torch.from_numpy(smooth_texture()[:SIZE, :SIZE])
+    colour = torch.stack([frame, frame.flip(0), frame.flip(1)])[:channels]  # (c h w)
+    return repeat(colour, "c h w -> 1 c t h w", t=num_frames).contiguous()
+
+
+def random_video(shape=(2, 3, 6, 32, 32), seed: int = 0) -> torch.Tensor:
+    return torch.rand(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Static clips: every metric at its closed-form optimum
+# ---------------------------------------------------------------------------------------------------------------
+def test_static_clip_scores_are_exact():
+    video = static_clip()
+    assert temporal_flickering(video).item() == 1.0
+    assert warp_error(video).item() == 0.0
+    assert motion_smoothness(video).item() == 1.0
+    assert dynamic_degree(video, fps=8).item() == 0.0
+    assert torch.equal(dynamic_degree(video, fps=8, per_frame=True), torch.zeros(1, 7, dtype=torch.float64))
+    assert tof(video, video).item() == 0.0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Flow helpers on a known translation
+# ---------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("flow_fn, tolerance", [(dis_flow, 0.1), (farneback_flow, 0.05)])
+def test_flow_recovers_known_shift(flow_fn, tolerance):
+    dx, dy = 2, 1
+    grey = grey_frames(translated_clip(dx, dy))  # (1 t h w) uint8
+    flow = flow_fn(grey[0, 0], grey[0, 1])
+    assert flow.shape == (SIZE, SIZE, 2) and flow.dtype == np.float32
+    interior = flow[12:-12, 12:-12]
+    np.testing.assert_allclose(interior.reshape(-1, 2).mean(0), [dx, dy], atol=tolerance / 4)
+    assert np.abs(interior - [dx, dy]).max() < tolerance
+
+
+def test_backward_warp_integer_flow_is_a_shift():
+    image = smooth_texture()[:SIZE, :SIZE]
+    flow = np.zeros((SIZE, SIZE, 2), np.float32)
+    flow[..., 0], flow[..., 1] = 3, -2  # sample at (x + 3, y - 2)
+    warped = backward_warp(image, flow)
+    np.testing.assert_array_equal(warped[2:, :-3], image[:-2, 3:])
+    np.testing.assert_array_equal(warped[:, -1], warped[:, -2])  # outside: nearest border value
+    with pytest.raises(ValueError, match="flow must have shape"):
+        backward_warp(image, flow[:-1])
+
+
+def test_occlusion_mask_closed_form():
+    forward = np.zeros((8, 8, 2), np.float32)
+    forward[..., 0], forward[..., 1] = 2.0, 1.0
+    assert occlusion_mask(forward, -forward).all()  # consistent round trip
+    # Backward flow zero: |F_f|² = 5 is not < 0.01 · 5 + 0.5.
+    assert not occlusion_mask(forward, np.zeros_like(forward)).any()
+    # Round-trip error of 0.6 px: 0.36 < 0.01 (5 + |F_b|²) + 0.5 holds; 0.8 px: 0.64 fails.
+    for error, expected in ((0.6, True), (0.8, False)):
+        backward = -forward.copy()
+        backward[..., 0] += error
+        assert occlusion_mask(forward, backward).all() == expected
+
+
+def test_grey_frames_use_bt601():
+    colours = torch.tensor([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0], [0.5, 0.5, 0.5]], dtype=torch.float64)
+    video = repeat(colours, "n c -> 1 c n h w", h=2, w=2)
+    grey = grey_frames(video)
+    assert grey.dtype == np.uint8 and grey.shape == (1, 4, 2, 2)
+    np.testing.assert_array_equal(grey[0, :, 0, 0], [76, 150, 29, 128])  # round(255·(0.299, 0.587, 0.114)), 128
+    video = random_video()
+    rgb = (video * 255).round().to(torch.uint8).permute(0, 2, 3, 4, 1).numpy()  # (b t h w c)
+    expected = np.stack([[cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in clip] for clip in rgb])
+    np.testing.assert_array_equal(grey_frames(video), expected)
+
+
+def test_translation_warp_error_is_near_zero():
+    video = translated_clip(2, 1)
+    grey = grey_frames(video)
+    frames = video[0, 0].numpy().astype(np.float32)
+    forward = dis_flow(grey[0, 0], grey[0, 1])
+    backward = dis_flow(grey[0, 1], grey[0, 0])
+    assert occlusion_mask(forward, backward)[8:-8, 8:-8].all()
+    warped = backward_warp(frames[1], forward)
+    assert np.abs(warped - frames[0])[8:-8, 8:-8].max() < 0.01
+    # Whole clip: the strips where new content enters keep a small error; it stays far below the raw difference.
+    raw = (video[:, :, 1:] - video[:, :, :-1]).square().mean().item()
+    assert warp_error(video).item() < 0.05 * raw
+    assert motion_smoothness(video).item() > 0.99
+
+
+def test_warp_error_with_static_reference_is_mean_squared_frame_difference():
+    # Flow on identical frames is exactly 0 and the mask is all ones, so the error is a plain mean over pixels and
+    # channels of (O_t − O_{t+1})², averaged over pairs: this pins the normalisation.
+    reference = static_clip(num_frames=5)
+    video = random_video((1, 3, 5, SIZE, SIZE)).to(torch.float32).to(torch.float64)
+    expected = (video[:, :, :-1] - video[:, :, 1:]).square().mean(dim=(1, 3, 4))  # (b t-1)
+    torch.testing.assert_close(warp_error(video, reference, per_frame=True), expected, rtol=1e-5, atol=1e-8)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Dynamic degree: the VBench rule
+# ---------------------------------------------------------------------------------------------------------------
+def test_dynamic_degree_threshold_and_subsampling():
+    # Threshold at 64x64: 6 · 64 / 256 = 1.5 px per kept pair; the clip needs round(4 · T / 16) moving pairs.
+    assert dynamic_degree(translated_clip(2, 0), fps=8).item() == 1.0
+    assert dynamic_degree(translated_clip(1, 0), fps=8).item() == 0.0
+    # 16 fps keeps every 2nd frame: 1 px per frame becomes 2 px per kept pair, over 4 kept frames.
+    magnitudes = dynamic_degree(translated_clip(1, 0), fps=16, per_frame=True)
+    assert magnitudes.shape == (1, 3)
+    torch.testing.assert_close(magnitudes, torch.full((1, 3), 2.0, dtype=torch.float64), atol=0.1, rtol=0)
+    assert dynamic_degree(translated_clip(1, 0), fps=16).item() == 1.0
+    # Below 8 fps the threshold grows by 8 / fps: 3 px at 4 fps.
+    assert dynamic_degree(translated_clip(2, 0), fps=4).item() == 0.0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Plain reference implementations
+# ---------------------------------------------------------------------------------------------------------------
+def test_flicker_matches_numpy_loop():
+    video = random_video()
+    frames = np.round(video.numpy() * 255).astype(np.float64)  # (b c t h w)
+    expected = []
+    for clip in frames:
+        diffs = [np.mean(np.abs(clip[:, k + 1] - clip[:, k])) for k in range(clip.shape[1] - 1)]
+        expected.append((255.0 - np.mean(diffs)) / 255.0)
+    np.testing.assert_allclose(temporal_flickering(video).numpy(), expected, rtol=1e-12)
+    per_pair = temporal_flickering(video, per_frame=True)
+    assert per_pair.shape == (2, 5) and per_pair.dtype == torch.float64
+    torch.testing.assert_close(per_pair.mean(dim=1), temporal_flickering(video))
+
+
+def test_mse_mae_psnr_match_plain_formulas():
+    video, reference = random_video(seed=1), random_video(seed=2)
+    diff = (video - reference).numpy()  # (b c t h w)
+    frame_mse = (diff**2).mean(axis=1).sum(axis=(2, 3))  # (b t): mean over channels, sum over pixels
+    np.testing.assert_allclose(mse(video, reference, per_frame=True).numpy(), frame_mse, rtol=1e-12)
+    np.testing.assert_allclose(mse(video, reference).numpy(), frame_mse.mean(1), rtol=1e-12)
+    np.testing.assert_allclose(mae(video, reference).numpy(), np.abs(diff).mean(axis=(1, 3, 4)).mean(1), rtol=1e-12)
+    frame_psnr = 10 * np.log10(1.0 / (diff**2).mean(axis=(1, 3, 4)))  # (b t)
+    # torchmetrics keeps PSNR's log in float32 precision
+    np.testing.assert_allclose(psnr(video, reference, per_frame=True).numpy(), frame_psnr, rtol=1e-6)
+    np.testing.assert_allclose(psnr(video, reference).numpy(), frame_psnr.mean(1), rtol=1e-6)
+
+
+def test_mse_moving_mnist_convention():
+    reference = torch.zeros(1, 1, 2, SIZE, SIZE, dtype=torch.float64)
+    video = reference.clone()
+    video[0, 0, 0, :10, :10] = 1.0  # 100 pixels off by 1 in frame 0, none in frame 1
+    assert mse(video, reference, per_frame=True).tolist() == [[100.0, 0.0]]
+    assert mse(video, reference).item() == 50.0
+    assert mae(video, reference, per_frame=True).tolist() == [[100 / SIZE**2, 0.0]]
+
+
+def test_ssim_matches_torchmetrics_module_per_frame():
+    video, reference = random_video(seed=3), random_video(seed=4)
+    video = (0.7 * reference + 0.3 * video).clamp(0, 1)  # similar but not equal
+    values = ssim(video, reference, per_frame=True)
+    assert values.shape == (2, 6)
+    module = StructuralSimilarityIndexMeasure(data_range=1.0, gaussian_kernel=True, sigma=1.5, kernel_size=11)
+    for i, k in ((0, 0), (1, 4)):
+        expected = module(video[i:i + 1, :, k], reference[i:i + 1, :, k])  # float64 module: ssim runs in float32
+        torch.testing.assert_close(values[i, k], expected.to(torch.float64), rtol=0, atol=1e-5)
+    torch.testing.assert_close(ssim(video, reference), values.mean(dim=1))
+    assert ssim(reference, reference).tolist() == pytest.approx([1.0, 1.0])
+
+
+def test_tof_of_identical_videos_is_zero_and_positive_otherwise():
+    video = translated_clip(2, 1)
+    assert tof(video, video, per_frame=True).abs().max().item() == 0.0
+    assert tof(translated_clip(1, 0), video).item() > 0.5  # flows differ by ~(1, 1) px
+
+
+def test_grey_and_rgb_copies_agree():
+    grey = translated_clip(2, 1, num_frames=5)
+    rgb = grey.expand(-1, 3, -1, -1, -1).contiguous()
+    for metric in (temporal_flickering, warp_error, motion_smoothness):
+        torch.testing.assert_close(metric(rgb), metric(grey))
+    noisy = (grey + 0.05 * torch.randn(grey.shape, generator=torch.Generator().manual_seed(0),
+                                       dtype=torch.float64)).clamp(0, 1)
+    for metric in (tof, mse, mae, psnr, ssim):
+        torch.testing.assert_close(metric(noisy.expand_as(rgb), rgb), metric(noisy, grey))
+
+
+def test_per_frame_shapes_and_means():
+    video = random_video((2, 1, 7, 32, 32), seed=5)
+    reference = random_video((2, 1, 7, 32, 32), seed=6)
+    cases = [
+        (temporal_flickering, (video,), 6), (warp_error, (video,), 6), (warp_error, (video, reference), 6),
+        (motion_smoothness, (video,), 3), (tof, (video, reference), 6), (mse, (video, reference), 7),
+        (mae, (video, reference), 7), (psnr, (video, reference), 7), (ssim, (video, reference), 7),
+    ]
+    for metric, args, length in cases:
+        per_frame = metric(*args, per_frame=True)
+        clip = metric(*args)
+        assert per_frame.shape == (2, length) and per_frame.dtype == torch.float64, metric.__name__
+        assert clip.shape == (2,) and clip.dtype == torch.float64, metric.__name__
+        torch.testing.assert_close(per_frame.mean(dim=1), clip)
+    assert dynamic_degree(video, fps=8, per_frame=True).shape == (2, 6)
+    assert dynamic_degree(video, fps=8).shape == (2,)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Bad inputs raise
+# ---------------------------------------------------------------------------------------------------------------
+UNPAIRED = [temporal_flickering, warp_error, motion_smoothness, lambda v: dynamic_degree(v, fps=8)]
+PAIRED = [tof, mse, mae, psnr, ssim, warp_error]  # warp_error(video, reference) checks its pair too
+
+
+@pytest.mark.parametrize("metric, paired", [(m, False) for m in UNPAIRED] + [(m, True) for m in PAIRED[:-1]])
+def test_bad_inputs_raise(metric, paired):
+    good = random_video((1, 3, 4, 16, 16))
+
+    def call(video):
+        return metric(video, video) if paired else metric(video)
+
+    with pytest.raises(TypeError, match="float tensor"):
+        call((good * 255).to(torch.uint8))
+    with pytest.raises(ValueError, match=r"\(b c t h w\)"):
+        call(good[0])
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        call(good * 2 - 1)
+
+
+@pytest.mark.parametrize("metric", PAIRED)
+def test_mismatched_pairs_raise(metric):
+    video = random_video((1, 3, 4, 16, 16))
+    with pytest.raises(ValueError, match="same shape"):
+        metric(video, video[:, :, :3])
+
+
+def test_too_few_frames_and_bad_fps_raise():
+    two = random_video((1, 1, 2, 16, 16))
+    with pytest.raises(ValueError, match="at least 3"):
+        motion_smoothness(two)
+    with pytest.raises(ValueError, match="at least 2"):
+        temporal_flickering(two[:, :, :1])
+    with pytest.raises(ValueError, match="fps=0"):
+        dynamic_degree(two, fps=0)
+    with pytest.raises(ValueError, match="fewer than 2"):
+        dynamic_degree(two, fps=24)  # every 3rd frame: only frame 0 is kept

@@ -1,7 +1,13 @@
-"""Evaluate a checkpoint on the test split with the config saved by its own training run.
+"""Evaluate a checkpoint with the config saved by its own training run.
 
     python eval.py ckpt_path=outputs/train/<run>/<time>/checkpoints/best.ckpt
     python eval.py ckpt_path=... split=val +run_overrides.data.num_workers=0
+    python eval.py ckpt_path=outputs/gen/dit/checkpoints/best.ckpt num_samples=128 \
+        classifier=outputs/demo/divided/checkpoints/best.ckpt        # a generation checkpoint
+
+A **generation** checkpoint (a ``VideoDiffusion`` run) is evaluated by sampling ``num_samples`` labelled clips into
+``<output_dir>/samples`` and scoring them with the same code as ``scripts/evaluate_videos.py``
+(``generation_metrics.{json,md}`` and a per-frame figure); ``classifier`` adds motion accuracy.
 
 The run's ``config.yaml`` (next to ``checkpoints/``) rebuilds the data and model; ``run_overrides`` patches it.
 Weights are read with ``torch.load(weights_only=True)`` and loaded strictly. Prints top-1, top-5 and mean class
@@ -20,25 +26,12 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from models.checkpointing import load_state_dict
+__all__ = ["evaluate", "evaluate_generation", "load_run_config"]
+
+from models.checkpointing import load_run_config, load_state_dict
 from train import scalar_metrics
 
 log = logging.getLogger(__name__)
-
-
-def load_run_config(ckpt_path: str | Path) -> DictConfig:
-    """The resolved config saved by the run that wrote ``ckpt_path`` (``<run>/checkpoints/x.ckpt``).
-
-    Raises:
-        FileNotFoundError: the checkpoint or the run's ``config.yaml`` is missing.
-    """
-    ckpt_path = Path(ckpt_path)
-    if not ckpt_path.is_file():
-        raise FileNotFoundError(f"ckpt_path={ckpt_path} does not exist")
-    config = ckpt_path.resolve().parent.parent / "config.yaml"
-    if not config.is_file():
-        raise FileNotFoundError(f"{config} not found: eval.py needs the config.yaml that train.py saved for this run")
-    return OmegaConf.load(config)
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -50,9 +43,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     Raises:
         ValueError: ``split`` is not ``test`` or ``val``.
     """
+    run_cfg = load_run_config(cfg.ckpt_path)
+    if run_cfg.model.get("_target_", "").endswith("VideoDiffusion"):
+        return evaluate_generation(cfg)
     if cfg.split not in ("test", "val"):
         raise ValueError(f"split={cfg.split!r} must be 'test' or 'val'")
-    run_cfg = load_run_config(cfg.ckpt_path)
     if cfg.get("run_overrides"):
         run_cfg = OmegaConf.merge(run_cfg, cfg.run_overrides)
     run_cfg.data.generate = None  # evaluation never builds data
@@ -73,6 +68,33 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     for name in ("acc_top1", "acc_top5", "acc_mean_class"):
         print(f"{cfg.split}/{name}: {metrics[f'{cfg.split}/{name}']:.4f}")
     print(f"metrics written to {metrics_path}")
+    return metrics
+
+
+def evaluate_generation(cfg: DictConfig) -> dict[str, Any]:
+    """Sample ``cfg.num_samples`` clips from a generation checkpoint and score them with the metric library.
+
+    Returns:
+        Metric values keyed ``gen/<metric>``, plus ``samples`` (the list file) and ``metrics_path``.
+
+    Raises:
+        ValueError: ``num_samples`` < 1.
+    """
+    from models.diffusion.generate import generate_to_folder
+    from models.metrics.evaluate import evaluate_videos, summarise
+    from models.metrics.report import write_report
+
+    if cfg.num_samples < 1:
+        raise ValueError(f"num_samples={cfg.num_samples} must be at least 1")
+    output_dir = Path(cfg.paths.output_dir)
+    samples = generate_to_folder(cfg.ckpt_path, output_dir / "samples", cfg.num_samples, steps=cfg.get("steps"),
+                                 seed=cfg.seed, grey=cfg.get("grey", False))
+    result = evaluate_videos(samples, classifier=cfg.get("classifier"), groups=["temporal", "accuracy"])
+    paths = write_report(result, output_dir / "generation_metrics.json")
+    print(summarise(result))
+    print(f"metrics written to {paths['json']}")
+    metrics: dict[str, Any] = {f"gen/{key}": value for key, value in result.metrics.items()}
+    metrics.update(ckpt_path=str(cfg.ckpt_path), samples=str(samples), metrics_path=str(paths["json"]))
     return metrics
 
 

@@ -20,15 +20,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # scripts/ is not a package
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from einops import rearrange  # noqa: E402
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from einops import rearrange
 
-from data.decoding import read_clip  # noqa: E402
-from models.metrics import paired, temporal  # noqa: E402
-from models.metrics.flow import DIS_PRESET_NAME  # noqa: E402
+from data.decoding import read_clip
+from models.metrics import paired, temporal
+from models.metrics.flow import DIS_PRESET_NAME
 
 FPS = 8.0
 

@@ -22,10 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # scripts/ is not a package
 
-import torch  # noqa: E402
+import torch
 
-from models.metrics.evaluate import GROUPS, evaluate_videos, summarise  # noqa: E402
-from models.metrics.report import write_report  # noqa: E402
+from models.metrics.evaluate import GROUPS, evaluate_videos, summarise
+from models.metrics.report import write_report
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # scripts/ is not a package
 
 from data.moving_mnist import VARIANTS
-from data.moving_mnist_build import build_dataset  # noqa: E402
+from data.moving_mnist_build import build_dataset
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -22,15 +22,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # scripts/ is not a package
 
-import torch  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
+import torch
+from tqdm.auto import tqdm
 
-from data.annotations import read_list_file  # noqa: E402
-from data.decoding import read_clip, video_info  # noqa: E402
-from data.moving_mnist import DIRECTION_NAMES  # noqa: E402
-from data.moving_mnist_build import write_mp4  # noqa: E402
-from models.metrics.evaluate import evaluate_videos  # noqa: E402
-from models.metrics.report import write_report  # noqa: E402
+from data.annotations import read_list_file
+from data.decoding import read_clip, video_info
+from data.moving_mnist import DIRECTION_NAMES
+from data.moving_mnist_build import write_mp4
+from models.metrics.evaluate import evaluate_videos
+from models.metrics.report import write_report
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -1,0 +1,439 @@
+"""Video diffusion transformer: DiT (Peebles & Xie 2023) over per-frame patches, with Latte's space-time layouts.
+
+The model follows facebookresearch/DiT ``models.py`` (``TimestepEmbedder``, ``LabelEmbedder``, adaLN-Zero blocks,
+``FinalLayer``, ``initialize_weights``) and Latte (Ma et al. 2024, ``models/latte.py``) for video: latents
+(b c t h w) are patchified frame by frame into tokens (b t n d), every block is conditioned on ``c`` = timestep
+embedding + label embedding, and the output has the input's channels (ε or v; no learned variance).
+
+``layout`` chooses where attention runs (every attention is the project's :class:`models.attention.Attention`):
+
+* ``interleaved`` (Latte variant 1, its released code): block 2i attends over space, block 2i+1 over time.
+* ``late_fusion`` (Latte variant 2): the first depth/2 blocks attend over space, the rest over time.
+* ``divided`` (Latte variant 3, Open-Sora STDiT, TimeSformer): each block runs spatial attention, then temporal
+  attention, then the MLP; each of the three residuals has its own adaLN shift, scale and gate.
+* ``split_heads`` (Latte variant 4, ViViT model 4): one attention layer whose q/k/v come from one projection; the
+  first nh/2 heads (the first d/2 channels of q, k, v) attend among the n tokens of their frame, the last nh/2
+  heads among the t tokens of their patch position; the head outputs are concatenated back to width d (spatial
+  heads first) and pass through one shared ``proj``.
+* ``joint``: one attention over all t·n tokens of the clip.
+* ``space_only``: spatial blocks only, so every frame is denoised independently (the image-model ablation).
+
+``zero_init_temporal`` (Open-Sora) makes the model start as an image model: temporal attentions output zero.
+
+* ``interleaved``, ``late_fusion``, ``divided``: the temporal attention's ``proj`` (weight and bias) is zero and
+  *its own adaLN gate starts at 1* (bias 1, weight 0). Zeroing both the gate (adaLN-Zero) and ``proj`` would be a
+  saddle where each factor's gradient is proportional to the other, so the temporal branch would never train.
+* ``split_heads``: the columns of the shared ``proj`` that read the temporal heads are zero. The gate is shared with
+  the spatial heads, which move it off zero, so it stays adaLN-Zero.
+* ``joint`` and ``space_only`` have no separate temporal path; the flag changes nothing for them.
+
+Position embeddings: a fixed 2D sin-cos spatial embedding (a buffer, as in DiT/MAE) and a temporal embedding
+``none | sincos | learned`` (learned: zero-initialised, as TimeSformer's ``time_embed``), both added to the tokens
+once before the first block. Latte adds its temporal embedding before the first temporal block instead; adding it at
+the input lets every layout, ``space_only`` included, see the same tokens (``space_only`` with a temporal embedding
+knows each frame's index but still never mixes frames; set ``temporal_pos_embed="none"`` for a pure image model).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from timm.layers import Mlp
+from torch import nn
+
+from models.attention import Attention, reference_attention
+from models.timesformer import PatchEmbed
+
+LAYOUTS = ("interleaved", "late_fusion", "divided", "split_heads", "joint", "space_only")
+TEMPORAL_POS_EMBEDS = ("none", "sincos", "learned")
+MIXERS = ("space", "time", "joint", "split_heads")
+
+
+def sincos_1d(embed_dim: int, positions: torch.Tensor) -> torch.Tensor:
+    """1D sin-cos position embedding (Vaswani et al. 2017; MAE's ``get_1d_sincos_pos_embed_from_grid``).
+
+    Args:
+        embed_dim: even output width d.
+        positions: tensor (n,) of positions (any real dtype; frame or patch indices).
+
+    Returns:
+        float32 tensor (n d): ``[sin(pos·ω_k) | cos(pos·ω_k)]`` with ``ω_k = 10000^(-k/(d/2))``, k < d/2.
+    """
+    omega = 10000.0 ** (-torch.arange(embed_dim // 2, dtype=torch.float64) / (embed_dim // 2))  # (d/2)
+    angles = positions.to(torch.float64)[:, None] * omega[None]  # (n d/2)
+    return torch.cat([angles.sin(), angles.cos()], dim=1).float()  # (n d)
+
+
+def sincos_2d(embed_dim: int, grid: tuple[int, int]) -> torch.Tensor:
+    """2D sin-cos position embedding of a patch grid, as MAE/DiT's ``get_2d_sincos_pos_embed``.
+
+    Args:
+        embed_dim: output width d, divisible by 4.
+        grid: patch grid (gh, gw).
+
+    Returns:
+        float32 tensor (n d), n = gh·gw in row-major order; the first d/2 channels encode the column, the rest the row.
+    """
+    rows, cols = torch.meshgrid(torch.arange(grid[0]), torch.arange(grid[1]), indexing="ij")  # each (gh gw)
+    emb_cols = sincos_1d(embed_dim // 2, rearrange(cols, "gh gw -> (gh gw)"))  # (n d/2)
+    emb_rows = sincos_1d(embed_dim // 2, rearrange(rows, "gh gw -> (gh gw)"))  # (n d/2)
+    return torch.cat([emb_cols, emb_rows], dim=1)  # (n d)
+
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """adaLN modulation ``x·(1 + scale) + shift`` (DiT); ``shift`` and ``scale`` broadcast against ``x``."""
+    return x * (1 + scale) + shift
+
+
+class TimestepEmbedder(nn.Module):
+    """Embeds diffusion timesteps: sinusoidal features (GLIDE/DiT, ``[cos | sin]``) then a 2-layer SiLU MLP."""
+
+    def __init__(self, hidden_size: int, frequency_embedding_size: int = 256) -> None:
+        super().__init__()
+        self.frequency_embedding_size = frequency_embedding_size
+        self.mlp = nn.Sequential(
+            nn.Linear(frequency_embedding_size, hidden_size),
+            nn.SiLU(),
+            nn.Linear(hidden_size, hidden_size),
+        )
+
+    @staticmethod
+    def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+        """Sinusoidal features of (possibly fractional) timesteps.
+
+        Args:
+            timesteps: tensor (b,), int or float, in scheduler steps (e.g. 0..999).
+            dim: feature width.
+            max_period: longest period, in timesteps.
+
+        Returns:
+            float32 tensor (b dim): ``[cos(ts·f_k) | sin(ts·f_k)]``, ``f_k = max_period^(-k/(dim/2))``; zero-padded
+            when ``dim`` is odd.
+        """
+        half = dim // 2
+        steps = torch.arange(half, dtype=torch.float32, device=timesteps.device)  # (dim/2)
+        freqs = torch.exp(-math.log(max_period) * steps / half)  # (dim/2)
+        args = timesteps.float()[:, None] * freqs[None]  # (b dim/2)
+        embedding = torch.cat([args.cos(), args.sin()], dim=-1)  # (b 2·(dim/2))
+        return F.pad(embedding, (0, dim % 2))  # (b dim)
+
+    def forward(self, timesteps: torch.Tensor) -> torch.Tensor:
+        """Map timesteps (b,) to embeddings (b d)."""
+        return self.mlp(self.timestep_embedding(timesteps, self.frequency_embedding_size))  # (b d)
+
+
+class LabelEmbedder(nn.Module):
+    """Class-label table of ``num_classes + 1`` rows; row ``num_classes`` is the null label (classifier-free guidance).
+
+    Label dropout is the caller's job (replace labels by ``null_label``), so this module is deterministic.
+    """
+
+    def __init__(self, num_classes: int, hidden_size: int) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.null_label = num_classes
+        self.embedding_table = nn.Embedding(num_classes + 1, hidden_size)
+
+    def forward(self, labels: torch.Tensor) -> torch.Tensor:
+        """Map long labels (b,) in [0, num_classes] to embeddings (b d)."""
+        return self.embedding_table(labels)  # (b d)
+
+
+def _attend(attn: Attention, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Run ``attn``'s attention kernel (SDPA or the reference) on q, k, v (b nh n dh), as :class:`Attention` does."""
+    dropout_p = attn.attn_drop if attn.training else 0.0
+    if attn.fused_attn:
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)  # (b nh n dh)
+    return reference_attention(q, k, v, dropout_p=dropout_p, training=attn.training)  # (b nh n dh)
+
+
+class SplitHeadAttention(Attention):
+    """ViViT model 4 / Latte variant 4: half the heads attend over space, half over time, in one layer.
+
+    Same parameters as :class:`Attention` (``qkv``, ``proj``). Heads ``[0, nh/2)`` attend within each frame, heads
+    ``[nh/2, nh)`` across frames at each patch position; outputs are concatenated (spatial first) before ``proj``, so
+    ``proj.weight[:, d/2:]`` reads the temporal heads.
+
+    Raises:
+        ValueError: ``num_heads`` is odd, or ``dim`` is not divisible by it.
+    """
+
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, fused_attn: bool = True) -> None:
+        if num_heads % 2:
+            raise ValueError(f"num_heads={num_heads} must be even for layout='split_heads'")
+        super().__init__(dim, num_heads, qkv_bias=qkv_bias, fused_attn=fused_attn)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Attend over space with half the heads and over time with the other half.
+
+        Args:
+            x: float tensor (b t n d).
+
+        Returns:
+            Tensor (b t n d).
+        """
+        b, t, n, _ = x.shape
+        half = self.num_heads // 2
+        qkv = rearrange(self.qkv(x), "b t n (three nh dh) -> three b nh t n dh", three=3, nh=self.num_heads)
+        spatial = rearrange(qkv[:, :, :half], "three b nh t n dh -> three (b t) nh n dh")
+        temporal = rearrange(qkv[:, :, half:], "three b nh t n dh -> three (b n) nh t dh")
+        out_s = _attend(self, *spatial.unbind(0))  # ((b t) nh/2 n dh)
+        out_t = _attend(self, *temporal.unbind(0))  # ((b n) nh/2 t dh)
+        out_s = rearrange(out_s, "(b t) nh n dh -> b t n (nh dh)", b=b)  # (b t n d/2)
+        out_t = rearrange(out_t, "(b n) nh t dh -> b t n (nh dh)", b=b)  # (b t n d/2)
+        return self.proj_drop(self.proj(torch.cat([out_s, out_t], dim=-1)))  # (b t n d)
+
+
+class DiTBlock(nn.Module):
+    """A transformer block with adaLN-Zero conditioning whose attention sublayers (``mixers``) run in order.
+
+    Args:
+        dim: token width d.
+        num_heads: attention heads nh.
+        mlp_ratio: MLP hidden width / d.
+        mixers: attention sublayers, each one of ``MIXERS``: ``("space",)``, ``("time",)``, ``("space", "time")``
+            (divided), ``("joint",)`` or ``("split_heads",)``. Each sublayer and the MLP get their own
+            (shift, scale, gate) from ``adaLN_modulation``, in that order (DiT's order for one sublayer).
+        fused_attn: SDPA (``True``) or the reference attention.
+    """
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, mixers: tuple[str, ...], fused_attn: bool) -> None:
+        super().__init__()
+        self.mixers = tuple(mixers)
+        self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)  # parameter-free: shared by sublayers
+        if "split_heads" in self.mixers:
+            self.attn = SplitHeadAttention(dim, num_heads, qkv_bias=True, fused_attn=fused_attn)
+        elif {"space", "joint"} & set(self.mixers):
+            self.attn = Attention(dim, num_heads, qkv_bias=True, fused_attn=fused_attn)
+        if "time" in self.mixers:
+            self.temporal_attn = Attention(dim, num_heads, qkv_bias=True, fused_attn=fused_attn)
+        self.norm2 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.mlp = Mlp(dim, hidden_features=int(dim * mlp_ratio), act_layer=lambda: nn.GELU(approximate="tanh"))
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(dim, 3 * (len(self.mixers) + 1) * dim))
+
+    def _mix(self, mixer: str, x: torch.Tensor) -> torch.Tensor:
+        """Apply one attention sublayer to normalised tokens (b t n d) -> (b t n d)."""
+        b, t = x.shape[:2]
+        if mixer == "space":
+            out = self.attn(rearrange(x, "b t n d -> (b t) n d"))  # ((b t) n d)
+            return rearrange(out, "(b t) n d -> b t n d", b=b)
+        if mixer == "time":
+            out = self.temporal_attn(rearrange(x, "b t n d -> (b n) t d"))  # ((b n) t d)
+            return rearrange(out, "(b n) t d -> b t n d", b=b)
+        if mixer == "joint":
+            out = self.attn(rearrange(x, "b t n d -> b (t n) d"))  # (b (t n) d)
+            return rearrange(out, "b (t n) d -> b t n d", t=t)
+        return self.attn(x)  # split_heads: (b t n d)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """Apply the block.
+
+        Args:
+            x: tokens (b t n d).
+            c: conditioning (b d).
+
+        Returns:
+            Tokens (b t n d).
+        """
+        k = 3 * (len(self.mixers) + 1)
+        mod = rearrange(self.adaLN_modulation(c), "b (k d) -> k b 1 1 d", k=k)  # (k b 1 1 d)
+        for i, mixer in enumerate(self.mixers):
+            shift, scale, gate = mod[3 * i : 3 * i + 3]  # each (b 1 1 d)
+            x = x + gate * self._mix(mixer, modulate(self.norm1(x), shift, scale))  # (b t n d)
+        shift, scale, gate = mod[-3:]  # each (b 1 1 d)
+        return x + gate * self.mlp(modulate(self.norm2(x), shift, scale))  # (b t n d)
+
+    @torch.no_grad()
+    def zero_init_temporal_(self) -> None:
+        """Make the temporal path output zero while keeping it trainable (see the module docstring)."""
+        if "time" in self.mixers:
+            nn.init.zeros_(self.temporal_attn.proj.weight)
+            nn.init.zeros_(self.temporal_attn.proj.bias)
+            dim = self.temporal_attn.proj.out_features
+            gate = 3 * self.mixers.index("time") + 2
+            self.adaLN_modulation[-1].bias[gate * dim : (gate + 1) * dim] = 1.0
+        if "split_heads" in self.mixers:
+            self.attn.proj.weight[:, self.attn.proj.in_features // 2 :] = 0.0
+
+
+class FinalLayer(nn.Module):
+    """adaLN-modulated LayerNorm and a linear map from tokens to patches of ``out_channels`` (DiT)."""
+
+    def __init__(self, hidden_size: int, patch_size: int, out_channels: int) -> None:
+        super().__init__()
+        self.norm_final = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
+        self.linear = nn.Linear(hidden_size, patch_size * patch_size * out_channels)
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 2 * hidden_size))
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """Map tokens (b t n d) and conditioning (b d) to patch values (b t n (p p c))."""
+        shift, scale = rearrange(self.adaLN_modulation(c), "b (k d) -> k b 1 1 d", k=2)  # each (b 1 1 d)
+        return self.linear(modulate(self.norm_final(x), shift, scale))  # (b t n (p p c))
+
+
+def block_mixers(layout: str, depth: int) -> list[tuple[str, ...]]:
+    """The attention sublayers of each of the ``depth`` blocks for a ``layout`` (see the module docstring)."""
+    if layout == "interleaved":
+        return [("space",) if i % 2 == 0 else ("time",) for i in range(depth)]
+    if layout == "late_fusion":
+        return [("space",) if i < depth // 2 else ("time",) for i in range(depth)]
+    if layout == "divided":
+        return [("space", "time")] * depth
+    if layout == "split_heads":
+        return [("split_heads",)] * depth
+    if layout == "joint":
+        return [("joint",)] * depth
+    return [("space",)] * depth  # space_only
+
+
+class VideoDiT(nn.Module):
+    """Video diffusion transformer over latents (b c t h w), conditioned on timesteps and optional class labels.
+
+    Args:
+        input_size: latent frame side (h = w), divisible by ``patch_size``.
+        num_frames: clip length t (frames); the temporal embedding holds this many entries.
+        in_channels: latent channels c; the output has the same.
+        patch_size: square patch side (latent pixels).
+        embed_dim, depth, num_heads, mlp_ratio: transformer size.
+        num_classes: class count; 0 makes an unconditional model (only the null row). Row ``num_classes`` of the
+            label table is the null label (``null_label``) used for classifier-free guidance.
+        layout: ``interleaved | late_fusion | divided | split_heads | joint | space_only`` (module docstring).
+        temporal_pos_embed: ``none | sincos | learned`` (learned starts at zero).
+        zero_init_temporal: start temporal attentions at zero output (module docstring).
+        fused_attn: SDPA (``True``) or the reference attention.
+
+    Raises:
+        ValueError: an unknown ``layout`` or ``temporal_pos_embed``, or sizes that do not fit (named in the message).
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        num_frames: int,
+        in_channels: int,
+        patch_size: int = 2,
+        embed_dim: int = 384,
+        depth: int = 12,
+        num_heads: int = 6,
+        mlp_ratio: float = 4.0,
+        num_classes: int = 0,
+        layout: str = "divided",
+        temporal_pos_embed: str = "sincos",
+        zero_init_temporal: bool = True,
+        fused_attn: bool = True,
+    ) -> None:
+        super().__init__()
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout={layout!r} is not one of {LAYOUTS}")
+        if temporal_pos_embed not in TEMPORAL_POS_EMBEDS:
+            raise ValueError(f"temporal_pos_embed={temporal_pos_embed!r} is not one of {TEMPORAL_POS_EMBEDS}")
+        if input_size % patch_size:
+            raise ValueError(f"input_size={input_size} is not divisible by patch_size={patch_size}")
+        if num_frames < 1 or depth < 1 or num_classes < 0:
+            raise ValueError(f"need num_frames >= 1, depth >= 1, num_classes >= 0; got num_frames={num_frames}, "
+                             f"depth={depth}, num_classes={num_classes}")
+        if embed_dim % 4:
+            raise ValueError(f"embed_dim={embed_dim} must be divisible by 4 (2D sin-cos position embedding)")
+        if layout in ("interleaved", "late_fusion") and depth % 2:
+            raise ValueError(f"depth={depth} must be even for layout={layout!r} (equal spatial and temporal blocks)")
+        self.input_size = input_size
+        self.num_frames = num_frames
+        self.in_channels = in_channels
+        self.patch_size = patch_size
+        self.num_classes = num_classes
+        self.null_label = num_classes
+        self.layout = layout
+        self.grid_size = (input_size // patch_size, input_size // patch_size)
+
+        self.x_embedder = PatchEmbed(patch_size, in_channels, embed_dim)
+        self.t_embedder = TimestepEmbedder(embed_dim)
+        self.y_embedder = LabelEmbedder(num_classes, embed_dim)
+        self.register_buffer("pos_embed", sincos_2d(embed_dim, self.grid_size)[None], persistent=False)  # (1 n d)
+        if temporal_pos_embed == "sincos":
+            temp_embed = sincos_1d(embed_dim, torch.arange(num_frames))[None]  # (1 t d)
+            self.register_buffer("temp_embed", temp_embed, persistent=False)
+        elif temporal_pos_embed == "learned":
+            self.temp_embed = nn.Parameter(torch.zeros(1, num_frames, embed_dim))
+        else:
+            self.temp_embed = None
+        self.blocks = nn.ModuleList(
+            DiTBlock(embed_dim, num_heads, mlp_ratio, mixers, fused_attn) for mixers in block_mixers(layout, depth)
+        )
+        self.final_layer = FinalLayer(embed_dim, patch_size, in_channels)
+        self.initialize_weights(zero_init_temporal)
+
+    @torch.no_grad()
+    def initialize_weights(self, zero_init_temporal: bool = True) -> None:
+        """DiT's initialisation (xavier linears, N(0, 0.02) embeddings, adaLN-Zero, zero output) plus zero temporal."""
+
+        def _basic_init(module: nn.Module) -> None:
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+
+        self.apply(_basic_init)
+        weight = self.x_embedder.proj.weight  # (d c p p), initialised like a linear layer
+        nn.init.xavier_uniform_(rearrange(weight, "d c p1 p2 -> d (c p1 p2)"))
+        nn.init.zeros_(self.x_embedder.proj.bias)
+        nn.init.normal_(self.y_embedder.embedding_table.weight, std=0.02)
+        nn.init.normal_(self.t_embedder.mlp[0].weight, std=0.02)
+        nn.init.normal_(self.t_embedder.mlp[2].weight, std=0.02)
+        if isinstance(self.temp_embed, nn.Parameter):
+            nn.init.zeros_(self.temp_embed)
+        for block in self.blocks:
+            nn.init.zeros_(block.adaLN_modulation[-1].weight)
+            nn.init.zeros_(block.adaLN_modulation[-1].bias)
+            if zero_init_temporal:
+                block.zero_init_temporal_()
+        nn.init.zeros_(self.final_layer.adaLN_modulation[-1].weight)
+        nn.init.zeros_(self.final_layer.adaLN_modulation[-1].bias)
+        nn.init.zeros_(self.final_layer.linear.weight)
+        nn.init.zeros_(self.final_layer.linear.bias)
+
+    def forward(
+        self, x: torch.Tensor, timesteps: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Predict the diffusion target (ε or v) for noisy latents.
+
+        Args:
+            x: float tensor (b c t h w), noisy latents with c == in_channels, h == w == input_size and, unless
+                ``temporal_pos_embed="none"``, t == num_frames.
+            timesteps: tensor (b,) (or a scalar, used for the whole batch), int or float, in scheduler steps.
+            labels: long tensor (b,) in [0, num_classes], where ``null_label`` == num_classes means "no class";
+                ``None`` means all null.
+
+        Returns:
+            Tensor (b c t h w), same dtype as ``x``.
+
+        Raises:
+            ValueError: a shape that does not fit the model (named in the message).
+        """
+        b, _, t, h, w = x.shape
+        if (h, w) != (self.input_size, self.input_size):
+            raise ValueError(f"input frames are {h}x{w} but input_size={self.input_size}")
+        if self.temp_embed is not None and t != self.num_frames:
+            raise ValueError(f"input has {t} frames but num_frames={self.num_frames}")
+        timesteps = torch.as_tensor(timesteps, device=x.device)
+        if timesteps.dim() == 0:
+            timesteps = timesteps.expand(b)
+        if timesteps.shape != (b,):
+            raise ValueError(f"timesteps has shape {tuple(timesteps.shape)}, expected ({b},)")
+        if labels is None:
+            labels = torch.full((b,), self.null_label, dtype=torch.long, device=x.device)
+        if labels.shape != (b,):
+            raise ValueError(f"labels has shape {tuple(labels.shape)}, expected ({b},)")
+
+        tokens, (gh, gw) = self.x_embedder(x)  # (b t n d)
+        tokens = tokens + self.pos_embed[:, None]  # (b t n d)
+        if self.temp_embed is not None:
+            tokens = tokens + self.temp_embed[:, :, None]  # (b t n d)
+        c = self.t_embedder(timesteps) + self.y_embedder(labels)  # (b d)
+        for block in self.blocks:
+            tokens = block(tokens, c)  # (b t n d)
+        out = self.final_layer(tokens, c)  # (b t n (p p c))
+        p = self.patch_size
+        return rearrange(out, "b t (gh gw) (p1 p2 c) -> b c t (gh p1) (gw p2)", gh=gh, p1=p, p2=p)  # (b c t h w)

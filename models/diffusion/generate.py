@@ -1,0 +1,141 @@
+"""Sample labelled clips from a video diffusion checkpoint into a folder in the dataset list format.
+
+The core of ``scripts/sample_videos.py`` and of ``eval.py`` on generation checkpoints: the model is rebuilt from the
+run's ``config.yaml``, the checkpoint is read with ``torch.load(weights_only=True)`` and sampled with its EMA weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import torch
+from hydra.utils import instantiate
+from tqdm.auto import tqdm
+
+from models.checkpointing import load_run_config, load_state_dict
+from models.diffusion.module import VideoDiffusion
+from models.diffusion.video_io import GRID_FILE, LIST_FILE, gif_bytes, write_clips
+
+MAX_GRID_CLIPS = 64
+
+
+def load_model(ckpt_path: str | Path, autoencoder_path: str | None = None, device: str = "cpu") -> VideoDiffusion:
+    """Rebuild the run's :class:`VideoDiffusion` from ``<run>/config.yaml`` and load the checkpoint strictly.
+
+    Args:
+        ckpt_path: ``<run>/checkpoints/*.ckpt`` of a ``train.py experiment=mmnist_dit`` run.
+        autoencoder_path: replaces the run's ``model.autoencoder_path`` (e.g. when the run folder moved).
+        device: where to run.
+
+    Returns:
+        The module in eval mode; its ``ema`` holds the EMA weights used for sampling.
+
+    Raises:
+        FileNotFoundError: the checkpoint or the run's config is missing.
+        ValueError: the run is not a video diffusion run, or the checkpoint cannot be read safely.
+    """
+    run_cfg = load_run_config(ckpt_path)
+    if not str(run_cfg.model.get("_target_", "")).endswith("VideoDiffusion"):
+        raise ValueError(f"{ckpt_path}: the run config builds {run_cfg.model.get('_target_')}, not VideoDiffusion")
+    if autoencoder_path is not None:
+        run_cfg.model.autoencoder_path = str(autoencoder_path)
+    model = instantiate(run_cfg.model)
+    model.load_state_dict(load_state_dict(ckpt_path), strict=True)
+    return model.to(device).eval()
+
+
+def _condition_batches(ckpt_path: str | Path, model: VideoDiffusion, batch_size: int) -> Iterator[tuple]:
+    """(labels, first-k latent frames) batches from the run's test split, cycling when it runs out."""
+    run_cfg = load_run_config(ckpt_path)
+    if "generate" in run_cfg.data:
+        run_cfg.data.generate = None  # sampling never builds data
+    datamodule = instantiate(run_cfg.data, batch_size=batch_size, num_workers=0)
+    datamodule.setup("test")
+    k = model.hparams.num_cond_frames
+    while True:
+        for batch in datamodule.test_dataloader():
+            batch = {key: value.to(model.device) if torch.is_tensor(value) else value for key, value in batch.items()}
+            yield batch["label"].long(), model.latents(batch)[:, :, :k]
+
+
+def generate_to_folder(
+    ckpt_path: str | Path,
+    out_dir: str | Path,
+    num_samples: int,
+    labels: Sequence[int] | None = None,
+    steps: int | None = None,
+    sampler: str | None = None,
+    guidance_scale: float | None = None,
+    eta: float | None = None,
+    seed: int = 0,
+    batch_size: int = 16,
+    autoencoder_path: str | None = None,
+    device: str = "cpu",
+    grey: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Sample ``num_samples`` clips with the checkpoint's EMA weights and write them to ``out_dir``.
+
+    Args:
+        ckpt_path: a video diffusion checkpoint (its run folder holds ``config.yaml``).
+        out_dir: output folder (created).
+        num_samples: clips to write (>= 1).
+        labels: classes to cycle through (clip i gets ``labels[i % len(labels)]``); None: every class in turn.
+            Ignored with frame conditioning (the conditioning clips' labels are used).
+        steps, sampler, guidance_scale, eta: override the run's ``model.sampling`` (None: keep).
+        seed: seeds the sampler; clip i's noise depends on (seed, batch_size) only.
+        batch_size: clips sampled at once.
+        autoencoder_path: replaces the run's ``model.autoencoder_path``.
+        device: ``cpu`` or ``cuda``.
+        grey: average the decoded RGB channels and write grey clips, in the real data's exact format, for data that
+            is grey (Moving MNIST): a decoder's small channel differences then do not tint the clips.
+        progress: show a progress bar over clips.
+
+    Returns:
+        The ``samples.txt`` written (``videos/NNNNN.mp4 label`` lines).
+
+    Raises:
+        ValueError: ``num_samples`` < 1, or a label outside [0, num_classes).
+    """
+    if num_samples < 1 or batch_size < 1:
+        raise ValueError(f"num_samples={num_samples} and batch_size={batch_size} must be >= 1")
+    model = load_model(ckpt_path, autoencoder_path, device)
+    num_classes = model.hparams.num_classes
+    labels = list(range(max(num_classes, 1))) if labels is None else [int(label) for label in labels]
+    bad = [label for label in labels if not 0 <= label < max(num_classes, 1)]
+    if bad or not labels:
+        raise ValueError(f"labels={labels} must be non-empty and in [0, {num_classes})")
+    k = model.hparams.num_cond_frames
+    conditions = _condition_batches(ckpt_path, model, batch_size) if k else None
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    generator = torch.Generator().manual_seed(seed)
+    lines: list[str] = []
+    grid: list[torch.Tensor] = []
+    bar = tqdm(total=num_samples, desc="clips", unit="clip", disable=not progress)
+    while len(lines) < num_samples:
+        n = min(batch_size, num_samples - len(lines))
+        cond_latents = None
+        if conditions is not None:
+            batch_labels, cond_latents = next(conditions)
+            batch_labels, cond_latents = batch_labels[:n], cond_latents[:n]
+            n = len(batch_labels)
+        else:
+            batch_labels = torch.tensor([labels[(len(lines) + i) % len(labels)] for i in range(n)], device=model.device)
+        videos = model.generate(batch_labels if num_classes > 0 else None, num_samples=n, cond_latents=cond_latents,
+                                generator=generator, sampler=sampler, num_inference_steps=steps,
+                                guidance_scale=guidance_scale, eta=eta)
+        if grey:
+            videos = videos.float().mean(dim=1, keepdim=True).round().to(torch.uint8)  # (b 1 t h w)
+        written = batch_labels.tolist() if num_classes > 0 else [-1] * n
+        lines += write_clips(out_dir, videos, written, model.hparams.fps, start_index=len(lines))
+        if sum(len(v) for v in grid) < MAX_GRID_CLIPS:
+            grid.append(videos[: MAX_GRID_CLIPS - sum(len(v) for v in grid)])
+        bar.update(n)
+    bar.close()
+    (out_dir / GRID_FILE).write_bytes(gif_bytes(torch.cat(grid), model.hparams.fps))
+    list_file = out_dir / LIST_FILE
+    list_file.write_text("\n".join(lines) + "\n")
+    return list_file

@@ -1,0 +1,256 @@
+"""VideoDiT: adaLN-Zero identity at init, where each layout mixes frames, label conditioning, fused/reference parity."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from diffusers.models.embeddings import (
+    get_1d_sincos_pos_embed_from_grid,
+    get_2d_sincos_pos_embed,
+    get_timestep_embedding,
+)
+
+from models.diffusion.dit import LAYOUTS, DiTBlock, SplitHeadAttention, TimestepEmbedder, VideoDiT, sincos_1d, sincos_2d
+
+TEMPORAL_LAYOUTS = ("interleaved", "late_fusion", "divided", "split_heads")  # layouts with a separate temporal path
+MIXING_LAYOUTS = (*TEMPORAL_LAYOUTS, "joint")
+B, C, T, S = 2, 3, 4, 8  # batch, latent channels, frames, latent side
+
+
+def tiny(layout: str, **kwargs) -> VideoDiT:
+    kwargs = {"embed_dim": 32, "depth": 2, "num_heads": 4, **kwargs}
+    return VideoDiT(input_size=S, num_frames=T, in_channels=C, patch_size=2, layout=layout, **kwargs).eval()
+
+
+def inputs(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(B, C, T, S, S, generator=gen), torch.tensor([3, 700])
+
+
+@torch.no_grad()
+def randomise_conditioning_(model: VideoDiT, std: float = 0.2) -> None:
+    """Give the adaLN-Zero modulations and the zero final layer small random values (temporal proj untouched)."""
+    layers = [block.adaLN_modulation[-1] for block in model.blocks]
+    layers += [model.final_layer.adaLN_modulation[-1], model.final_layer.linear]
+    for layer in layers:
+        layer.weight.normal_(std=std)
+        layer.bias.normal_(std=std)
+
+
+@torch.no_grad()
+def randomise_temporal_(model: VideoDiT, std: float = 0.2) -> None:
+    """Give the zero-initialised temporal output projections random values."""
+    for block in model.blocks:
+        if hasattr(block, "temporal_attn"):
+            block.temporal_attn.proj.weight.normal_(std=std)
+            block.temporal_attn.proj.bias.normal_(std=std)
+        if isinstance(getattr(block, "attn", None), SplitHeadAttention):
+            block.attn.proj.weight[:, block.attn.proj.in_features // 2 :].normal_(std=std)
+
+
+@torch.no_grad()
+def randomise_all_(model: VideoDiT, std: float = 0.1) -> None:
+    for param in model.parameters():
+        param.normal_(std=std)
+
+
+def change_frame(x: torch.Tensor, frame: int) -> torch.Tensor:
+    x = x.clone()
+    x[:, :, frame] += torch.randn(x[:, :, frame].shape, generator=torch.Generator().manual_seed(1))
+    return x
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_init_blocks_are_identity_and_output_is_zero(layout):
+    model = tiny(layout, num_classes=3)
+    tokens, cond = torch.randn(B, T, 16, 32), torch.randn(B, 32)
+    for block in model.blocks:
+        assert torch.equal(block(tokens, cond), tokens)
+    x, timesteps = inputs()
+    out = model(x, timesteps, torch.tensor([0, 3]))
+    assert out.shape == x.shape and out.dtype == x.dtype
+    assert torch.equal(out, torch.zeros_like(x))
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_permuting_frames_permutes_output(layout):
+    """Without a temporal position embedding the model is equivariant to frame order."""
+    model = tiny(layout, temporal_pos_embed="none")
+    randomise_conditioning_(model)
+    x, timesteps = inputs()
+    perm = torch.tensor([2, 0, 3, 1])
+    out = model(x, timesteps)
+    torch.testing.assert_close(model(x[:, :, perm], timesteps), out[:, :, perm], atol=1e-5, rtol=1e-5)
+    assert out.abs().mean() > 1e-2
+
+
+@pytest.mark.parametrize("layout", MIXING_LAYOUTS)
+def test_frame_order_comes_only_from_the_temporal_embedding(layout):
+    """With mixing switched on, equivariance holds without a temporal embedding and breaks with one."""
+    x, timesteps = inputs()
+    perm = torch.tensor([2, 0, 3, 1])
+    for pos, equivariant in (("none", True), ("sincos", False)):
+        model = tiny(layout, temporal_pos_embed=pos)
+        randomise_conditioning_(model)
+        randomise_temporal_(model)
+        gap = (model(x[:, :, perm], timesteps) - model(x, timesteps)[:, :, perm]).abs().max()
+        assert (gap < 1e-5) == equivariant, (pos, gap)
+
+
+@pytest.mark.parametrize("layout", (*TEMPORAL_LAYOUTS, "space_only"))
+def test_zero_temporal_or_space_only_keeps_frames_independent(layout):
+    model = tiny(layout)
+    if layout == "space_only":
+        randomise_all_(model)
+    else:
+        randomise_conditioning_(model)  # zero-initialised temporal proj kept: the model is an image model
+    x, timesteps = inputs()
+    out, out_changed = model(x, timesteps), model(change_frame(x, 1), timesteps)
+    others = [0, 2, 3]
+    torch.testing.assert_close(out_changed[:, :, others], out[:, :, others], atol=1e-6, rtol=0)
+    assert (out_changed[:, :, 1] - out[:, :, 1]).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("layout", MIXING_LAYOUTS)
+def test_temporal_layouts_mix_frames_once_trained(layout):
+    model = tiny(layout)
+    randomise_conditioning_(model)
+    randomise_temporal_(model)
+    x, timesteps = inputs()
+    gap = (model(change_frame(x, 1), timesteps) - model(x, timesteps)).abs()
+    for frame in (0, 2, 3):
+        assert gap[:, :, frame].max() > 1e-4, frame
+
+
+@pytest.mark.parametrize(("mixers", "pattern"), [
+    (("space",), "frame"), (("time",), "position"), (("split_heads",), "frame|position"),
+    (("joint",), "all"), (("space", "time"), "all"),
+])
+def test_block_attention_reaches_the_right_tokens(mixers, pattern):
+    """Which input tokens one output token (frame 1, patch 5) depends on, found by autograd."""
+    torch.manual_seed(0)
+    block = DiTBlock(32, 4, 4.0, mixers, fused_attn=True)  # default init: every gate and proj non-zero
+    x = torch.randn(B, T, 16, 32, requires_grad=True)
+    block(x, torch.randn(B, 32))[0, 1, 5].sum().backward()
+    reached = x.grad.abs().sum(-1) > 0  # (b t n)
+    same_frame = torch.zeros(T, 16, dtype=torch.bool)
+    same_frame[1] = True
+    same_position = torch.zeros(T, 16, dtype=torch.bool)
+    same_position[:, 5] = True
+    expected = {"frame": same_frame, "position": same_position, "frame|position": same_frame | same_position,
+                "all": torch.ones(T, 16, dtype=torch.bool)}[pattern]
+    assert torch.equal(reached[0], expected)
+    assert not reached[1].any()  # clips never mix
+
+
+@pytest.mark.parametrize("layout", ("interleaved", "late_fusion", "divided"))
+def test_zero_temporal_proj_still_receives_gradient(layout):
+    """Gate 1 + proj 0 is trainable; adaLN-Zero's gate 0 + proj 0 would be a saddle with zero gradient."""
+    model = tiny(layout)
+    with torch.no_grad():
+        model.final_layer.linear.weight.normal_(std=0.2)  # as after the first optimiser step
+    x, timesteps = inputs()
+    model(x, timesteps).square().mean().backward()
+    temporal = [block for block in model.blocks if hasattr(block, "temporal_attn")]
+    assert temporal and all(block.temporal_attn.proj.weight.grad.abs().max() > 0 for block in temporal)
+
+    for block in temporal:  # the saddle: zero gate as well
+        with torch.no_grad():
+            block.adaLN_modulation[-1].bias.zero_()
+    model.zero_grad()
+    model(x, timesteps).square().mean().backward()
+    assert all(block.temporal_attn.proj.weight.grad.abs().max() == 0 for block in temporal)
+
+
+def test_label_conditioning_and_null_label():
+    model = tiny("divided", num_classes=3)
+    randomise_conditioning_(model)
+    x, timesteps = inputs()
+    assert model.null_label == 3 and model.y_embedder.embedding_table.num_embeddings == 4
+    out = {label: model(x, timesteps, torch.full((B,), label)) for label in range(4)}
+    assert (out[0] - out[1]).abs().max() > 1e-3
+    assert (out[0] - out[3]).abs().max() > 1e-3
+    torch.testing.assert_close(model(x, timesteps, None), out[3], atol=0, rtol=0)
+
+    uncond = tiny("divided")
+    randomise_conditioning_(uncond)
+    assert uncond.null_label == 0 and uncond.y_embedder.embedding_table.num_embeddings == 1
+    torch.testing.assert_close(uncond(x, timesteps), uncond(x, timesteps, torch.zeros(B, dtype=torch.long)))
+
+
+def test_timesteps_accept_int_float_and_scalar():
+    model = tiny("divided")
+    randomise_conditioning_(model)
+    x, _ = inputs()
+    ref = model(x, torch.tensor([10, 10]))
+    torch.testing.assert_close(model(x, torch.tensor([10.0, 10.0])), ref)
+    torch.testing.assert_close(model(x, torch.tensor(10)), ref)
+    assert (model(x, torch.tensor([10, 900])) - ref)[1].abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_fused_attention_matches_reference(layout):
+    fused, reference = tiny(layout, fused_attn=True), tiny(layout, fused_attn=False)
+    randomise_all_(fused)
+    reference.load_state_dict(fused.state_dict())
+    x, timesteps = inputs()
+    torch.testing.assert_close(fused(x, timesteps), reference(x, timesteps), atol=1e-5, rtol=1e-4)
+
+
+def test_patches_return_to_their_place():
+    """With identity blocks (init), output patch (frame, row, col) depends only on the same input patch."""
+    model = tiny("divided")
+    with torch.no_grad():
+        model.final_layer.linear.weight.normal_(std=0.2)
+    x = inputs()[0].requires_grad_(True)
+    model(x, torch.tensor([0, 0]))[0, :, 2, 5, 2].sum().backward()  # frame 2, pixel (5, 2): patch (2, 1)
+    expected = torch.zeros(T, S, S, dtype=torch.bool)
+    expected[2, 4:6, 2:4] = True
+    assert torch.equal(x.grad[0].abs().sum(0) > 0, expected)
+
+
+def test_embeddings_match_diffusers():
+    torch.testing.assert_close(sincos_2d(32, (4, 4)), get_2d_sincos_pos_embed(32, 4, base_size=4).float())
+    positions = torch.arange(6, dtype=torch.float32)
+    torch.testing.assert_close(sincos_1d(32, positions), get_1d_sincos_pos_embed_from_grid(32, positions).float())
+    timesteps = torch.tensor([0, 1, 250, 999])
+    expected = get_timestep_embedding(timesteps, 256, flip_sin_to_cos=True, downscale_freq_shift=0)
+    torch.testing.assert_close(TimestepEmbedder.timestep_embedding(timesteps, 256), expected)
+
+
+def test_temporal_position_embeddings():
+    learned = tiny("divided", temporal_pos_embed="learned")
+    assert isinstance(learned.temp_embed, torch.nn.Parameter) and not learned.temp_embed.any()
+    assert "temp_embed" in learned.state_dict()
+    sincos = tiny("divided")
+    assert "temp_embed" not in sincos.state_dict() and "pos_embed" not in sincos.state_dict()  # fixed buffers
+    torch.testing.assert_close(sincos.temp_embed[0], sincos_1d(32, torch.arange(T)))
+    assert tiny("divided", temporal_pos_embed="none").temp_embed is None
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"layout": "diagonal"}, "layout='diagonal'"),
+    ({"layout": "divided", "temporal_pos_embed": "rope"}, "temporal_pos_embed='rope'"),
+    ({"layout": "interleaved", "depth": 3}, "depth=3"),
+    ({"layout": "late_fusion", "depth": 1}, "depth=1"),
+    ({"layout": "divided", "num_heads": 2, "embed_dim": 34}, "embed_dim=34"),
+    ({"layout": "split_heads", "num_heads": 1}, "num_heads=1"),
+    ({"layout": "divided", "num_heads": 3}, "num_heads=3"),
+])
+def test_bad_arguments_raise(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        tiny(**kwargs)
+
+
+def test_bad_inputs_raise():
+    model = tiny("divided")
+    x, timesteps = inputs()
+    with pytest.raises(ValueError, match="num_frames=4"):
+        model(x[:, :, :3], timesteps)
+    with pytest.raises(ValueError, match="input_size=8"):
+        model(x[..., :4, :4], timesteps)
+    with pytest.raises(ValueError, match="in_chans=3"):
+        model(x[:, :2], timesteps)
+    with pytest.raises(ValueError, match="timesteps"):
+        model(x, torch.tensor([1, 2, 3]))
+    tiny("divided", temporal_pos_embed="none")(x[:, :, :3], timesteps)  # any clip length without a time embedding

@@ -447,3 +447,27 @@ def test_resume_continues_net_and_ema_exactly(dit_config, tmp_path):
         torch.testing.assert_close(tensor, reference[name], rtol=0, atol=0, msg=lambda m: f"{name}: {m}")
     assert not torch.equal(state["ema.final_layer.linear.weight"], state["net.final_layer.linear.weight"])
     assert resumed["val/loss"] == pytest.approx(full["val/loss"])
+
+
+def test_eval_py_samples_a_generation_checkpoint_and_scores_it_with_the_metric_library(dit_config, tmp_path):
+    from hydra.utils import instantiate
+
+    from eval import evaluate
+    from models.metrics.evaluate import evaluate_videos
+    from tests.conftest import compose_config
+
+    cfg = dit_config()
+    run = tmp_path / "dit_run"
+    (run / "checkpoints").mkdir(parents=True)
+    OmegaConf.save(cfg, run / "config.yaml", resolve=True)
+    torch.save({"state_dict": instantiate(cfg.model).state_dict()}, run / "checkpoints" / "best.ckpt")
+
+    eval_cfg = compose_config("eval", [f"ckpt_path={run / 'checkpoints' / 'best.ckpt'}", "num_samples=3", "steps=2",
+                                       f"paths.output_dir={tmp_path / 'eval'}"])
+    metrics = evaluate(eval_cfg)
+    samples = read_list_file(metrics["samples"], Path(metrics["samples"]).parent)
+    assert len(samples) == 3 and [s.label for s in samples] == [0, 1, 2]
+    direct = evaluate_videos(metrics["samples"], groups=["temporal"], progress=False).metrics
+    for key in ("temporal_flickering", "warp_error_dis", "motion_smoothness_flowinterp"):
+        assert metrics[f"gen/{key}"] == pytest.approx(direct[key], rel=1e-9)
+    assert (tmp_path / "eval" / "generation_metrics.md").is_file()

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,28 +34,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from data.datamodule import VideoDataModule
 from data.dataset import EpochShuffleSampler, VideoClipDataset
+from models.checkpointing import save_atomic
 
 log = logging.getLogger(__name__)
 
 CACHE_FORMAT_VERSION = 1
 SPLITS = ("train", "val", "test")
-
-
-def save_atomic(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temporary file beside ``path``, fsync, then rename it over ``path`` (atomic on POSIX)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def eval_clip_dataset(datamodule: VideoDataModule, split: str) -> VideoClipDataset:

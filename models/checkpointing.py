@@ -83,3 +83,22 @@ def load_run_config(ckpt_path: str | Path) -> DictConfig:
     if not config.is_file():
         raise FileNotFoundError(f"{config} not found: eval.py needs the config.yaml that train.py saved for this run")
     return OmegaConf.load(config)
+
+
+class RNGStateInCheckpoint:
+    """LightningModule mixin: keep torch's global RNG state(s) in every checkpoint and restore them on load.
+
+    Dropout, drop-path, diffusion timesteps and noise, and random frame subsets draw from the global generators, so
+    saving them makes a resumed run continue exactly as an uninterrupted one. List it before ``pl.LightningModule``.
+    """
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["rng_state"] = torch.get_rng_state()
+        if torch.cuda.is_available():
+            checkpoint["cuda_rng_state"] = torch.cuda.get_rng_state_all()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "rng_state" in checkpoint:
+            torch.set_rng_state(checkpoint["rng_state"])
+        if "cuda_rng_state" in checkpoint and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(checkpoint["cuda_rng_state"])

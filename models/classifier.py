@@ -11,6 +11,8 @@ from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
+from models.checkpointing import RNGStateInCheckpoint
+
 
 def classification_metrics(num_classes: int, prefix: str) -> MetricCollection:
     """top-1 and top-5 accuracy (micro) and mean class accuracy (macro top-1), keyed ``{prefix}acc_*``."""
@@ -24,7 +26,7 @@ def classification_metrics(num_classes: int, prefix: str) -> MetricCollection:
     )
 
 
-class VideoClassifier(pl.LightningModule):
+class VideoClassifier(RNGStateInCheckpoint, pl.LightningModule):
     """Cross-entropy training of a video classifier.
 
     Args:
@@ -86,14 +88,6 @@ class VideoClassifier(pl.LightningModule):
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._eval_step(batch, "test", self.test_metrics)
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        # Dropout and stochastic depth draw from torch's global RNG; saving it makes a resumed run bit-exact.
-        checkpoint["rng_state"] = torch.get_rng_state()
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        if "rng_state" in checkpoint:
-            torch.set_rng_state(checkpoint["rng_state"])
 
     def parameter_groups(self) -> list[dict]:
         """Two groups: weights with the optimizer's weight decay; biases, norms and embeddings without (timm/official)."""

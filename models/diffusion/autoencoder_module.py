@@ -39,6 +39,7 @@ from einops import rearrange
 from torchmetrics import MetricCollection
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
+from models.checkpointing import RNGStateInCheckpoint
 from models.diffusion.autoencoder import FrameAutoencoder
 
 RECONSTRUCTION_LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss}
@@ -60,7 +61,7 @@ def to_unit_range(frames: torch.Tensor) -> torch.Tensor:
     return ((frames + 1) / 2).clamp(0, 1)
 
 
-class AutoencoderModule(pl.LightningModule):
+class AutoencoderModule(RNGStateInCheckpoint, pl.LightningModule):
     """Reconstruction + KL training of a per-frame KL autoencoder.
 
     Args:
@@ -155,14 +156,6 @@ class AutoencoderModule(pl.LightningModule):
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._eval_step(batch, "test", self.test_metrics)
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        # Posterior samples and frame subsets draw from torch's global RNG: saving it makes a resumed run bit-exact.
-        checkpoint["rng_state"] = torch.get_rng_state()
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        if "rng_state" in checkpoint:
-            torch.set_rng_state(checkpoint["rng_state"])
 
     def parameter_groups(self) -> list[dict]:
         """Two groups: conv/linear weights with the optimizer's weight decay; biases and norms without."""

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler
 from torch import nn
 
+from models.checkpointing import RNGStateInCheckpoint
 from models.diffusion.noise import NOISE_PRIORS, sample_noise
 from models.diffusion.sampling import SAMPLERS, check_scheduler_config, sample_latents, training_target
 from models.diffusion.video_io import DEFAULT_FPS, log_videos, to_uint8
@@ -66,7 +67,7 @@ def update_ema(ema: nn.Module, net: nn.Module, decay: float) -> None:
         ema_buffer.copy_(buffer)
 
 
-class VideoDiffusion(pl.LightningModule):
+class VideoDiffusion(RNGStateInCheckpoint, pl.LightningModule):
     """DDPM training of a class-conditional video denoiser on autoencoder latents.
 
     Args:
@@ -275,18 +276,6 @@ class VideoDiffusion(pl.LightningModule):
 
     def on_train_start(self) -> None:
         self._ema_step = self.trainer.global_step
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        # Timesteps, noise and label dropout draw from torch's global RNG; saving it makes a resumed run exact.
-        checkpoint["rng_state"] = torch.get_rng_state()
-        if torch.cuda.is_available():
-            checkpoint["cuda_rng_state"] = torch.cuda.get_rng_state_all()
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        if "rng_state" in checkpoint:
-            torch.set_rng_state(checkpoint["rng_state"])
-        if "cuda_rng_state" in checkpoint and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(checkpoint["cuda_rng_state"])
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(params=[p for p in self.net.parameters() if p.requires_grad])

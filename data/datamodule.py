@@ -14,13 +14,29 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from data.annotations import Sample, read_classes, read_folder_tree, read_list_file
 from data.dataset import EpochShuffleSampler, VideoClipDataset, check_files
 from data.transforms import eval_transform, train_transform
 
 log = logging.getLogger(__name__)
+
+
+def clip_loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int, num_workers: int,
+                pin_memory: bool) -> DataLoader:
+    """The project's DataLoader: seeded per-epoch shuffling (:class:`EpochShuffleSampler`) for training, file order
+    for evaluation, and worker base seeds from a seeded generator, so loading never touches the global RNG."""
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=EpochShuffleSampler(len(dataset), seed) if shuffle else None,
+        generator=torch.Generator().manual_seed(seed),
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        persistent_workers=num_workers > 0,
+        drop_last=shuffle,
+    )
 
 
 class VideoDataModule(pl.LightningDataModule):
@@ -133,17 +149,8 @@ class VideoDataModule(pl.LightningDataModule):
                 )
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        dataset = self.datasets[split]
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            sampler=EpochShuffleSampler(len(dataset), self.seed) if shuffle else None,
-            generator=torch.Generator().manual_seed(self.seed),  # worker base seeds never touch the global RNG
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
-            drop_last=shuffle,
-        )
+        return clip_loader(self.datasets[split], self.batch_size, shuffle, self.seed, self.num_workers,
+                           self.pin_memory)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

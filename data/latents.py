@@ -32,8 +32,8 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from data.datamodule import VideoDataModule
-from data.dataset import EpochShuffleSampler, VideoClipDataset
+from data.datamodule import VideoDataModule, clip_loader
+from data.dataset import VideoClipDataset
 from models.checkpointing import save_atomic
 
 log = logging.getLogger(__name__)
@@ -219,16 +219,8 @@ class LatentDataModule(pl.LightningDataModule):
             self.load_split(split)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        dataset = self.datasets[split]
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            sampler=EpochShuffleSampler(len(dataset), self.seed) if shuffle else None,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
-            drop_last=shuffle,
-        )
+        return clip_loader(self.datasets[split], self.batch_size, shuffle, self.seed, self.num_workers,
+                           self.pin_memory)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

@@ -32,7 +32,7 @@ in pixels, as float64.
 from __future__ import annotations
 
 import functools
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from einops import rearrange

@@ -12,6 +12,7 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from models.checkpointing import RNGStateInCheckpoint
+from models.optim import lightning_optimizers, weight_decay_groups
 
 
 def classification_metrics(num_classes: int, prefix: str) -> MetricCollection:
@@ -89,19 +90,6 @@ class VideoClassifier(RNGStateInCheckpoint, pl.LightningModule):
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._eval_step(batch, "test", self.test_metrics)
 
-    def parameter_groups(self) -> list[dict]:
-        """Two groups: weights with the optimizer's weight decay; biases, norms and embeddings without (timm/official)."""
-        skip = set(self.net.no_weight_decay()) if hasattr(self.net, "no_weight_decay") else set()
-        decay, no_decay = [], []
-        for name, param in self.net.named_parameters():
-            if not param.requires_grad:
-                continue
-            (no_decay if param.ndim <= 1 or name in skip else decay).append(param)
-        return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
-
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory(params=self.parameter_groups())
-        if self.scheduler_factory is None:
-            return optimizer
-        scheduler = self.scheduler_factory(optimizer, total_steps=int(self.trainer.estimated_stepping_batches))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return lightning_optimizers(self.optimizer_factory, self.scheduler_factory, weight_decay_groups(self.net),
+                                    self.trainer.estimated_stepping_batches)

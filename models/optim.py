@@ -1,8 +1,14 @@
-"""Learning-rate schedules built from torch's own schedulers (configured from Hydra with ``_partial_: true``)."""
+"""Optimizer set-up shared by the LightningModules: weight-decay groups, and schedules from torch's own schedulers.
+
+Optimizers and schedulers are configured from Hydra with ``_partial_: true``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 import torch
+from torch import nn
 from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, LRScheduler, SequentialLR
 
 
@@ -36,3 +42,36 @@ def warmup_cosine(
         return cosine
     ramp = LinearLR(optimizer, start_factor=warmup_start_factor, end_factor=1.0, total_iters=warmup)
     return SequentialLR(optimizer, schedulers=[ramp, cosine], milestones=[warmup])
+
+
+def weight_decay_groups(net: nn.Module) -> list[dict]:
+    """Two parameter groups: weights with the optimizer's weight decay; biases, norms and the net's
+    ``no_weight_decay()`` names (embeddings, as in timm and the official TimeSformer) without.
+    """
+    skip = set(net.no_weight_decay()) if hasattr(net, "no_weight_decay") else set()
+    decay, no_decay = [], []
+    for name, param in net.named_parameters():
+        if param.requires_grad:
+            (no_decay if param.ndim <= 1 or name in skip else decay).append(param)
+    return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def lightning_optimizers(
+    optimizer_factory: Callable[..., torch.optim.Optimizer],
+    scheduler_factory: Callable[..., LRScheduler] | None,
+    params: Iterable,
+    total_steps: int,
+) -> torch.optim.Optimizer | dict:
+    """What ``LightningModule.configure_optimizers`` returns: the optimizer, and its schedule stepped every step.
+
+    Args:
+        optimizer_factory: a partial ``optimizer(params=...)``.
+        scheduler_factory: a partial ``scheduler(optimizer, total_steps=...)``, or None for a constant lr.
+        params: parameters or parameter groups.
+        total_steps: optimizer steps in the run (``trainer.estimated_stepping_batches``).
+    """
+    optimizer = optimizer_factory(params=params)
+    if scheduler_factory is None:
+        return optimizer
+    scheduler = scheduler_factory(optimizer, total_steps=int(total_steps))
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -41,6 +41,7 @@ from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMe
 
 from models.checkpointing import RNGStateInCheckpoint
 from models.diffusion.autoencoder import FrameAutoencoder
+from models.optim import lightning_optimizers, weight_decay_groups
 
 RECONSTRUCTION_LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss}
 
@@ -157,17 +158,6 @@ class AutoencoderModule(RNGStateInCheckpoint, pl.LightningModule):
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._eval_step(batch, "test", self.test_metrics)
 
-    def parameter_groups(self) -> list[dict]:
-        """Two groups: conv/linear weights with the optimizer's weight decay; biases and norms without."""
-        decay, no_decay = [], []
-        for param in self.net.parameters():
-            if param.requires_grad:
-                (no_decay if param.ndim <= 1 else decay).append(param)
-        return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
-
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory(params=self.parameter_groups())
-        if self.scheduler_factory is None:
-            return optimizer
-        scheduler = self.scheduler_factory(optimizer, total_steps=int(self.trainer.estimated_stepping_batches))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return lightning_optimizers(self.optimizer_factory, self.scheduler_factory, weight_decay_groups(self.net),
+                                    self.trainer.estimated_stepping_batches)

@@ -29,6 +29,7 @@ from models.checkpointing import RNGStateInCheckpoint
 from models.diffusion.noise import NOISE_PRIORS, sample_noise
 from models.diffusion.sampling import SAMPLERS, check_scheduler_config, sample_latents, training_target
 from models.diffusion.video_io import DEFAULT_FPS, log_videos, to_uint8
+from models.optim import lightning_optimizers
 
 log = logging.getLogger(__name__)
 
@@ -278,11 +279,9 @@ class VideoDiffusion(RNGStateInCheckpoint, pl.LightningModule):
         self._ema_step = self.trainer.global_step
 
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory(params=[p for p in self.net.parameters() if p.requires_grad])
-        if self.scheduler_factory is None:
-            return optimizer
-        scheduler = self.scheduler_factory(optimizer, total_steps=int(self.trainer.estimated_stepping_batches))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        params = [p for p in self.net.parameters() if p.requires_grad]
+        return lightning_optimizers(self.optimizer_factory, self.scheduler_factory, params,
+                                    self.trainer.estimated_stepping_batches)
 
     # ------------------------------------------------------------------------------------------------------------
     # Sampling

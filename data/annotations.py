@@ -128,3 +128,29 @@ def read_classes(path: str | os.PathLike | None) -> list[str] | None:
     if not path.is_file():
         raise FileNotFoundError(f"classes file not found: {path}")
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+CLASSES_FILE = "classes.txt"
+
+
+def find_class_names(list_file: str | os.PathLike) -> list[str] | None:
+    """The class names that go with a list file, found by the project's two conventions, or None.
+
+    1. ``classes.txt`` in the list file's folder (what the sample writer puts beside ``samples.txt``);
+    2. ``classes_<task>.txt`` beside a list file named ``<split>_<task>.txt`` (what the Moving MNIST builder writes:
+       ``test_direction.txt`` → ``classes_direction.txt``).
+
+    Args:
+        list_file: a ``path label`` list file.
+
+    Returns:
+        One name per class, in label order, or None when neither file exists.
+    """
+    list_file = Path(list_file)
+    candidates = [list_file.parent / CLASSES_FILE]
+    if "_" in list_file.stem:
+        candidates.append(list_file.parent / f"classes_{list_file.stem.split('_', 1)[1]}.txt")
+    for candidate in candidates:
+        if candidate.is_file():
+            return read_classes(candidate)
+    return None

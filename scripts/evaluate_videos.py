@@ -37,7 +37,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--classifier", help="recognition checkpoint of this framework (accuracy, FVD features)")
     parser.add_argument("--i3d", help="local I3D TorchScript file for FVD (StyleGAN-V protocol)")
     parser.add_argument("--encoder", help="local image encoder (TorchScript CLIP/DINO or our checkpoint)")
+    parser.add_argument("--classes", help="class names, one per line (default: classes.txt or classes_<task>.txt "
+                        "beside the list file); compass names (E, NE, ...) enable flow_direction_accuracy")
     parser.add_argument("--num-frames", type=int, help="frames per clip from the start of each file (default: all)")
+    parser.add_argument("--start-frame", type=int, default=0,
+                        help="first frame scored (0-based), e.g. k for a model given the first k frames")
     parser.add_argument("--batch-size", type=int, default=16, help="clips per batch (default: %(default)s)")
     parser.add_argument("--groups", nargs="+", default=list(GROUPS), choices=GROUPS,
                         help="metric groups to run (default: all that apply)")
@@ -54,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
         cv2.setNumThreads(args.threads)
     result = evaluate_videos(args.videos, reference=args.reference, classifier=args.classifier, i3d=args.i3d,
                              encoder=args.encoder, num_frames=args.num_frames, batch_size=args.batch_size,
-                             groups=args.groups)
+                             groups=args.groups, classes=args.classes, start_frame=args.start_frame)
     paths = write_report(result, args.out)
     print(summarise(result))
     print("wrote " + ", ".join(str(p) for p in paths.values()))

@@ -9,6 +9,8 @@ always                                 ``temporal_flickering``, ``warp_error_dis
                                        ``mse``, ``mae``, ``psnr``, ``ssim`` (clip i paired with reference clip i)
 ``reference`` + ``i3d``                ``fvd[i3d]`` (StyleGAN-V protocol)
 ``reference`` + ``classifier``         ``fvd[timesformer:<run>]`` on our recognition model's features
+labelled videos with compass classes  ``flow_direction_accuracy`` (no learned weights: the dominant DIS flow lies
+                                       in the label's direction sector; ``models.metrics.motion``)
 ``classifier`` + labelled videos       ``classifier_accuracy[<run>]`` (e.g. motion accuracy of generated clips)
 ``encoder``                            ``feature_consistency[<encoder>]`` (VBench subject/background formula)
 =====================================  ==================================================================
@@ -26,7 +28,7 @@ from collections.abc import Callable, Collection
 import torch
 from tqdm.auto import tqdm
 
-from models.metrics import consistency, fvd, paired, recognition, temporal
+from models.metrics import consistency, fvd, motion, paired, recognition, temporal
 from models.metrics.report import EvaluationResult
 from models.metrics.video_set import VideoSet, iter_batches, load_video_set
 
@@ -83,6 +85,8 @@ def evaluate_videos(
     batch_size: int = 16,
     groups: Collection[str] = GROUPS,
     progress: bool = True,
+    classes: str | os.PathLike | None = None,
+    start_frame: int = 0,
 ) -> EvaluationResult:
     """Compute every applicable metric on a folder or list file of videos.
 
@@ -97,6 +101,10 @@ def evaluate_videos(
         groups: which metric groups to run, a subset of :data:`GROUPS` (``temporal``: per-clip flow and flicker
             metrics; ``paired``: metrics against ``reference``; ``fvd``; ``accuracy``; ``consistency``).
         progress: show a progress bar.
+        classes: a file of class names (one per line, label order) for ``flow_direction_accuracy``; by default the
+            names are found beside ``videos`` (see :func:`data.annotations.find_class_names`).
+        start_frame: first frame scored in every clip (0-based; the reference too), e.g. ``k`` to score only the
+            frames a frame-conditioned model generated after ``k`` given ones.
 
     Returns:
         The :class:`EvaluationResult`; per-clip metrics are means over clips.
@@ -109,11 +117,12 @@ def evaluate_videos(
     unknown = set(groups) - set(GROUPS)
     if unknown:
         raise ValueError(f"groups={sorted(unknown)} are not metric groups; choose from {GROUPS}")
-    video_set = load_video_set(videos, num_frames)
+    video_set = load_video_set(videos, num_frames, classes=classes, start_frame=start_frame)
     reference_set = _load_reference(reference, video_set)
     result = EvaluationResult(protocol={
         "videos": video_set.source, "num_clips": len(video_set), "num_frames": video_set.num_frames,
         "frame_size": [video_set.height, video_set.width], "fps": round(video_set.fps, 3),
+        "start_frame": video_set.start_frame,
         "reference": reference_set.source if reference_set else None,
     })
     metrics = _per_clip_metrics(video_set.fps) if "temporal" in groups else {}
@@ -133,6 +142,8 @@ def evaluate_videos(
         result.skipped["classifier_accuracy"] = "needs --classifier: a recognition checkpoint of this framework"
     elif "accuracy" in groups and video_set.labels is None:
         result.skipped[f"classifier_accuracy[{model.name}]"] = "the videos carry no labels (use a list file or class folders)"
+
+    class_angles = _direction_angles(result, video_set) if "accuracy" in groups else None
 
     values: dict[str, list[torch.Tensor]] = defaultdict(list)
     curves: dict[str, list[torch.Tensor]] = defaultdict(list)
@@ -155,6 +166,9 @@ def evaluate_videos(
                 consistency.feature_consistency(image_encoder.frame_features(video)))
         if model is not None and labels is not None and "accuracy" in groups:
             correct.append(model.logits(video).argmax(dim=-1) == labels)
+        if class_angles is not None:
+            values["flow_direction_accuracy"].append(
+                motion.flow_direction_accuracy(video, labels, class_angles, per_clip=True))
 
     for key, (_, direction, note) in metrics.items():
         result.add(key, torch.cat(values[key]).mean().item(), direction, note)
@@ -163,6 +177,10 @@ def evaluate_videos(
         key = f"feature_consistency[{image_encoder.name}]"
         result.add(key, torch.cat(values[key]).double().mean().item(), "higher",
                    "VBench subject/background consistency formula on this encoder's per-frame features")
+    if class_angles is not None:
+        result.add("flow_direction_accuracy", torch.cat(values["flow_direction_accuracy"]).mean().item(), "higher",
+                   f"fraction of clips whose dominant DIS flow (intensity-weighted) lies within ±{180 / len(class_angles):g}° "
+                   f"of the label's direction and moves ≥ {motion.DEFAULT_MIN_SPEED:g} px/frame; no learned weights")
     if correct:
         key = f"classifier_accuracy[{model.name}]"
         result.add(key, torch.cat(correct).double().mean().item(), "higher",
@@ -178,10 +196,30 @@ def evaluate_videos(
     return result
 
 
+def _direction_angles(result: EvaluationResult, video_set: VideoSet):
+    """The label angles for ``flow_direction_accuracy``, or None (with the reason under ``skipped``)."""
+    if video_set.labels is None:
+        result.skipped["flow_direction_accuracy"] = "the videos carry no labels (use a list file or class folders)"
+        return None
+    if video_set.class_names is None:
+        result.skipped["flow_direction_accuracy"] = ("no class names: put classes.txt beside the list file or pass "
+                                                     "--classes FILE")
+        return None
+    try:
+        angles = motion.compass_angles(video_set.class_names)
+    except ValueError as error:
+        result.skipped["flow_direction_accuracy"] = str(error)
+        return None
+    result.protocol["flow_direction_accuracy"] = {
+        "estimator": "dis", "min_speed_px_per_frame": motion.DEFAULT_MIN_SPEED,
+        "classes": dict(zip(video_set.class_names, angles.tolist()))}
+    return angles
+
+
 def _load_reference(reference: str | os.PathLike | None, video_set: VideoSet) -> VideoSet | None:
     if reference is None:
         return None
-    reference_set = load_video_set(reference, video_set.num_frames)
+    reference_set = load_video_set(reference, video_set.num_frames, start_frame=video_set.start_frame)
     if len(reference_set) != len(video_set):
         raise ValueError(f"--reference {reference_set.source} has {len(reference_set)} videos but --videos "
                          f"{video_set.source} has {len(video_set)}; paired metrics need one reference per video")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from data.annotations import VIDEO_EXTENSIONS, Sample, read_folder_tree, read_list_file
+from data.annotations import VIDEO_EXTENSIONS, Sample, find_class_names, read_classes, read_folder_tree, read_list_file
 from data.decoding import VideoDecodeError, read_clip, video_info
 
 
@@ -32,9 +32,11 @@ class VideoSet:
         source: the folder or list file given.
         paths: the video files, in evaluation order.
         labels: one integer label per video, or None for an unlabelled folder.
-        num_frames: frames evaluated per clip (the first ``num_frames`` of each file).
+        num_frames: frames evaluated per clip (``num_frames`` from ``start_frame`` on, in each file).
         height, width: frame size (pixels).
         fps: frame rate of the first file (frames per second).
+        class_names: one name per label index (from ``classes``, the class folders, or the list file's
+            ``classes.txt`` / ``classes_<task>.txt``), or None when unknown.
     """
 
     source: str
@@ -44,30 +46,36 @@ class VideoSet:
     height: int
     width: int
     fps: float
+    class_names: list[str] | None = None
+    start_frame: int = 0
 
     def __len__(self) -> int:
         return len(self.paths)
 
 
-def _samples(source: Path) -> tuple[list[Sample], bool]:
-    """The samples of ``source`` and whether they carry labels."""
+def _samples(source: Path) -> tuple[list[Sample], bool, list[str] | None]:
+    """The samples of ``source``, whether they carry labels, and the class names when they can be found."""
     if source.is_file():
-        return read_list_file(source, root=source.parent), True
+        return read_list_file(source, root=source.parent), True, find_class_names(source)
     if not source.is_dir():
         raise FileNotFoundError(f"{source}: no such folder or list file")
     if any(p.is_dir() for p in source.iterdir()):
-        return read_folder_tree(source)[0], True
+        samples, names = read_folder_tree(source)
+        return samples, True, names
     files = sorted(p for p in source.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS)
-    return [Sample(str(p), -1) for p in files], False
+    return [Sample(str(p), -1) for p in files], False, None
 
 
-def load_video_set(source: str | os.PathLike, num_frames: int | None = None) -> VideoSet:
+def load_video_set(source: str | os.PathLike, num_frames: int | None = None,
+                   classes: str | os.PathLike | None = None, start_frame: int = 0) -> VideoSet:
     """Collect and probe the videos of a folder or list file.
 
     Args:
         source: a list file, a folder per class, or a flat folder of videos (see the module docstring).
         num_frames: frames to evaluate per clip, taken from the start of each file; None requires every file to
             have the same length and uses all of it.
+        classes: a file with one class name per line, replacing the names found beside ``source``.
+        start_frame: first frame evaluated (0-based), e.g. the first generated frame after k given ones.
 
     Returns:
         The checked :class:`VideoSet`.
@@ -77,13 +85,18 @@ def load_video_set(source: str | os.PathLike, num_frames: int | None = None) -> 
         ValueError: no videos were found; ``num_frames`` < 1; a file is shorter than ``num_frames``; files differ in
             length (when ``num_frames`` is None) or in frame size. The message names the files.
         VideoDecodeError: a file is missing or cannot be opened.
+        FileNotFoundError: ``classes`` does not exist.
     """
     source = Path(source)
-    samples, labelled = _samples(source)
+    samples, labelled, class_names = _samples(source)
+    if classes is not None:
+        class_names = read_classes(classes)
     if not samples:
         raise ValueError(f"{source}: no video files found (extensions {VIDEO_EXTENSIONS})")
     if num_frames is not None and num_frames < 1:
         raise ValueError(f"num_frames={num_frames} must be at least 1")
+    if start_frame < 0:
+        raise ValueError(f"start_frame={start_frame} must be >= 0")
     infos = [video_info(sample.path) for sample in samples]
     sizes = {(info.height, info.width) for info in infos}
     if len(sizes) > 1:
@@ -97,14 +110,21 @@ def load_video_set(source: str | os.PathLike, num_frames: int | None = None) -> 
             raise ValueError(f"{source}: videos differ in length ({min(lengths)} to {max(lengths)} frames, e.g. "
                              f"{samples[shortest].path} has {lengths[shortest]}); pass num_frames to evaluate the "
                              "first N frames of each")
-        num_frames = lengths[0]
-    short = [(s.path, n) for s, n in zip(samples, lengths) if n < num_frames]
+        num_frames = lengths[0] - start_frame
+        if num_frames < 1:
+            raise ValueError(f"{source}: start_frame={start_frame} leaves no frame of its {lengths[0]}-frame videos")
+    short = [(s.path, n) for s, n in zip(samples, lengths) if n < start_frame + num_frames]
     if short:
-        raise ValueError(f"{source}: {len(short)} videos are shorter than num_frames={num_frames}, e.g. "
+        after = f" after start_frame={start_frame}" if start_frame else ""
+        raise ValueError(f"{source}: {len(short)} videos are shorter than num_frames={num_frames}{after}, e.g. "
                          f"{short[0][0]} has {short[0][1]} frames")
     height, width = sizes.pop()
-    return VideoSet(str(source), [s.path for s in samples], [s.label for s in samples] if labelled else None,
-                    num_frames, height, width, infos[0].fps)
+    labels = [s.label for s in samples] if labelled else None
+    if labels is not None and class_names is not None and not 0 <= min(labels) <= max(labels) < len(class_names):
+        raise ValueError(f"{source}: labels span [{min(labels)}, {max(labels)}] but {len(class_names)} class names "
+                         "were given")
+    return VideoSet(str(source), [s.path for s in samples], labels, num_frames, height, width, infos[0].fps,
+                    class_names if labelled else None, start_frame)
 
 
 def iter_batches(videos: VideoSet, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
@@ -120,7 +140,7 @@ def iter_batches(videos: VideoSet, batch_size: int) -> Iterator[tuple[torch.Tens
     """
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} must be at least 1")
-    indices = list(range(videos.num_frames))
+    indices = list(range(videos.start_frame, videos.start_frame + videos.num_frames))
     for start in range(0, len(videos), batch_size):
         paths = videos.paths[start:start + batch_size]
         clips = [read_clip(path, indices) for path in paths]  # each uint8 (c t h w)

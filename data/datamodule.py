@@ -16,7 +16,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from data.annotations import Sample, read_classes, read_folder_tree, read_list_file
+from data.annotations import Sample, find_class_names, read_classes, read_folder_tree, read_list_file
 from data.dataset import EpochShuffleSampler, VideoClipDataset, check_files
 from data.transforms import eval_transform, train_transform
 
@@ -58,6 +58,10 @@ class VideoDataModule(pl.LightningDataModule):
         seed: seeds the training shuffle order.
         generate: optional kwargs for :func:`data.moving_mnist.build_dataset` (``out_dir`` is ``root``), run in
             ``prepare_data`` and skipped when the data already exists.
+        cache_videos: keep decoded videos in memory after their first read (small datasets only; see
+            :class:`data.dataset.VideoClipDataset`). With persistent workers, epochs after the first decode nothing.
+        time_reversal: play training clips backwards with probability 1/2 and relabel them with the opposite
+            direction; needs compass class names (e.g. ``classes_direction.txt``). Exact for Moving MNIST direction.
 
     Raises:
         ValueError: a bad value, naming the field.
@@ -88,6 +92,8 @@ class VideoDataModule(pl.LightningDataModule):
         max_decode_failures: int = 10,
         seed: int = 0,
         generate: dict[str, Any] | None = None,
+        cache_videos: bool = False,
+        time_reversal: bool = False,
     ) -> None:
         super().__init__()
         for name, value in (("num_frames", num_frames), ("frame_stride", frame_stride),
@@ -103,7 +109,7 @@ class VideoDataModule(pl.LightningDataModule):
         self.num_classes = num_classes
         self.classes_file = classes
         self.clip = dict(num_frames=num_frames, frame_stride=frame_stride, sampling=sampling, short_video=short_video,
-                         max_decode_failures=max_decode_failures)
+                         max_decode_failures=max_decode_failures, cache_videos=bool(cache_videos))
         self.train_tf = train_transform(crop_size, int(train_scale[0]), int(train_scale[1]), flip, mean, std)
         self.eval_tf = eval_transform(crop_size, resize_size, mean, std)
         self.batch_size = batch_size
@@ -114,6 +120,7 @@ class VideoDataModule(pl.LightningDataModule):
         self.generate = dict(generate) if generate else None
         self.datasets: dict[str, VideoClipDataset] = {}
         self.class_names: list[str] | None = None
+        self.time_reversal = bool(time_reversal)
 
     def prepare_data(self) -> None:
         if self.generate is not None:
@@ -131,7 +138,7 @@ class VideoDataModule(pl.LightningDataModule):
             if not os.path.exists(spec):
                 raise FileNotFoundError(f"data.{split}: {spec} does not exist (build the data first, see README)")
             samples = read_list_file(spec, self.root, classes)
-            self.class_names = classes
+            self.class_names = classes if classes is not None else find_class_names(spec)
         bad = [s for s in samples if not 0 <= s.label < self.num_classes]
         if bad:
             raise ValueError(f"{spec}: label {bad[0].label} of {bad[0].path} is outside "
@@ -143,10 +150,23 @@ class VideoDataModule(pl.LightningDataModule):
         for split in wanted.get(stage, ("train", "val", "test")):
             if split not in self.datasets:
                 train = split == "train"
+                samples = self.read_split(split)
+                reverse = self._reverse_labels() if train and self.time_reversal else None
                 self.datasets[split] = VideoClipDataset(
-                    self.read_split(split), train=train, transform=self.train_tf if train else self.eval_tf,
-                    seed=self.seed, **self.clip,
+                    samples, train=train, transform=self.train_tf if train else self.eval_tf,
+                    seed=self.seed, reverse_labels=reverse, **self.clip,
                 )
+
+    def _reverse_labels(self) -> list[int]:
+        from data.latents import opposite_directions
+
+        if self.class_names is None:
+            raise ValueError(f"data.time_reversal=true needs class names for {self.splits['train']} (a classes file, "
+                             "class folders, or classes_<task>.txt beside the list) to relabel reversed clips")
+        try:
+            return opposite_directions(self.class_names)
+        except ValueError as error:
+            raise ValueError(f"data.time_reversal=true: {error}") from error
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         return clip_loader(self.datasets[split], self.batch_size, shuffle, self.seed, self.num_workers,

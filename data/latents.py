@@ -28,10 +28,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from data.annotations import CLASSES_FILE, read_classes
 from data.datamodule import VideoDataModule, clip_loader
 from data.dataset import VideoClipDataset
 from models.checkpointing import save_atomic
@@ -50,8 +52,9 @@ def eval_clip_dataset(datamodule: VideoDataModule, split: str) -> VideoClipDatas
     """
     if split not in SPLITS:
         raise ValueError(f"split={split!r} is not one of {SPLITS}")
+    clip = {**datamodule.clip, "cache_videos": False}  # one pass: nothing to reuse
     return VideoClipDataset(datamodule.read_split(split), train=False, transform=datamodule.eval_tf,
-                            seed=datamodule.seed, **datamodule.clip)
+                            seed=datamodule.seed, **clip)
 
 
 @torch.no_grad()
@@ -123,6 +126,12 @@ class LatentClipDataset(Dataset):
 
     Args:
         path: a ``<split>.pt`` file written by :func:`cache_latents`.
+        reverse_labels: time-reversal augmentation. When given, each ``(index, epoch)`` item is played backwards
+            with probability 1/2 (a pure function of ``(seed, epoch, index)``, so resumed runs see the same items)
+            and its label ``y`` becomes ``reverse_labels[y]``. Exact for the per-frame latents of Moving MNIST
+            ``direction``, where a reversed clip is bit for bit a clip of the opposite direction (see
+            :func:`opposite_directions`). Plain integer keys (evaluation) are never reversed.
+        seed: base seed of the reversal draws.
 
     Items are dicts: ``latents`` float32 (c_lat t h' w'), scaled for diffusion; ``label`` int64; ``index`` int64.
     Keys may be indices or ``(index, epoch)`` pairs from :class:`data.dataset.EpochShuffleSampler`.
@@ -132,7 +141,7 @@ class LatentClipDataset(Dataset):
         ValueError: the file is not a latent cache of this format.
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, reverse_labels: Sequence[int] | None = None, seed: int = 0) -> None:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"latent cache {path} does not exist (write it with scripts/cache_latents.py)")
@@ -148,14 +157,45 @@ class LatentClipDataset(Dataset):
         self.labels: torch.Tensor = record["labels"]
         self.paths: list[str] = list(record["paths"])
         self.meta: dict[str, Any] = dict(record["meta"])
+        self.reverse_labels = None if reverse_labels is None else torch.as_tensor(list(reverse_labels))
+        self.seed = seed
 
     def __len__(self) -> int:
         return self.latents.shape[0]
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
-        index = key[0] if isinstance(key, tuple) else key
-        return {"latents": self.latents[index], "label": self.labels[index],
-                "index": torch.tensor(index, dtype=torch.long)}
+        index, epoch = key if isinstance(key, tuple) else (key, None)
+        latents, label = self.latents[index], self.labels[index]
+        if self.reverse_labels is not None and epoch is not None:
+            if np.random.default_rng([self.seed, epoch, index]).random() < 0.5:
+                latents, label = latents.flip(1), self.reverse_labels[label]  # (c t h w) backwards in time
+        return {"latents": latents, "label": label, "index": torch.tensor(index, dtype=torch.long)}
+
+
+def opposite_directions(class_names: Sequence[str]) -> list[int]:
+    """For compass-point classes, the index of each class's opposite direction (``E`` -> ``W``, ``NE`` -> ``SW``).
+
+    Args:
+        class_names: compass names in label order (see :func:`models.metrics.motion.compass_angles`).
+
+    Returns:
+        One class index per class.
+
+    Raises:
+        ValueError: a name is not a compass point, or a direction has no opposite among the classes.
+    """
+    from models.metrics.motion import compass_angles
+
+    angles = compass_angles(class_names)
+    lookup = {round(float(a) % 360, 6): i for i, a in enumerate(angles)}
+    opposite = []
+    for name, angle in zip(class_names, angles):
+        partner = lookup.get(round(float(angle + 180) % 360, 6))
+        if partner is None:
+            raise ValueError(f"class {name!r} has no opposite direction among {list(class_names)}: time reversal "
+                             "cannot relabel it")
+        opposite.append(partner)
+    return opposite
 
 
 class LatentDataModule(pl.LightningDataModule):
@@ -170,7 +210,12 @@ class LatentDataModule(pl.LightningDataModule):
             ``downsample_factor``); checked against the cache.
         batch_size, num_workers: loader settings (the latents are in memory: workers rarely help).
         pin_memory: ``"auto"`` pins only when CUDA is available.
-        seed: seeds the training shuffle order (per epoch, as in ``VideoDataModule``).
+        seed: seeds the training shuffle order (per epoch, as in ``VideoDataModule``) and the reversals.
+        time_reversal: play training clips backwards with probability 1/2 and relabel them with the opposite
+            direction (:class:`LatentClipDataset`); needs compass class names in ``<root>/classes.txt``.
+
+    Attributes:
+        class_names: the names in ``<root>/classes.txt`` (label order), or None.
 
     Raises:
         ValueError: a bad value, or a cache that disagrees with ``num_frames``/``crop_size``/``num_classes``, naming
@@ -179,7 +224,8 @@ class LatentDataModule(pl.LightningDataModule):
 
     def __init__(self, root: str, train: str = "train.pt", val: str = "val.pt", test: str = "test.pt",
                  num_classes: int = 8, num_frames: int = 8, crop_size: int = 64, batch_size: int = 32,
-                 num_workers: int = 0, pin_memory: str | bool = "auto", seed: int = 0) -> None:
+                 num_workers: int = 0, pin_memory: str | bool = "auto", seed: int = 0,
+                 time_reversal: bool = False) -> None:
         super().__init__()
         for name, value in (("num_classes", num_classes), ("num_frames", num_frames), ("crop_size", crop_size),
                             ("batch_size", batch_size)):
@@ -197,11 +243,24 @@ class LatentDataModule(pl.LightningDataModule):
         self.pin_memory = torch.cuda.is_available() if pin_memory == "auto" else bool(pin_memory)
         self.seed = seed
         self.datasets: dict[str, LatentClipDataset] = {}
+        # Written by scripts/cache_latents.py from the source dataset (e.g. E, NE, ... for Moving MNIST direction).
+        names = self.root / CLASSES_FILE
+        self.class_names: list[str] | None = read_classes(names) if names.is_file() else None
+        self.reverse_labels = None
+        if time_reversal:
+            if self.class_names is None:
+                raise ValueError(f"data.time_reversal=true needs the class names in {names} (written by "
+                                 "scripts/cache_latents.py) to relabel reversed clips")
+            try:
+                self.reverse_labels = opposite_directions(self.class_names)
+            except ValueError as error:
+                raise ValueError(f"data.time_reversal=true: {error}") from error
 
     def load_split(self, split: str) -> LatentClipDataset:
         """Read and check one split's cache (kept after the first call)."""
         if split not in self.datasets:
-            dataset = LatentClipDataset(self.root / self.files[split])
+            reverse = self.reverse_labels if split == "train" else None
+            dataset = LatentClipDataset(self.root / self.files[split], reverse_labels=reverse, seed=self.seed)
             _, _, t, h, _ = dataset.latents.shape
             side = h * dataset.meta["downsample_factor"]
             if t != self.num_frames:

@@ -117,3 +117,50 @@ def test_csv_and_folder_tree_formats(tmp_path):
     plain = tmp_path / "p.csv"
     plain.write_text("path,label\nwalk/a.mp4,3\n")
     assert read_list_file(plain, tmp_path) == [Sample(str(tmp_path / "walk/a.mp4"), 3)]
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_video_cache_gives_the_same_items_and_decodes_each_file_once(tiny_mmnist, monkeypatch, train):
+    import data.dataset as dataset_module
+
+    samples = read_list_file(tiny_mmnist / "val_direction.txt", tiny_mmnist)
+    transform = datamodule(tiny_mmnist).train_tf if train else None
+    plain = VideoClipDataset(samples, num_frames=4, frame_stride=2, train=train, transform=transform)
+    cached = VideoClipDataset(samples, num_frames=4, frame_stride=2, train=train, transform=transform,
+                              cache_videos=True)
+    keys = [(i, epoch) for epoch in (0, 1) for i in range(4)] if train else list(range(4)) * 2
+    reads = []
+    decode = dataset_module.read_sampled_clip
+    monkeypatch.setattr(dataset_module, "read_sampled_clip", lambda path, sample: reads.append(path) or
+                        decode(path, sample))
+    for key in keys:
+        torch.testing.assert_close(cached[key]["video"], plain[key]["video"], rtol=0, atol=0)
+    assert len(reads) == len(keys) + 4  # the plain dataset decodes every time, the cache once per file
+
+
+def test_video_cache_still_reports_corrupt_files(copy_of_tiny):
+    corrupt(copy_of_tiny / "test" / "00002.mp4")
+    samples = read_list_file(copy_of_tiny / "test_direction.txt", copy_of_tiny)
+    with pytest.raises(VideoDecodeError, match="00002.mp4"):
+        VideoClipDataset(samples, num_frames=8, train=False, cache_videos=True)[2]
+
+
+def test_time_reversal_plays_training_clips_backwards_with_the_opposite_label(tiny_mmnist):
+    plain = datamodule(tiny_mmnist)
+    reversed_ = datamodule(tiny_mmnist, time_reversal=True)
+    plain.setup("fit")
+    reversed_.setup("fit")
+    flipped = 0
+    for index in range(16):
+        base, item = plain.datasets["train"][(index, 2)], reversed_.datasets["train"][(index, 2)]
+        if item["label"] == base["label"]:
+            torch.testing.assert_close(item["video"], base["video"], rtol=0, atol=0)
+        else:
+            flipped += 1
+            assert item["label"] == (base["label"] + 4) % 8  # E <-> W: classes_direction.txt is E NE N NW W ...
+            torch.testing.assert_close(item["video"], base["video"].flip(1), rtol=0, atol=0)
+    assert 2 <= flipped <= 14
+    assert torch.equal(reversed_.datasets["val"][3]["video"], plain.datasets["val"][3]["video"])  # eval: never
+    digits = datamodule(tiny_mmnist, train="train_digit.txt", num_classes=10, time_reversal=True)
+    with pytest.raises(ValueError, match="time_reversal=true: class name '0' is not a compass point"):
+        digits.setup("fit")

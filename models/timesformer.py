@@ -29,35 +29,51 @@ ATTENTION_TYPES = ("divided_space_time", "joint_space_time", "space_only")
 
 
 class PatchEmbed(nn.Module):
-    """Per-frame non-overlapping patch embedding with a Conv2d (named ``proj`` as in the official code)."""
+    """Non-overlapping patch embedding, per frame or per tubelet (named ``proj`` as in the official code).
 
-    def __init__(self, patch_size: int, in_chans: int, embed_dim: int) -> None:
+    ``tubelet_size = 1`` is TimeSformer's per-frame ``Conv2d`` (official checkpoints load into it). ``tubelet_size
+    = k > 1`` is ViViT's tubelet embedding (Arnab et al., ICCV 2021, §3.2): a ``Conv3d`` over k×p×p tubelets, so a
+    token already sees k consecutive frames in order.
+    """
+
+    def __init__(self, patch_size: int, in_chans: int, embed_dim: int, tubelet_size: int = 1) -> None:
         super().__init__()
+        if tubelet_size < 1:
+            raise ValueError(f"tubelet_size={tubelet_size} must be >= 1")
         self.patch_size = patch_size
         self.in_chans = in_chans
-        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
+        self.tubelet_size = tubelet_size
+        if tubelet_size == 1:
+            self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
+        else:
+            kernel = (tubelet_size, patch_size, patch_size)
+            self.proj = nn.Conv3d(in_chans, embed_dim, kernel_size=kernel, stride=kernel)
 
     def forward(self, video: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         """Embed patches.
 
         Args:
-            video: float tensor (b c t h w), h and w divisible by ``patch_size``.
+            video: float tensor (b c t h w), t divisible by ``tubelet_size``, h and w by ``patch_size``.
 
         Returns:
-            Tokens (b t n d) with n = (h/p)·(w/p), and the patch grid size (gh, gw).
+            Tokens (b t' n d) with t' = t / tubelet_size and n = (h/p)·(w/p), and the patch grid size (gh, gw).
 
         Raises:
-            ValueError: wrong channel count, or h/w not divisible by ``patch_size``.
+            ValueError: wrong channel count, or t, h or w not divisible by the tubelet or patch size.
         """
         b, c, t, h, w = video.shape
         if c != self.in_chans:
             raise ValueError(f"input has {c} channels but in_chans={self.in_chans}")
         if h % self.patch_size or w % self.patch_size:
             raise ValueError(f"input size {h}x{w} is not divisible by patch_size={self.patch_size}")
-        x = rearrange(video, "b c t h w -> (b t) c h w")
-        x = self.proj(x)  # ((b t) d gh gw)
-        grid = (x.shape[-2], x.shape[-1])
-        return rearrange(x, "(b t) d gh gw -> b t (gh gw) d", b=b, t=t), grid
+        if t % self.tubelet_size:
+            raise ValueError(f"num_frames={t} is not divisible by tubelet_size={self.tubelet_size}")
+        if self.tubelet_size == 1:
+            x = self.proj(rearrange(video, "b c t h w -> (b t) c h w"))  # ((b t) d gh gw)
+            grid = (x.shape[-2], x.shape[-1])
+            return rearrange(x, "(b t) d gh gw -> b t (gh gw) d", b=b, t=t), grid
+        x = self.proj(video)  # (b d t' gh gw)
+        return rearrange(x, "b d t gh gw -> b t (gh gw) d"), (x.shape[-2], x.shape[-1])
 
 
 class Block(nn.Module):
@@ -127,7 +143,9 @@ class TimeSformer(nn.Module):
         patch_size: square patch side (pixels).
         in_chans: input channels.
         num_classes: classifier outputs; 0 gives an identity head (features).
-        num_frames: configured clip length (frames); ``time_embed`` holds this many entries.
+        num_frames: configured clip length (frames); ``time_embed`` holds ``num_frames / tubelet_size`` entries.
+        tubelet_size: frames per token (see :class:`PatchEmbed`); 1 is TimeSformer's per-frame embedding. A tubelet
+            sees frame order, so ``space_only`` with ``tubelet_size > 1`` is no longer order-blind.
         embed_dim, depth, num_heads, mlp_ratio, qkv_bias: transformer size, as in timm's ViT.
         drop_rate: dropout after position/time embeddings, in attention projections and MLPs (training only).
         attn_drop_rate: dropout on attention weights (training only).
@@ -156,6 +174,7 @@ class TimeSformer(nn.Module):
         drop_path_rate: float = 0.1,
         attention_type: str = "divided_space_time",
         fused_attn: bool = True,
+        tubelet_size: int = 1,
     ) -> None:
         super().__init__()
         if attention_type not in ATTENTION_TYPES:
@@ -164,6 +183,8 @@ class TimeSformer(nn.Module):
             raise ValueError(f"img_size={img_size} is not divisible by patch_size={patch_size}")
         if num_frames < 1:
             raise ValueError(f"num_frames={num_frames} must be >= 1")
+        if tubelet_size < 1 or num_frames % tubelet_size:
+            raise ValueError(f"num_frames={num_frames} is not divisible by tubelet_size={tubelet_size}")
         if embed_dim % num_heads != 0:
             raise ValueError(f"embed_dim={embed_dim} is not divisible by num_heads={num_heads}")
         self.attention_type = attention_type
@@ -171,12 +192,12 @@ class TimeSformer(nn.Module):
         self.embed_dim = embed_dim
         self.grid_size = (img_size // patch_size, img_size // patch_size)
 
-        self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim)
+        self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim, tubelet_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + self.grid_size[0] * self.grid_size[1], embed_dim))
         self.pos_drop = nn.Dropout(drop_rate)
         if attention_type != "space_only":
-            self.time_embed = nn.Parameter(torch.zeros(1, num_frames, embed_dim))
+            self.time_embed = nn.Parameter(torch.zeros(1, num_frames // tubelet_size, embed_dim))
             self.time_drop = nn.Dropout(drop_rate)
         block_type = "divided_space_time" if attention_type == "divided_space_time" else "joint_space_time"
         rates = torch.linspace(0, drop_path_rate, depth).tolist()

@@ -2,8 +2,12 @@
 
     python scripts/results_table.py outputs/demo/*/test_metrics.json
     python scripts/results_table.py --keys test/acc_top1 test/acc_top5 -- run_a/test_metrics.json run_b/test_metrics.json
+    python scripts/results_table.py --target 'divided:test/acc_top1>=0.95' --target 'space_only:test/acc_top1<=0.55' \
+        outputs/demo/*/eval/test_metrics.json
 
 Each row is named after the run folder that holds the file (the parent of an ``eval``/``checkpoints`` folder).
+``--target RUN:KEY>=VALUE`` (or ``<=``) adds a column that says whether that run reached the target, so nobody has to compare
+numbers by hand; the exit status stays 0 either way.
 """
 
 from __future__ import annotations
@@ -20,13 +24,49 @@ def run_name(path: Path) -> str:
     return parent.parent.name if parent.name in ("eval", "checkpoints") else parent.name
 
 
-def table(paths: list[Path], keys: list[str]) -> str:
-    """Markdown table with one row per metrics file; missing keys print as '-'; fractions print as percent."""
-    lines = ["| run | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+def _format(key: str, value: float) -> str:
+    return f"{100 * value:.1f}%" if "acc" in key else f"{value:.4g}"
+
+
+def parse_target(spec: str) -> tuple[str, str, str, float]:
+    """``RUN:KEY>=VALUE`` or ``RUN:KEY<=VALUE`` (``=`` alone means ``>=``) -> (run, key, op, value).
+
+    Raises:
+        ValueError: ``spec`` is not of that form.
+    """
+    try:
+        run, rest = spec.split(":", 1)
+        key, value = rest.rsplit("=", 1)
+        op = "<=" if key.endswith("<") else ">="
+        return run, key.rstrip("<>"), op, float(value)
+    except ValueError as error:
+        raise ValueError(f"--target {spec!r} must look like RUN:KEY>=VALUE or RUN:KEY<=VALUE, e.g. "
+                         "divided:test/acc_top1>=0.95") from error
+
+
+def verdict(metrics: dict, key: str, op: str, target: float) -> str:
+    """'meets the ≥ X target' or 'misses ...': whether ``metrics[key]`` is ``op`` ``target``."""
+    if key not in metrics:
+        return f"no {key}"
+    shown = _format(key, target)
+    if op == ">=":
+        return f"meets the ≥ {shown} target" if metrics[key] >= target else f"**below the {shown} target**"
+    return f"meets the ≤ {shown} bound" if metrics[key] <= target else f"**above the {shown} bound**"
+
+
+def table(paths: list[Path], keys: list[str], targets: list[tuple[str, str, str, float]] = ()) -> str:
+    """Markdown table with one row per metrics file; missing keys print as '-'; fractions print as percent.
+
+    With ``targets``, a last column gives each targeted run's verdict (other runs get '-').
+    """
+    header = ["run", *keys] + (["target"] if targets else [])
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     for path in paths:
         metrics = json.loads(path.read_text())
-        cells = [f"{100 * metrics[k]:.1f}%" if k in metrics and "acc" in k else
-                 (f"{metrics[k]:.4g}" if k in metrics else "-") for k in keys]
+        cells = [_format(k, metrics[k]) if k in metrics else "-" for k in keys]
+        if targets:
+            mine = [verdict(metrics, key, op, value) for run, key, op, value in targets if run == run_name(path)]
+            cells.append("; ".join(mine) if mine else "-")
         lines.append(f"| {run_name(path)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -35,11 +75,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("files", nargs="+", type=Path, help="metrics JSON files")
     parser.add_argument("--keys", nargs="+", default=list(DEFAULT_KEYS), help="metric keys to show")
+    parser.add_argument("--target", action="append", default=[], metavar="RUN:KEY>=VALUE",
+                        help="say whether RUN reached KEY >= VALUE, or KEY <= VALUE with <= (repeatable)")
     args = parser.parse_args()
     missing = [str(p) for p in args.files if not p.is_file()]
     if missing:
         parser.error(f"metrics files not found: {missing}")
-    print(table(args.files, args.keys))
+    try:
+        targets = [parse_target(spec) for spec in args.target]
+    except ValueError as error:
+        parser.error(str(error))
+    print(table(args.files, args.keys, targets))
 
 
 if __name__ == "__main__":

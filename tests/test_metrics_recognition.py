@@ -149,7 +149,9 @@ def test_recognition_frame_encoder_feeds_each_frame_as_a_one_frame_clip(run):
     assert isinstance(encoder, RecognitionFrameEncoder) and encoder.name == "timesformer:tiny_run"
     video = torch.rand(2, 3, 3, CROP, CROP, generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
-        by_hand = torch.stack([net.forward_features(normalise(video[:, :, i:i + 1])) for i in range(3)], dim=1)
+        k = net.patch_embed.tubelet_size  # a still clip: the frame repeated over one tubelet
+        by_hand = torch.stack([net.forward_features(normalise(video[:, :, i:i + 1].repeat(1, 1, k, 1, 1)))
+                               for i in range(3)], dim=1)
     cos = F.cosine_similarity
     frame2 = cos(by_hand[:, 1], by_hand[:, 0], dim=-1).clamp(min=0)  # previous and first frame are the same
     frame3 = (cos(by_hand[:, 2], by_hand[:, 1], dim=-1).clamp(min=0)

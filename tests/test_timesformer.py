@@ -219,3 +219,33 @@ def test_state_dict_uses_official_timesformer_names():
                  "blocks.0.mlp.fc1.weight", "blocks.0.mlp.fc2.weight"):
         assert name in keys, name
     assert not any(isinstance(m, nn.MultiheadAttention) for m in tiny().modules())
+
+
+def test_tubelet_embedding_is_a_linear_map_of_each_tubelet():
+    model = tiny(tubelet_size=2)
+    video = torch.randn(2, 3, 4, 32, 32, generator=torch.Generator().manual_seed(3))
+    tokens, grid = model.patch_embed(video)  # (b t' n d)
+    assert tokens.shape == (2, 2, 16, 32) and grid == (4, 4)
+    weight, bias = model.patch_embed.proj.weight, model.patch_embed.proj.bias  # (d c k p p), (d,)
+    tubelet = video[1, :, 2:4, 8:16, 16:24]  # clip 1, second tubelet (frames 2-3), patch row 1, column 2
+    expected = torch.einsum("dckpq,ckpq->d", weight, tubelet) + bias
+    torch.testing.assert_close(tokens[1, 1, 1 * 4 + 2], expected, rtol=1e-5, atol=1e-5)
+    assert model.time_embed.shape == (1, 2, 32)  # one entry per tubelet
+
+
+def test_space_only_sees_frame_order_inside_a_tubelet():
+    """Why the order-blind ablation keeps tubelet_size=1: a 2-frame tubelet already tells forward from backward."""
+    torch.manual_seed(0)
+    video = torch.randn(2, 3, 4, 32, 32)
+    model = tiny("space_only", tubelet_size=2).eval()
+    with torch.no_grad():
+        swapped = video[:, :, [1, 0, 3, 2]]  # the same set of frames, each tubelet's two frames swapped
+        assert not torch.allclose(model(video), model(swapped), atol=1e-5)
+        assert torch.allclose(model(video), model(video[:, :, [2, 3, 0, 1]]), atol=1e-5)  # whole tubelets permute
+
+
+def test_tubelet_size_must_divide_the_frames():
+    with pytest.raises(ValueError, match="num_frames=4 is not divisible by tubelet_size=3"):
+        tiny(tubelet_size=3)
+    with pytest.raises(ValueError, match="num_frames=3 is not divisible by tubelet_size=2"):
+        tiny(tubelet_size=2)(torch.randn(1, 3, 3, 32, 32))

@@ -15,7 +15,8 @@ weights, so the encoder comes from a local path (:func:`load_image_encoder`) and
   normalisation are declared by the file (attributes ``image_size``, ``mean``, ``std``, ``interpolation``,
   ``center_crop``), or passed as arguments, or taken from the ``clip``/``dino`` preset (VBench's transforms);
 * a **recognition checkpoint** of this framework (a ``.ckpt`` file or a run folder): each frame is fed to the clip
-  classifier as a 1-frame clip and its pre-logit feature is used (:class:`RecognitionFrameEncoder`).
+  classifier as a still clip (the frame repeated over one tubelet) and its pre-logit feature is used
+  (:class:`RecognitionFrameEncoder`).
 
 Use: ``encoder = load_image_encoder(path)``, then ``feature_consistency(encoder.frame_features(video))`` (b,) or
 ``video_feature_consistency(video, encoder)``; the key is ``metric_name(encoder)``. With no encoder path the caller
@@ -227,7 +228,7 @@ class TorchScriptImageEncoder:
 
 
 class RecognitionFrameEncoder:
-    """Per-frame features from a recognition checkpoint of this framework: each frame is a 1-frame clip.
+    """Per-frame features from a recognition checkpoint of this framework: each frame is a still one-token clip.
 
     Args:
         path: a checkpoint ``<run>/checkpoints/<name>.ckpt`` or a run folder.
@@ -240,7 +241,7 @@ class RecognitionFrameEncoder:
     def __init__(self, path: str | os.PathLike, device: str | torch.device = "cpu") -> None:
         self.model = RecognitionModel(path, device)
         self.name = self.model.name
-        self.protocol = {**self.model.protocol, "num_frames": 1, "frames": "each frame as a 1-frame clip"}
+        self.protocol = {**self.model.protocol, "num_frames": 1, "frames": "each frame as a still clip of one tubelet"}
 
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
         """Features float32 (n d) of float frames (n c h w) in [0, 1]."""

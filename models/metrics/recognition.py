@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 import torchvision.transforms.v2.functional as TF
-from einops import rearrange
+from einops import rearrange, repeat
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -198,10 +198,11 @@ class RecognitionModel:
 
     @torch.no_grad()
     def image_features(self, frames: torch.Tensor) -> torch.Tensor:
-        """Features of single images, each fed to the net as a 1-frame clip (no frame selection).
+        """Features of single images, each fed to the net as a still clip of one token in time (no frame selection).
 
-        A 1-frame clip uses the net's time embedding of frame 0 (TimeSformer resamples ``time_embed`` to the input
-        length) and its temporal attention attends to itself only: the feature describes the frame's content.
+        The clip is the frame repeated ``tubelet_size`` times (1 for per-frame patches): it uses the net's time
+        embedding of its first token (TimeSformer resamples ``time_embed`` to the input length) and its temporal
+        attention attends to itself only, so the feature describes the frame's content.
 
         Args:
             frames: float (n c h w) in [0, 1], c = 1 or ``in_chans``.
@@ -211,7 +212,8 @@ class RecognitionModel:
         """
         if frames.ndim != 4:
             raise ValueError(f"frames must have shape (n c h w), got {tuple(frames.shape)}")
-        clips = self.prepare_frames(rearrange(frames, "n c h w -> n c 1 h w"))
+        tubelet = getattr(getattr(self.net, "patch_embed", None), "tubelet_size", 1)
+        clips = self.prepare_frames(repeat(frames, "n c h w -> n c k h w", k=tubelet))
         return self.net.forward_features(clips).float()
 
     def check_labels(self, labels: torch.Tensor, num_clips: int) -> torch.Tensor:

@@ -1,0 +1,117 @@
+"""The reporting scripts: bench_train's last line, sweep summaries, curve plots, target verdicts, reconstructions."""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+from pathlib import Path
+
+import pytest
+import yaml
+
+from scripts import bench_train, plot_curves, results_table, summarize_sweep
+
+BENCH_LINE = re.compile(r"^train step: ([\d.]+) GFLOP/s end to end = ([\d.]+)% of the fp32 matmul peak "
+                        r"\(([\d.]+) GFLOP/s measured in this run\)$")
+
+
+def test_bench_train_prints_the_throughput_line(tiny_mmnist, capsys):
+    figures = bench_train.main([
+        f"data.root={tiny_mmnist}", "data.generate=null", "data.batch_size=8", "model.net.embed_dim=32",
+        "model.net.depth=1", "~callbacks.progress_bar", "num_threads=1", "--steps", "3", "--warmup", "2",
+        "--model-steps", "1",
+    ])
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    match = BENCH_LINE.match(last)
+    assert match, last
+    rate, percent, peak = (float(group) for group in match.groups())
+    assert rate == pytest.approx(figures["flops_per_step"] / figures["seconds"] / 1e9, rel=0.01)
+    assert percent == pytest.approx(100 * rate / peak, abs=0.1)
+    assert figures["flops_per_step"] > 0 and peak > 0
+
+
+def fake_run(folder: Path, overrides: list[str], value: float) -> None:
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    (folder / "train_metrics.json").write_text(json.dumps({"test/acc_top1": value}))
+
+
+def test_summarize_sweep_groups_by_overrides_apart_from_the_seed(tmp_path):
+    values = {"divided": [0.99, 1.0, 0.97], "space_only": [0.31, 0.37, 0.29]}
+    for name, runs in values.items():
+        for seed, value in enumerate(runs):
+            fake_run(tmp_path / f"{name}_{seed}", [f"experiment=mmnist_direction_{name}", f"seed={seed}",
+                                                   "callbacks.progress_bar.refresh_rate=50"], value)
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "train_metrics.json").write_text(json.dumps({"val/loss": 1.0}))
+    groups, missing = summarize_sweep.group_runs(summarize_sweep.find_runs([tmp_path]), "test/acc_top1")
+    assert missing == [tmp_path / "broken"]
+    by_name = {group.name: group for group in groups}
+    assert set(by_name) == {"experiment=mmnist_direction_divided", "experiment=mmnist_direction_space_only"}
+    stats = by_name["experiment=mmnist_direction_space_only"].stats()
+    assert stats["n"] == 3 and stats["min"] == 0.29 and stats["max"] == 0.37
+    assert stats["mean"] == pytest.approx(statistics.fmean(values["space_only"]))
+    assert stats["std"] == pytest.approx(statistics.stdev(values["space_only"]))
+    paths = summarize_sweep.write_summary(groups, "test/acc_top1", tmp_path / "out")
+    assert all(path.is_file() for path in paths.values())
+    assert "| experiment=mmnist_direction_divided | 3 | 98.7% |" in paths["md"].read_text()
+
+
+def test_plot_curves_reads_both_curve_files_and_names_missing_metrics(tmp_path):
+    run = tmp_path / "run"
+    (run / "csv" / "version_0").mkdir(parents=True)
+    (run / "csv" / "version_0" / "metrics.csv").write_text(
+        "epoch,step,val/acc_top1,train/loss\n0,10,,2.0\n0,187,0.5,\n1,374,0.9,\n")
+    assert plot_curves.read_curve(run, "val/acc_top1", "epoch") == [(0.0, 0.5), (1.0, 0.9)]
+    gen = tmp_path / "gen"
+    gen.mkdir()
+    (gen / "motion_curve.csv").write_text("step,flow_direction_accuracy,speed_px_per_frame\n500,0.3,1.1\n1000,0.6,2\n")
+    assert plot_curves.read_curve(gen, "flow_direction_accuracy", "step") == [(500.0, 0.3), (1000.0, 0.6)]
+    out = plot_curves.plot([gen], "flow_direction_accuracy", "step", tmp_path / "curve.png", target=0.8)
+    assert out.is_file() and out.stat().st_size < 1_000_000
+    with pytest.raises(ValueError, match="'val/psnr'"):
+        plot_curves.read_curve(run, "val/psnr", "epoch")
+    with pytest.raises(FileNotFoundError, match="no motion_curve.csv"):
+        plot_curves.read_curve(tmp_path, "val/acc_top1", "epoch")
+
+
+def test_results_table_says_whether_each_run_met_its_target(tmp_path):
+    for name, value in (("divided", 0.94), ("space_only", 0.37)):
+        (tmp_path / name / "eval").mkdir(parents=True)
+        (tmp_path / name / "eval" / "test_metrics.json").write_text(json.dumps({"test/acc_top1": value}))
+    targets = [results_table.parse_target("divided:test/acc_top1>=0.95"),
+               results_table.parse_target("space_only:test/acc_top1<=0.55")]
+    text = results_table.table(sorted(tmp_path.glob("*/eval/test_metrics.json")), ["test/acc_top1"], targets)
+    assert "| divided | 94.0% | **below the 95.0% target** |" in text
+    assert "| space_only | 37.0% | meets the ≤ 55.0% bound |" in text
+    with pytest.raises(ValueError, match="RUN:KEY>=VALUE"):
+        results_table.parse_target("divided")
+
+
+def test_reconstructions_are_written_in_order_with_their_classes_and_score_against_the_originals(tiny_mmnist,
+                                                                                                    tmp_path):
+    import torch
+
+    from data.annotations import read_list_file
+    from data.decoding import read_clip
+    from models.diffusion.autoencoder import FrameAutoencoder
+    from models.metrics.evaluate import evaluate_videos
+    from scripts import reconstruct_videos
+
+    torch.manual_seed(0)
+    autoencoder = FrameAutoencoder(block_out_channels=(8, 8, 8), norm_num_groups=4, mid_block_add_attention=False)
+    autoencoder.save_pretrained(tmp_path / "vae")
+    originals = tiny_mmnist / "test_direction.txt"
+    list_file = reconstruct_videos.main(["--autoencoder", str(tmp_path / "vae"), "--videos", str(originals),
+                                         "--out", str(tmp_path / "recon"), "--grey", "--batch-size", "5"])
+    written, source = read_list_file(list_file, list_file.parent), read_list_file(originals, tiny_mmnist)
+    assert [s.label for s in written] == [s.label for s in source]
+    assert (list_file.parent / "classes.txt").read_text() == (tiny_mmnist / "classes_direction.txt").read_text()
+    with torch.no_grad():  # the first clip, by hand: [0, 1] -> [-1, 1] -> posterior mean -> decode -> grey uint8
+        clip = read_clip(source[0].path, range(8)).float()[None] / 255
+        expected = autoencoder.eval().decode(autoencoder.encode(clip * 2 - 1))
+        expected = ((expected.clamp(-1, 1) + 1) * 127.5).round().mean(dim=1).round()  # (1 t h w)
+    assert (read_clip(written[0].path, range(8))[0].float() - expected[0]).abs().max() <= 2
+    result = evaluate_videos(list_file, reference=originals, groups=["paired", "accuracy"], progress=False)
+    assert {"flow_direction_accuracy", "psnr", "ssim"} <= result.metrics.keys()

@@ -254,3 +254,47 @@ def test_bad_inputs_raise():
     with pytest.raises(ValueError, match="timesteps"):
         model(x, torch.tensor([1, 2, 3]))
     tiny("divided", temporal_pos_embed="none")(x[:, :, :3], timesteps)  # any clip length without a time embedding
+
+
+def test_tubelet_patches_return_to_their_place():
+    """With identity blocks, output frame 2 depends only on the input tubelet (frames 2-3) of the same patch."""
+    model = tiny("divided", tubelet_size=2)
+    with torch.no_grad():
+        model.final_layer.linear.weight.normal_(std=0.2)
+    x = inputs()[0].requires_grad_(True)
+    model(x, torch.tensor([0, 0]))[0, :, 2, 5, 2].sum().backward()  # frame 2, pixel (5, 2): tubelet (1, 2, 1)
+    expected = torch.zeros(T, S, S, dtype=torch.bool)
+    expected[2:4, 4:6, 2:4] = True
+    assert torch.equal(x.grad[0].abs().sum(0) > 0, expected)
+
+
+def test_space_only_tubelets_mix_frames_only_inside_their_tubelet():
+    model = tiny("space_only", tubelet_size=2)
+    randomise_all_(model)
+    x, timesteps = inputs()
+    gap = (model(change_frame(x, 1), timesteps) - model(x, timesteps)).abs()
+    assert gap[:, :, 0].max() > 1e-4 and gap[:, :, 1].max() > 1e-4  # frame 1's tubelet is frames 0-1
+    assert gap[:, :, 2:].max() < 1e-6
+
+
+def test_tubelet_size_must_divide_the_frames():
+    with pytest.raises(ValueError, match="num_frames=4 is not divisible by tubelet_size=3"):
+        tiny("divided", tubelet_size=3)
+    with pytest.raises(ValueError, match="tubelet_size=2"):
+        tiny("divided", tubelet_size=2, temporal_pos_embed="none")(torch.randn(1, C, 3, S, S), torch.tensor([1]))
+
+
+def test_conditioning_embeddings_start_at_the_configured_scale():
+    dit = tiny("divided", num_classes=8)
+    strong = tiny("divided", num_classes=8, label_embed_std=1.0, timestep_embed_init="torch")
+    assert 0.01 < dit.y_embedder.embedding_table.weight.std() < 0.03
+    assert 0.8 < strong.y_embedder.embedding_table.weight.std() < 1.2
+    first = strong.t_embedder.mlp[0]
+    assert first.weight.abs().max() <= first.in_features ** -0.5  # nn.Linear's Kaiming-uniform bound
+    assert 0.01 < dit.t_embedder.mlp[0].weight.std() < 0.03
+    timesteps = torch.tensor([10, 900])
+    assert strong.t_embedder(timesteps).norm(dim=1).min() > 5 * dit.t_embedder(timesteps).norm(dim=1).max()
+    with pytest.raises(ValueError, match="timestep_embed_init='big'"):
+        tiny("divided", timestep_embed_init="big")
+    with pytest.raises(ValueError, match="label_embed_std=0"):
+        tiny("divided", label_embed_std=0)

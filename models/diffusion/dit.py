@@ -50,6 +50,7 @@ from models.timesformer import PatchEmbed
 LAYOUTS = ("interleaved", "late_fusion", "divided", "split_heads", "joint", "space_only")
 TEMPORAL_POS_EMBEDS = ("none", "sincos", "learned")
 MIXERS = ("space", "time", "joint", "split_heads")
+TIMESTEP_INITS = ("dit", "torch")
 
 
 def sincos_1d(embed_dim: int, positions: torch.Tensor) -> torch.Tensor:
@@ -262,16 +263,16 @@ class DiTBlock(nn.Module):
 class FinalLayer(nn.Module):
     """adaLN-modulated LayerNorm and a linear map from tokens to patches of ``out_channels`` (DiT)."""
 
-    def __init__(self, hidden_size: int, patch_size: int, out_channels: int) -> None:
+    def __init__(self, hidden_size: int, patch_size: int, out_channels: int, tubelet_size: int = 1) -> None:
         super().__init__()
         self.norm_final = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
-        self.linear = nn.Linear(hidden_size, patch_size * patch_size * out_channels)
+        self.linear = nn.Linear(hidden_size, tubelet_size * patch_size * patch_size * out_channels)
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 2 * hidden_size))
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        """Map tokens (b t n d) and conditioning (b d) to patch values (b t n (p p c))."""
+        """Map tokens (b t' n d) and conditioning (b d) to patch values (b t' n (k p p c)), k the tubelet size."""
         shift, scale = rearrange(self.adaLN_modulation(c), "b (k d) -> k b 1 1 d", k=2)  # each (b 1 1 d)
-        return self.linear(modulate(self.norm_final(x), shift, scale))  # (b t n (p p c))
+        return self.linear(modulate(self.norm_final(x), shift, scale))  # (b t' n (k p p c))
 
 
 def block_mixers(layout: str, depth: int) -> list[tuple[str, ...]]:
@@ -294,9 +295,13 @@ class VideoDiT(nn.Module):
 
     Args:
         input_size: latent frame side (h = w), divisible by ``patch_size``.
-        num_frames: clip length t (frames); the temporal embedding holds this many entries.
+        num_frames: clip length t (frames); the temporal embedding holds t / tubelet_size entries.
         in_channels: latent channels c; the output has the same.
         patch_size: square patch side (latent pixels).
+        tubelet_size: frames per token (ViViT tubelets, Arnab et al. 2021; Sora/Open-Sora temporal patches): the
+            patch embedding is a Conv3d over k×p×p tubelets and each token's output holds k frames. 1 (the default)
+            is a per-frame token, as in DiT and Latte. A tubelet sees and writes frames in order, so ``space_only``
+            with k > 1 is no longer frame-independent.
         embed_dim, depth, num_heads, mlp_ratio: transformer size.
         num_classes: class count; 0 makes an unconditional model (only the null row). Row ``num_classes`` of the
             label table is the null label (``null_label``) used for classifier-free guidance.
@@ -304,6 +309,12 @@ class VideoDiT(nn.Module):
         temporal_pos_embed: ``none | sincos | learned`` (learned starts at zero).
         zero_init_temporal: start temporal attentions at zero output (module docstring).
         fused_attn: SDPA (``True``) or the reference attention.
+        label_embed_std: standard deviation of the label table's initial N(0, σ²) rows. DiT's 0.02 makes the
+            conditioning vector c = t_emb + y_emb start at ~0.02 per channel; with adaLN-Zero the modulation weights
+            W (zero) and c then feed each other's gradients (dL/dW ∝ SiLU(c), dL/dc ∝ W), a slow start in which the
+            label is ignored. 1.0 (``nn.Embedding``'s default) starts c at O(1).
+        timestep_embed_init: ``"dit"`` (the timestep MLP's weights N(0, 0.02²), as DiT) or ``"torch"`` (PyTorch's
+            default ``nn.Linear`` initialisation, an O(1) timestep embedding).
 
     Raises:
         ValueError: an unknown ``layout`` or ``temporal_pos_embed``, or sizes that do not fit (named in the message).
@@ -315,6 +326,7 @@ class VideoDiT(nn.Module):
         num_frames: int,
         in_channels: int,
         patch_size: int = 2,
+        tubelet_size: int = 1,
         embed_dim: int = 384,
         depth: int = 12,
         num_heads: int = 6,
@@ -324,6 +336,8 @@ class VideoDiT(nn.Module):
         temporal_pos_embed: str = "sincos",
         zero_init_temporal: bool = True,
         fused_attn: bool = True,
+        label_embed_std: float = 0.02,
+        timestep_embed_init: str = "dit",
     ) -> None:
         super().__init__()
         if layout not in LAYOUTS:
@@ -332,6 +346,12 @@ class VideoDiT(nn.Module):
             raise ValueError(f"temporal_pos_embed={temporal_pos_embed!r} is not one of {TEMPORAL_POS_EMBEDS}")
         if input_size % patch_size:
             raise ValueError(f"input_size={input_size} is not divisible by patch_size={patch_size}")
+        if timestep_embed_init not in TIMESTEP_INITS:
+            raise ValueError(f"timestep_embed_init={timestep_embed_init!r} is not one of {TIMESTEP_INITS}")
+        if not label_embed_std > 0:
+            raise ValueError(f"label_embed_std={label_embed_std} must be > 0")
+        if tubelet_size < 1 or num_frames % tubelet_size:
+            raise ValueError(f"num_frames={num_frames} is not divisible by tubelet_size={tubelet_size}")
         if num_frames < 1 or depth < 1 or num_classes < 0:
             raise ValueError(f"need num_frames >= 1, depth >= 1, num_classes >= 0; got num_frames={num_frames}, "
                              f"depth={depth}, num_classes={num_classes}")
@@ -343,31 +363,34 @@ class VideoDiT(nn.Module):
         self.num_frames = num_frames
         self.in_channels = in_channels
         self.patch_size = patch_size
+        self.tubelet_size = tubelet_size
         self.num_classes = num_classes
         self.null_label = num_classes
         self.layout = layout
         self.grid_size = (input_size // patch_size, input_size // patch_size)
 
-        self.x_embedder = PatchEmbed(patch_size, in_channels, embed_dim)
+        self.x_embedder = PatchEmbed(patch_size, in_channels, embed_dim, tubelet_size)
         self.t_embedder = TimestepEmbedder(embed_dim)
         self.y_embedder = LabelEmbedder(num_classes, embed_dim)
         self.register_buffer("pos_embed", sincos_2d(embed_dim, self.grid_size)[None], persistent=False)  # (1 n d)
         if temporal_pos_embed == "sincos":
-            temp_embed = sincos_1d(embed_dim, torch.arange(num_frames))[None]  # (1 t d)
+            temp_embed = sincos_1d(embed_dim, torch.arange(num_frames // tubelet_size))[None]  # (1 t' d)
             self.register_buffer("temp_embed", temp_embed, persistent=False)
         elif temporal_pos_embed == "learned":
-            self.temp_embed = nn.Parameter(torch.zeros(1, num_frames, embed_dim))
+            self.temp_embed = nn.Parameter(torch.zeros(1, num_frames // tubelet_size, embed_dim))
         else:
             self.temp_embed = None
         self.blocks = nn.ModuleList(
             DiTBlock(embed_dim, num_heads, mlp_ratio, mixers, fused_attn) for mixers in block_mixers(layout, depth)
         )
-        self.final_layer = FinalLayer(embed_dim, patch_size, in_channels)
-        self.initialize_weights(zero_init_temporal)
+        self.final_layer = FinalLayer(embed_dim, patch_size, in_channels, tubelet_size)
+        self.initialize_weights(zero_init_temporal, label_embed_std, timestep_embed_init)
 
     @torch.no_grad()
-    def initialize_weights(self, zero_init_temporal: bool = True) -> None:
-        """DiT's initialisation (xavier linears, N(0, 0.02) embeddings, adaLN-Zero, zero output) plus zero temporal."""
+    def initialize_weights(self, zero_init_temporal: bool = True, label_embed_std: float = 0.02,
+                           timestep_embed_init: str = "dit") -> None:
+        """DiT's initialisation (xavier linears, N(0, 0.02) embeddings, adaLN-Zero, zero output) plus zero temporal;
+        ``label_embed_std`` and ``timestep_embed_init`` choose the conditioning embeddings' scale (class docstring)."""
 
         def _basic_init(module: nn.Module) -> None:
             if isinstance(module, nn.Linear):
@@ -376,12 +399,16 @@ class VideoDiT(nn.Module):
                     nn.init.zeros_(module.bias)
 
         self.apply(_basic_init)
-        weight = self.x_embedder.proj.weight  # (d c p p), initialised like a linear layer
-        nn.init.xavier_uniform_(rearrange(weight, "d c p1 p2 -> d (c p1 p2)"))
+        weight = self.x_embedder.proj.weight  # (d c p p) or (d c k p p), initialised like a linear layer
+        nn.init.xavier_uniform_(rearrange(weight, "d c ... -> d (c ...)"))
         nn.init.zeros_(self.x_embedder.proj.bias)
-        nn.init.normal_(self.y_embedder.embedding_table.weight, std=0.02)
-        nn.init.normal_(self.t_embedder.mlp[0].weight, std=0.02)
-        nn.init.normal_(self.t_embedder.mlp[2].weight, std=0.02)
+        nn.init.normal_(self.y_embedder.embedding_table.weight, std=label_embed_std)
+        if timestep_embed_init == "dit":
+            nn.init.normal_(self.t_embedder.mlp[0].weight, std=0.02)
+            nn.init.normal_(self.t_embedder.mlp[2].weight, std=0.02)
+        else:
+            for layer in (self.t_embedder.mlp[0], self.t_embedder.mlp[2]):
+                layer.reset_parameters()  # PyTorch's default (Kaiming-uniform weights, uniform bias)
         if isinstance(self.temp_embed, nn.Parameter):
             nn.init.zeros_(self.temp_embed)
         for block in self.blocks:
@@ -413,6 +440,8 @@ class VideoDiT(nn.Module):
             ValueError: a shape that does not fit the model (named in the message).
         """
         b, _, t, h, w = x.shape
+        if t % self.tubelet_size:
+            raise ValueError(f"input has {t} frames, not divisible by tubelet_size={self.tubelet_size}")
         if (h, w) != (self.input_size, self.input_size):
             raise ValueError(f"input frames are {h}x{w} but input_size={self.input_size}")
         if self.temp_embed is not None and t != self.num_frames:
@@ -427,13 +456,14 @@ class VideoDiT(nn.Module):
         if labels.shape != (b,):
             raise ValueError(f"labels has shape {tuple(labels.shape)}, expected ({b},)")
 
-        tokens, (gh, gw) = self.x_embedder(x)  # (b t n d)
-        tokens = tokens + self.pos_embed[:, None]  # (b t n d)
+        tokens, (gh, gw) = self.x_embedder(x)  # (b t' n d), t' = t / tubelet_size
+        tokens = tokens + self.pos_embed[:, None]  # (b t' n d)
         if self.temp_embed is not None:
-            tokens = tokens + self.temp_embed[:, :, None]  # (b t n d)
+            tokens = tokens + self.temp_embed[:, :, None]  # (b t' n d)
         c = self.t_embedder(timesteps) + self.y_embedder(labels)  # (b d)
         for block in self.blocks:
-            tokens = block(tokens, c)  # (b t n d)
-        out = self.final_layer(tokens, c)  # (b t n (p p c))
-        p = self.patch_size
-        return rearrange(out, "b t (gh gw) (p1 p2 c) -> b c t (gh p1) (gw p2)", gh=gh, p1=p, p2=p)  # (b c t h w)
+            tokens = block(tokens, c)  # (b t' n d)
+        out = self.final_layer(tokens, c)  # (b t' n (k p p c))
+        p, k = self.patch_size, self.tubelet_size
+        return rearrange(out, "b t (gh gw) (k p1 p2 c) -> b c (t k) (gh p1) (gw p2)",
+                         gh=gh, k=k, p1=p, p2=p)  # (b c t h w)

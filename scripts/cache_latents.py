@@ -27,7 +27,9 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from data.annotations import CLASSES_FILE
 from data.latents import SPLITS, cache_latents
+from models.diffusion.generate import dataset_class_names
 from models.diffusion.autoencoder import load_frame_autoencoder
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -100,6 +102,9 @@ def main(argv: list[str] | None = None) -> None:
     written = cache_latents(autoencoder, datamodule, out, args.splits, args.batch_size, args.num_workers,
                             source=str(args.autoencoder),
                             extra_meta={"data": OmegaConf.to_container(data_cfg, resolve=True)})
+    names = dataset_class_names(data_cfg)
+    if names is not None:  # the sample writer copies them beside samples.txt (flow_direction_accuracy reads them)
+        (Path(out) / CLASSES_FILE).write_text("\n".join(names) + "\n")
     for split, path in written.items():
         print(f"{split}: {path}")
     print(f"scaling_factor {autoencoder.scaling_factor:.6g}; encoded in {time.perf_counter() - start:.1f} s")

@@ -13,11 +13,13 @@ import torch
 from hydra.utils import instantiate
 from tqdm.auto import tqdm
 
+from data.annotations import CLASSES_FILE, find_class_names, read_classes
 from models.checkpointing import load_run_config, load_state_dict
 from models.diffusion.module import VideoDiffusion
 from models.diffusion.video_io import GRID_FILE, LIST_FILE, gif_bytes, write_clips
 
 MAX_GRID_CLIPS = 64
+REFERENCE_FILE = "reference.txt"  # with frame conditioning: the real clips continued, in samples.txt's order
 
 
 def load_model(ckpt_path: str | Path, autoencoder_path: str | None = None, device: str = "cpu") -> VideoDiffusion:
@@ -45,18 +47,42 @@ def load_model(ckpt_path: str | Path, autoencoder_path: str | None = None, devic
     return model.to(device).eval()
 
 
+def dataset_class_names(data_cfg) -> list[str] | None:
+    """Class names of a run's data config, in label order, or None when the data does not name its classes.
+
+    A latent cache (``data.latents``) keeps them in ``<root>/classes.txt``; a video dataset names them in its
+    ``classes`` file, or beside its train list (:func:`data.annotations.find_class_names`).
+    """
+    root = Path(str(data_cfg.get("root", "")))
+    if data_cfg.get("classes"):
+        return read_classes(root / str(data_cfg.classes))
+    if (root / CLASSES_FILE).is_file():
+        return read_classes(root / CLASSES_FILE)
+    train = data_cfg.get("train")
+    return find_class_names(root / str(train)) if train and (root / str(train)).is_file() else None
+
+
 def _condition_batches(ckpt_path: str | Path, model: VideoDiffusion, batch_size: int) -> Iterator[tuple]:
-    """(labels, first-k latent frames) batches from the run's test split, cycling when it runs out."""
+    """(labels, first-k latent frames, source clip paths) batches from the run's test split, cycling when it runs
+    out."""
     run_cfg = load_run_config(ckpt_path)
     if "generate" in run_cfg.data:
         run_cfg.data.generate = None  # sampling never builds data
     datamodule = instantiate(run_cfg.data, batch_size=batch_size, num_workers=0)
     datamodule.setup("test")
+    dataset = datamodule.datasets["test"]
     k = model.hparams.num_cond_frames
     while True:
         for batch in datamodule.test_dataloader():
+            paths = [_source_path(dataset, int(i)) for i in batch["index"]]
             batch = {key: value.to(model.device) if torch.is_tensor(value) else value for key, value in batch.items()}
-            yield batch["label"].long(), model.latents(batch)[:, :, :k]
+            yield batch["label"].long(), model.latents(batch)[:, :, :k], paths
+
+
+def _source_path(dataset, index: int) -> str:
+    """The video file a test item came from (latent caches record it in ``paths``; clip datasets in ``samples``)."""
+    path = dataset.paths[index] if hasattr(dataset, "paths") else dataset.samples[index].path
+    return str(Path(path).resolve())
 
 
 def generate_to_folder(
@@ -93,7 +119,9 @@ def generate_to_folder(
         progress: show a progress bar over clips.
 
     Returns:
-        The ``samples.txt`` written (``videos/NNNNN.mp4 label`` lines).
+        The ``samples.txt`` written (``videos/NNNNN.mp4 label`` lines); ``classes.txt`` goes beside it when the
+        run's data names its classes, and with frame conditioning ``reference.txt`` lists the real clips that were
+        continued (absolute paths, same order), for paired metrics against the ground truth.
 
     Raises:
         ValueError: ``num_samples`` < 1, or a label outside [0, num_classes).
@@ -113,15 +141,17 @@ def generate_to_folder(
     out_dir.mkdir(parents=True, exist_ok=True)
     generator = torch.Generator().manual_seed(seed)
     lines: list[str] = []
+    references: list[str] = []
     grid: list[torch.Tensor] = []
     bar = tqdm(total=num_samples, desc="clips", unit="clip", disable=not progress)
     while len(lines) < num_samples:
         n = min(batch_size, num_samples - len(lines))
         cond_latents = None
         if conditions is not None:
-            batch_labels, cond_latents = next(conditions)
+            batch_labels, cond_latents, paths = next(conditions)
             batch_labels, cond_latents = batch_labels[:n], cond_latents[:n]
             n = len(batch_labels)
+            references += [f"{path} {int(label)}" for path, label in zip(paths[:n], batch_labels.tolist())]
         else:
             batch_labels = torch.tensor([labels[(len(lines) + i) % len(labels)] for i in range(n)], device=model.device)
         videos = model.generate(batch_labels if num_classes > 0 else None, num_samples=n, cond_latents=cond_latents,
@@ -138,4 +168,9 @@ def generate_to_folder(
     (out_dir / GRID_FILE).write_bytes(gif_bytes(torch.cat(grid), model.hparams.fps))
     list_file = out_dir / LIST_FILE
     list_file.write_text("\n".join(lines) + "\n")
+    if references:  # the real clips whose first k frames were given: the ground truth of the continuation
+        (out_dir / REFERENCE_FILE).write_text("\n".join(references) + "\n")
+    names = dataset_class_names(load_run_config(ckpt_path).data) if num_classes > 0 else None
+    if names is not None:  # beside samples.txt, so scripts/evaluate_videos.py scores direction without flags
+        (out_dir / CLASSES_FILE).write_text("\n".join(names) + "\n")
     return list_file

@@ -23,6 +23,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler
+from diffusers.training_utils import compute_snr
 from torch import nn
 
 from models.checkpointing import RNGStateInCheckpoint
@@ -50,6 +51,25 @@ def ema_decay_at(update: int, decay: float, warmup: bool = True) -> float:
         return decay
     step = update - 1
     return 0.0 if step <= 0 else min(decay, (1 + step) / (10 + step))
+
+
+def min_snr_weights(scheduler: DDPMScheduler, timesteps: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Min-SNR-γ weights (Hang et al., "Efficient Diffusion Training via Min-SNR Weighting Strategy", ICCV 2023).
+
+    Args:
+        scheduler: the training scheduler (its ``alphas_cumprod`` and ``prediction_type``).
+        timesteps: int64 tensor (b,) in [0, num_train_timesteps).
+        gamma: the clamp γ > 0 (5 in the paper).
+
+    Returns:
+        float32 tensor (b,): ``min(SNR, γ) / SNR`` for ε-prediction, ``min(SNR, γ) / (SNR + 1)`` for v-prediction,
+        with ``SNR = ᾱ / (1 − ᾱ)`` from ``diffusers.training_utils.compute_snr``.
+    """
+    snr = compute_snr(scheduler, timesteps).float()  # (b,)
+    clamped = snr.clamp(max=gamma)
+    if scheduler.config.prediction_type == "v_prediction":
+        return clamped / (snr + 1)
+    return clamped / snr
 
 
 @torch.no_grad()
@@ -92,6 +112,9 @@ class VideoDiffusion(RNGStateInCheckpoint, pl.LightningModule):
         ema_decay: EMA decay in [0, 1); Latte uses 0.9999 over ~1e5+ steps, 0.999 suits short CPU runs.
         ema_warmup: ramp the decay up as ``min(ema_decay, (1 + s) / (10 + s))`` (diffusers' ``EMAModel``; see
             :func:`ema_decay_at`); False: the constant decay of DiT/Latte.
+        snr_gamma: Min-SNR-γ loss weighting (Hang et al., ICCV 2023): each clip's loss is weighted by
+            ``min(SNR, γ) / SNR`` (ε-prediction) or ``min(SNR, γ) / (SNR + 1)`` (v-prediction), with SNR from
+            ``diffusers.training_utils.compute_snr``; the paper uses γ = 5. None: the plain mean squared error.
         sampling: defaults of :func:`models.diffusion.sampling.sample_latents` (``sampler``,
             ``num_inference_steps``, ``guidance_scale``, ``eta``) for logged and scripted samples.
         num_log_samples: clips sampled and logged at the end of a validation epoch (0: none).
@@ -121,6 +144,7 @@ class VideoDiffusion(RNGStateInCheckpoint, pl.LightningModule):
         num_cond_frames: int = 0,
         ema_decay: float = 0.999,
         ema_warmup: bool = True,
+        snr_gamma: float | None = None,
         sampling: Mapping[str, Any] | None = None,
         num_log_samples: int = 8,
         log_every_n_epochs: int = 1,
@@ -136,8 +160,14 @@ class VideoDiffusion(RNGStateInCheckpoint, pl.LightningModule):
             raise ValueError(f"model.label_dropout={label_dropout} must be in [0, 1)")
         if not 0 <= num_cond_frames < num_frames:
             raise ValueError(f"model.num_cond_frames={num_cond_frames} must be in [0, num_frames={num_frames})")
+        tubelet = int(getattr(net, "tubelet_size", 1))
+        if num_cond_frames % tubelet:
+            raise ValueError(f"model.num_cond_frames={num_cond_frames} is not divisible by model.net.tubelet_size="
+                             f"{tubelet}: a token would mix given and generated frames")
         if not 0 <= ema_decay < 1:
             raise ValueError(f"model.ema_decay={ema_decay} must be in [0, 1)")
+        if snr_gamma is not None and not snr_gamma > 0:
+            raise ValueError(f"model.snr_gamma={snr_gamma} must be > 0 or null")
         if log_every_n_epochs < 1 or num_log_samples < 0:
             raise ValueError(f"model.log_every_n_epochs={log_every_n_epochs} must be >= 1 and "
                              f"model.num_log_samples={num_log_samples} >= 0")
@@ -225,7 +255,10 @@ class VideoDiffusion(RNGStateInCheckpoint, pl.LightningModule):
             x_noisy = torch.cat([x_start[:, :, :k], x_noisy[:, :, k:]], dim=2)  # clean conditioning frames
         prediction = net(x_noisy, timesteps, labels)  # (b c t h w)
         target = training_target(self.train_scheduler, x_start, noise, timesteps)  # (b c t h w)
-        return F.mse_loss(prediction[:, :, k:].float(), target[:, :, k:].float())
+        if self.hparams.snr_gamma is None:
+            return F.mse_loss(prediction[:, :, k:].float(), target[:, :, k:].float())
+        per_clip = (prediction[:, :, k:].float() - target[:, :, k:].float()).square().mean(dim=(1, 2, 3, 4))  # (b,)
+        return (min_snr_weights(self.train_scheduler, timesteps, self.hparams.snr_gamma) * per_clip).mean()
 
     def _labels(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
         return batch["label"].long() if self.hparams.num_classes > 0 else None

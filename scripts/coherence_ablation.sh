@@ -1,34 +1,31 @@
 #!/usr/bin/env bash
-# The noise-prior x layout table of the README: trains stage 2 for every (layout, noise_prior) pair on the cached
-# latents of the stage-1 run, samples 128 clips from each, and scores them with scripts/evaluate_videos.py.
-#   bash scripts/coherence_ablation.sh                 # needs outputs/gen/autoencoder (scripts/generation_demo.sh)
-#   LAYOUTS="divided joint" PRIORS="iid progressive" JOBS=2 bash scripts/coherence_ablation.sh
-# Runs go to outputs/gen/dit_<layout>_<prior>/; the table is printed by scripts/generation_table.py.
+# The layout x noise-prior table of the README: runs the generation job's stage 2, sampling and scoring
+# (scripts/generation_demo.sh) for every (layout, noise_prior) pair on the shared stage-1 autoencoder and latent cache,
+# then prints the table with scripts/generation_table.py.
+#   bash scripts/coherence_ablation.sh                  # 2 layouts x 3 priors, two runs at once on one thread each
+#   LAYOUTS="divided joint" PRIORS="iid progressive" JOBS=1 THREADS=2 bash scripts/coherence_ablation.sh
+# space_only runs use one frame per token (tubelet_size=1): a 2-frame tubelet would mix time inside the token.
+# Each run takes about as long as one stage-2 row of the generation job (README, generation section).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-AE=${AE:-outputs/gen/autoencoder}
-CLASSIFIER=${CLASSIFIER:-outputs/demo/divided/checkpoints/best.ckpt}
+GEN=${GEN:-outputs/gen}
 LAYOUTS=${LAYOUTS:-divided space_only}
 PRIORS=${PRIORS:-iid mixed progressive}
-NUM_SAMPLES=${NUM_SAMPLES:-128}
-JOBS=${JOBS:-2}   # runs at once, one torch thread each
+JOBS=${JOBS:-2}       # runs at once
+THREADS=${THREADS:-1} # torch threads per run
 
 run_one() {
-  local layout=$1 prior=$2 out=outputs/gen/dit_$1_$2
-  if [[ ! -f $out/train_metrics.json ]]; then
-    $PY train.py experiment=mmnist_dit hydra.run.dir="$out" data=mmnist_latents data.root="$AE/latents" \
-      model.autoencoder_path="$AE/checkpoints/best.ckpt" model.net.layout="$layout" model.noise_prior="$prior" \
-      num_threads=1 callbacks.progress_bar.refresh_rate=50 > "$out.log" 2>&1
+  local layout=$1 prior=$2 row="ablation_$1_$2" args="model.net.layout=$1 model.noise_prior=$2"
+  [[ $layout == space_only ]] && args+=" model.net.tubelet_size=1"
+  if [[ ! -f $GEN/$row/samples_metrics.json ]]; then
+    GEN=$GEN ROW=$row THREADS=$THREADS DIT_ARGS="$args callbacks.progress_bar.refresh_rate=50" \
+      bash scripts/generation_demo.sh > "$GEN/$row.log" 2>&1
   fi
-  $PY scripts/sample_videos.py --ckpt "$out/checkpoints/best.ckpt" --num-samples "$NUM_SAMPLES" --steps 50 --grey \
-    --out "$out/samples" >> "$out.log" 2>&1
-  $PY scripts/evaluate_videos.py --videos "$out/samples/samples.txt" --classifier "$CLASSIFIER" --threads 1 \
-    --groups temporal accuracy --out "$out/samples_metrics.json" >> "$out.log" 2>&1
-  echo "done: $out"
+  echo "done: $GEN/$row"
 }
 
-mkdir -p outputs/gen
+mkdir -p "$GEN"
 for layout in $LAYOUTS; do
   for prior in $PRIORS; do
     while (( $(jobs -rp | wc -l) >= JOBS )); do sleep 5; done
@@ -36,4 +33,4 @@ for layout in $LAYOUTS; do
   done
 done
 wait
-$PY scripts/generation_table.py outputs/gen/dit_*/samples_metrics.json
+$PY scripts/generation_table.py "$GEN"/ablation_*/samples_metrics.json

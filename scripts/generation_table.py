@@ -1,6 +1,11 @@
-"""Print the Markdown table of generated-sample metrics (motion accuracy and temporal consistency) of several runs.
+"""Print the Markdown table of generated-sample metrics (motion and temporal consistency) of several runs.
 
-    python scripts/generation_table.py outputs/gen/dit_*/samples_metrics.json
+    python scripts/generation_table.py outputs/gen/*/samples_metrics.json
+
+A run folder is the generation job's ``outputs/gen/<row>/``: ``samples_metrics.json`` (from
+``scripts/evaluate_videos.py``), the stage-2 config in ``dit/config.yaml`` (or ``config.yaml`` beside the metrics),
+and, for frame-conditioned rows, ``continuation_metrics.json`` (SSIM and MSE of the generated frames against the
+real continuation).
 """
 
 from __future__ import annotations
@@ -11,27 +16,44 @@ from pathlib import Path
 
 import yaml
 
-COLUMNS = ("temporal_flickering", "warp_error_dis", "motion_smoothness_flowinterp")
+TEMPORAL = ("temporal_flickering", "warp_error_dis", "motion_smoothness_flowinterp")
+HEADER = ("run", "layout", "temporal_pos_embed", "noise_prior", "num_cond_frames", "flow_direction_accuracy ↑",
+          "classifier_accuracy ↑", "continuation SSIM ↑", "continuation MSE ↓", *TEMPORAL)
 
 
-def row(metrics_path: Path) -> str:
-    """One table row: the run's layout and noise prior (from its config.yaml) and its scores."""
+def _config(run: Path) -> dict:
+    for path in (run / "dit" / "config.yaml", run / "config.yaml"):
+        if path.is_file():
+            return yaml.safe_load(path.read_text())
+    raise FileNotFoundError(f"{run}: no dit/config.yaml or config.yaml beside the metrics")
+
+
+def _percent(report: dict, prefix: str) -> str:
+    value = next((v for k, v in report.items() if k.startswith(prefix)), None)
+    return "–" if value is None else f"{value:.1%}"
+
+
+def row(metrics_path: Path) -> list[str]:
+    """One table row: the run's switches (from its config) and its scores."""
+    run = metrics_path.parent
     report = json.loads(metrics_path.read_text())["metrics"]
-    config = yaml.safe_load((metrics_path.parent / "config.yaml").read_text())
-    accuracy = next((v for k, v in report.items() if k.startswith("classifier_accuracy")), float("nan"))
-    cells = [metrics_path.parent.name, config["model"]["net"]["layout"], config["model"]["noise_prior"],
-             f"{accuracy:.1%}", *(f"{report[key]:.4f}" for key in COLUMNS)]
-    return "| " + " | ".join(cells) + " |"
+    model = _config(run)["model"]
+    continuation = run / "continuation_metrics.json"
+    paired = json.loads(continuation.read_text())["metrics"] if continuation.is_file() else {}
+    return [run.name, model["net"]["layout"], str(model["net"].get("temporal_pos_embed", "–")), model["noise_prior"],
+            str(model.get("num_cond_frames", 0)), _percent(report, "flow_direction_accuracy"),
+            _percent(report, "classifier_accuracy"),
+            f"{paired['ssim']:.3f}" if "ssim" in paired else "–", f"{paired['mse']:.1f}" if "mse" in paired else "–",
+            *(f"{report[key]:.4f}" if key in report else "–" for key in TEMPORAL)]
 
 
 def main(paths: list[str]) -> None:
     if not paths:
         raise SystemExit("usage: python scripts/generation_table.py RUN/samples_metrics.json ...")
-    print("| run | layout | noise_prior | motion accuracy ↑ | temporal_flickering ↑ | warp_error_dis ↓ "
-          "| motion_smoothness_flowinterp ↑ |")
-    print("|---|---|---|---|---|---|---|")
+    print("| " + " | ".join(HEADER) + " |")
+    print("|" + "---|" * len(HEADER))
     for path in sorted(paths):
-        print(row(Path(path)))
+        print("| " + " | ".join(row(Path(path))) + " |")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scripts import bench_train, plot_curves, results_table, summarize_sweep
+from scripts import bench_train, generation_table, plot_curves, results_table, summarize_sweep
 
 BENCH_LINE = re.compile(r"^train step: ([\d.]+) GFLOP/s end to end = ([\d.]+)% of the fp32 matmul peak "
                         r"\(([\d.]+) GFLOP/s measured in this run\)$")
@@ -115,3 +115,30 @@ def test_reconstructions_are_written_in_order_with_their_classes_and_score_again
     assert (read_clip(written[0].path, range(8))[0].float() - expected[0]).abs().max() <= 2
     result = evaluate_videos(list_file, reference=originals, groups=["paired", "accuracy"], progress=False)
     assert {"flow_direction_accuracy", "psnr", "ssim"} <= result.metrics.keys()
+
+
+def test_generation_table_reads_the_switches_from_the_stage_2_config_and_the_continuation_scores(tmp_path, capsys):
+    def write_run(name: str, layout: str, k: int, metrics: dict, paired: dict | None = None) -> Path:
+        run = tmp_path / name
+        (run / "dit").mkdir(parents=True)
+        model = {"net": {"layout": layout, "temporal_pos_embed": "sincos"}, "noise_prior": "iid", "num_cond_frames": k}
+        (run / "dit" / "config.yaml").write_text(yaml.safe_dump({"model": model}))
+        (run / "samples_metrics.json").write_text(json.dumps({"metrics": metrics}))
+        if paired is not None:
+            (run / "continuation_metrics.json").write_text(json.dumps({"metrics": paired}))
+        return run / "samples_metrics.json"
+
+    plain = write_run("divided", "divided", 0, {"flow_direction_accuracy": 0.8125, "classifier_accuracy[x]": 0.5,
+                                                "temporal_flickering": 0.97})
+    cond = write_run("cond2", "space_only", 2, {"flow_direction_accuracy": 0.25}, {"ssim": 0.8123, "mse": 41.26})
+    generation_table.main([str(plain), str(cond)])
+    lines = capsys.readouterr().out.strip().splitlines()
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    rows = {cells[0]: dict(zip(header, cells)) for cells in
+            ([cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:])}
+    assert rows["divided"]["flow_direction_accuracy ↑"] == "81.2%"
+    assert rows["divided"]["classifier_accuracy ↑"] == "50.0%"
+    assert rows["divided"]["continuation SSIM ↑"] == "–" and rows["divided"]["temporal_flickering"] == "0.9700"
+    assert rows["cond2"]["layout"] == "space_only" and rows["cond2"]["num_cond_frames"] == "2"
+    assert rows["cond2"]["continuation SSIM ↑"] == "0.812" and rows["cond2"]["continuation MSE ↓"] == "41.3"
+    assert rows["cond2"]["classifier_accuracy ↑"] == "–"

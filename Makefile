@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow env clean-data
+.PHONY: demo test test-slow env clean-data generation generation-table
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,14 @@ env: $(STAMP)
 
 demo: $(STAMP)
 	bash scripts/demo.sh
+
+# The generation job (after `make demo`): stage 1, latent cache, the class-conditional divided DiT, scored samples.
+generation: $(STAMP)
+	bash scripts/generation_demo.sh
+
+# Every row of the README's generation table (two at a time, one thread each).
+generation-table: $(STAMP)
+	bash scripts/generation_rows.sh
 
 test: $(STAMP)
 	$(PY) -m pytest -m "not slow" -q

@@ -85,12 +85,24 @@ def load_run_config(ckpt_path: str | Path) -> DictConfig:
     return OmegaConf.load(config)
 
 
-class RNGStateInCheckpoint:
-    """LightningModule mixin: keep torch's global RNG state(s) in every checkpoint and restore them on load.
+class ExactResume:
+    """LightningModule mixin that makes a resumed run continue exactly as an uninterrupted one.
 
-    Dropout, drop-path, diffusion timesteps and noise, and random frame subsets draw from the global generators, so
-    saving them makes a resumed run continue exactly as an uninterrupted one. List it before ``pl.LightningModule``.
+    * Keeps torch's global RNG state(s) in every checkpoint and restores them on load: dropout, drop-path, diffusion
+      timesteps and noise, and random frame subsets draw from the global generators.
+    * Sets the training sampler's epoch from ``trainer.current_epoch`` at the start of every training epoch.
+      Lightning sets it from its processed-epoch counter, which is one ahead after resuming from a checkpoint written
+      at a training epoch's end (step-bounded runs with ``max_epochs=-1`` write one there), so the shuffle order of
+      the resumed epoch would differ. The hook runs before the epoch's iterator is created.
+
+    List it before ``pl.LightningModule``.
     """
+
+    def on_train_epoch_start(self) -> None:
+        loader = self.trainer.train_dataloader
+        sampler = getattr(loader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(self.trainer.current_epoch)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["rng_state"] = torch.get_rng_state()

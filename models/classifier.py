@@ -11,7 +11,7 @@ from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
-from models.checkpointing import RNGStateInCheckpoint
+from models.checkpointing import ExactResume
 from models.optim import lightning_optimizers, weight_decay_groups
 
 
@@ -27,7 +27,7 @@ def classification_metrics(num_classes: int, prefix: str) -> MetricCollection:
     )
 
 
-class VideoClassifier(RNGStateInCheckpoint, pl.LightningModule):
+class VideoClassifier(ExactResume, pl.LightningModule):
     """Cross-entropy training of a video classifier.
 
     Args:

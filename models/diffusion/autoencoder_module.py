@@ -39,7 +39,7 @@ from einops import rearrange
 from torchmetrics import MetricCollection
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
-from models.checkpointing import RNGStateInCheckpoint
+from models.checkpointing import ExactResume
 from models.diffusion.autoencoder import FrameAutoencoder
 from models.optim import lightning_optimizers, weight_decay_groups
 
@@ -62,7 +62,7 @@ def to_unit_range(frames: torch.Tensor) -> torch.Tensor:
     return ((frames + 1) / 2).clamp(0, 1)
 
 
-class AutoencoderModule(RNGStateInCheckpoint, pl.LightningModule):
+class AutoencoderModule(ExactResume, pl.LightningModule):
     """Reconstruction + KL training of a per-frame KL autoencoder.
 
     Args:

@@ -26,7 +26,7 @@ from diffusers import DDPMScheduler
 from diffusers.training_utils import compute_snr
 from torch import nn
 
-from models.checkpointing import RNGStateInCheckpoint
+from models.checkpointing import ExactResume
 from models.diffusion.noise import NOISE_PRIORS, sample_noise
 from models.diffusion.sampling import SAMPLERS, check_scheduler_config, sample_latents, training_target
 from models.diffusion.video_io import DEFAULT_FPS, log_videos, to_uint8
@@ -88,7 +88,7 @@ def update_ema(ema: nn.Module, net: nn.Module, decay: float) -> None:
         ema_buffer.copy_(buffer)
 
 
-class VideoDiffusion(RNGStateInCheckpoint, pl.LightningModule):
+class VideoDiffusion(ExactResume, pl.LightningModule):
     """DDPM training of a class-conditional video denoiser on autoencoder latents.
 
     Args:

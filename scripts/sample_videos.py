@@ -7,7 +7,7 @@ Examples:
 
 Writes ``OUT/videos/00000.mp4 ...``, ``OUT/samples.txt`` (``videos/00000.mp4 label`` per line, the list format of
 ``data.annotations.read_list_file``, so ``scripts/evaluate_videos.py --videos OUT/samples.txt`` scores them) and
-``OUT/grid.gif`` (the first 64 clips). The model is rebuilt from the run's ``config.yaml`` and the EMA weights are
+``OUT/grid.gif`` (one row per class, its first 8 clips; unconditional runs: the first 64). The model is rebuilt from the run's ``config.yaml`` and the EMA weights are
 read with ``torch.load(weights_only=True)``. With ``num_cond_frames = k > 0`` the first k frames of each clip come
 from the run's test split (encoded by its autoencoder), and the labels are those clips' labels.
 """

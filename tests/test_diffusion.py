@@ -12,6 +12,7 @@ import torch
 from diffusers import DDIMScheduler, DDPMScheduler
 from omegaconf import OmegaConf
 from torch import nn
+from PIL import Image
 
 from data.annotations import read_list_file
 from data.decoding import read_clip
@@ -316,7 +317,6 @@ def test_written_clips_read_back_with_their_frames_size_values_and_labels(tmp_pa
 
 
 def test_gif_grid_and_tensorboard_and_csv_logging(tmp_path):
-    from PIL import Image
     from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -415,7 +415,8 @@ def test_sample_script_writes_the_ema_model_samples(dit_config, tmp_path):
                                                  labels=[2, 5], steps=2, seed=7, batch_size=2, progress=False)
     samples = read_list_file(list_file, out)
     assert [s.label for s in samples] == [2, 5, 2]
-    assert (out / "grid.gif").is_file()
+    gif = Image.open(out / "grid.gif")  # one row per label (2, then 5), 8 tiles of 64 px each, 2-px borders
+    assert gif.size == (8 * 66 + 2, 2 * 66 + 2)
     grey = sample_videos.generate_to_folder(run / "checkpoints" / "best.ckpt", tmp_path / "grey", num_samples=1,
                                             labels=[2], steps=2, seed=7, grey=True, progress=False)
     module.eval()
@@ -577,3 +578,15 @@ def test_motion_curve_logs_flow_direction_accuracy_of_samples(dit_config, tmp_pa
     assert all(0.0 <= float(row.split(",")[1]) <= 1.0 for row in rows[1:])
     logged = (next(run.glob("csv/version_*/metrics.csv"))).read_text().splitlines()[0]
     assert "curve/flow_direction_accuracy" in logged
+
+
+def test_rows_by_label_puts_each_label_on_its_own_row_and_pads_with_black():
+    from models.diffusion.video_io import rows_by_label
+
+    clips = [torch.full((1, 2, 4, 4), value, dtype=torch.uint8) for value in (10, 20, 30, 40, 50)]
+    tiles = rows_by_label(clips, [3, 1, 3, 3, 1], per_row=2)  # label 3 has one clip too many; label 1 fits
+    assert [int(tile.max()) for tile in tiles] == [20, 50, 10, 30]
+    tiles = rows_by_label(clips[:3], [0, 1, 1], per_row=3)
+    assert [int(tile.max()) for tile in tiles] == [10, 0, 0, 20, 30, 0]
+    with pytest.raises(ValueError, match="same non-zero number"):
+        rows_by_label(clips, [0, 1])

@@ -16,9 +16,10 @@ from tqdm.auto import tqdm
 from data.annotations import CLASSES_FILE, find_class_names, read_classes
 from models.checkpointing import load_run_config, load_state_dict
 from models.diffusion.module import VideoDiffusion
-from models.diffusion.video_io import GRID_FILE, LIST_FILE, gif_bytes, write_clips
+from models.diffusion.video_io import GRID_FILE, LIST_FILE, gif_bytes, rows_by_label, write_clips
 
-MAX_GRID_CLIPS = 64
+MAX_GRID_CLIPS = 64  # unconditional runs: the first 64 clips, 8 per row
+GRID_PER_LABEL = 8  # class-conditional runs: one row per class, its first 8 clips
 REFERENCE_FILE = "reference.txt"  # with frame conditioning: the real clips continued, in samples.txt's order
 
 
@@ -142,7 +143,8 @@ def generate_to_folder(
     generator = torch.Generator().manual_seed(seed)
     lines: list[str] = []
     references: list[str] = []
-    grid: list[torch.Tensor] = []
+    grid: list[torch.Tensor] = []  # clips for grid.gif: one row per class (class-conditional), else the first 64
+    grid_labels: list[int] = []
     bar = tqdm(total=num_samples, desc="clips", unit="clip", disable=not progress)
     while len(lines) < num_samples:
         n = min(batch_size, num_samples - len(lines))
@@ -161,11 +163,15 @@ def generate_to_folder(
             videos = videos.float().mean(dim=1, keepdim=True).round().to(torch.uint8)  # (b 1 t h w)
         written = batch_labels.tolist() if num_classes > 0 else [-1] * n
         lines += write_clips(out_dir, videos, written, model.hparams.fps, start_index=len(lines))
-        if sum(len(v) for v in grid) < MAX_GRID_CLIPS:
-            grid.append(videos[: MAX_GRID_CLIPS - sum(len(v) for v in grid)])
+        for video, label in zip(videos, written):
+            wanted = grid_labels.count(label) < GRID_PER_LABEL if num_classes > 0 else len(grid) < MAX_GRID_CLIPS
+            if wanted:
+                grid.append(video)
+                grid_labels.append(label)
         bar.update(n)
     bar.close()
-    (out_dir / GRID_FILE).write_bytes(gif_bytes(torch.cat(grid), model.hparams.fps))
+    tiles = rows_by_label(grid, grid_labels, GRID_PER_LABEL) if num_classes > 0 else torch.stack(grid)
+    (out_dir / GRID_FILE).write_bytes(gif_bytes(tiles, model.hparams.fps, nrow=8))
     list_file = out_dir / LIST_FILE
     list_file.write_text("\n".join(lines) + "\n")
     if references:  # the real clips whose first k frames were given: the ground truth of the continuation

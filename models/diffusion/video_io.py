@@ -95,6 +95,31 @@ def write_video(path: str | os.PathLike, video: torch.Tensor, fps: int = DEFAULT
         write_rgb_mp4(path, rearrange(video, "c t h w -> t h w c").numpy(), fps)
 
 
+def rows_by_label(videos: Sequence[torch.Tensor], labels: Sequence[int], per_row: int = 8) -> torch.Tensor:
+    """Arrange clips for a grid with one row per label (ascending): the first ``per_row`` clips of each label, and
+    black clips where a label has fewer.
+
+    Args:
+        videos: clips, each a uint8 tensor (c t h w) of the same shape.
+        labels: one label per clip.
+        per_row: clips per row.
+
+    Returns:
+        uint8 tensor (rows·per_row c t h w), for :func:`gif_bytes` with ``nrow=per_row``.
+
+    Raises:
+        ValueError: no clips, or a label count that differs from the clip count.
+    """
+    if not len(videos) or len(videos) != len(labels):
+        raise ValueError(f"{len(videos)} clips and {len(labels)} labels: need the same non-zero number")
+    blank = torch.zeros_like(videos[0])
+    rows = []
+    for label in sorted(set(int(label) for label in labels)):
+        clips = [video for video, other in zip(videos, labels) if int(other) == label][:per_row]
+        rows += clips + [blank] * (per_row - len(clips))
+    return torch.stack(rows)
+
+
 def gif_bytes(videos: torch.Tensor, fps: int = DEFAULT_FPS, nrow: int = 8) -> bytes:
     """An animated gif tiling a batch of clips, looping forever.
 

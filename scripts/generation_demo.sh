@@ -72,6 +72,9 @@ if [[ -f "$OUT/samples/reference.txt" ]]; then  # frame-conditioned: the generat
   k=$($PY -c "from models.checkpointing import load_run_config as c; print(c('$OUT/dit/checkpoints/last.ckpt').model.num_cond_frames)")
   $PY scripts/evaluate_videos.py --videos "$OUT/samples/samples.txt" --reference "$OUT/samples/reference.txt" \
     --start-frame "$k" --groups paired --threads "$THREADS" --out "$OUT/continuation_metrics.json"
+  # motion of the generated frames alone (the given frames move correctly by construction)
+  $PY scripts/evaluate_videos.py --videos "$OUT/samples/samples.txt" --start-frame "$k" --groups accuracy \
+    --threads "$THREADS" --out "$OUT/generated_frames_metrics.json"
 fi
 $PY scripts/plot_curves.py "$OUT/dit" --labels "$ROW" --metric flow_direction_accuracy --x step --target 0.8 \
   --chance 0.125 --title "stage 2 ($ROW): flow direction accuracy of 64 samples" --out "$OUT/motion_curve.png"

@@ -126,6 +126,7 @@ def test_generation_table_reads_the_switches_from_the_stage_2_config_and_the_con
         (run / "samples_metrics.json").write_text(json.dumps({"metrics": metrics}))
         if paired is not None:
             (run / "continuation_metrics.json").write_text(json.dumps({"metrics": paired}))
+            (run / "generated_frames_metrics.json").write_text(json.dumps({"metrics": {"flow_direction_accuracy": 0.5}}))
         return run / "samples_metrics.json"
 
     plain = write_run("divided", "divided", 0, {"flow_direction_accuracy": 0.8125, "classifier_accuracy[x]": 0.5,
@@ -142,3 +143,5 @@ def test_generation_table_reads_the_switches_from_the_stage_2_config_and_the_con
     assert rows["cond2"]["layout"] == "space_only" and rows["cond2"]["num_cond_frames"] == "2"
     assert rows["cond2"]["continuation SSIM ↑"] == "0.812" and rows["cond2"]["continuation MSE ↓"] == "41.3"
     assert rows["cond2"]["classifier_accuracy ↑"] == "–"
+    assert rows["cond2"]["flow_direction_accuracy, generated frames ↑"] == "50.0%"
+    assert rows["divided"]["flow_direction_accuracy, generated frames ↑"] == "–"

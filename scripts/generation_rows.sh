@@ -43,10 +43,7 @@ tables=()
 for row in "${rows[@]}"; do tables+=("$GEN/$row/samples_metrics.json"); done
 $PY scripts/generation_table.py "${tables[@]}" | tee "$GEN/generation_table.md"
 curves=() labels=()
-for row in "${rows[@]}"; do
-  [[ $row == cond2_* ]] && continue
-  curves+=("$GEN/$row/dit") labels+=("$row")
-done
+for row in "${rows[@]}"; do curves+=("$GEN/$row/dit") labels+=("$row"); done
 $PY scripts/plot_curves.py "${curves[@]}" --labels "${labels[@]}" --metric flow_direction_accuracy --x step \
   --target 0.8 --chance 0.125 --title "stage 2: flow direction accuracy of 64 samples (8 per direction)" \
   --out "$GEN/motion_curves.png"

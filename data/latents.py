@@ -246,20 +246,29 @@ class LatentDataModule(pl.LightningDataModule):
         # Written by scripts/cache_latents.py from the source dataset (e.g. E, NE, ... for Moving MNIST direction).
         names = self.root / CLASSES_FILE
         self.class_names: list[str] | None = read_classes(names) if names.is_file() else None
-        self.reverse_labels = None
-        if time_reversal:
-            if self.class_names is None:
-                raise ValueError(f"data.time_reversal=true needs the class names in {names} (written by "
-                                 "scripts/cache_latents.py) to relabel reversed clips")
-            try:
-                self.reverse_labels = opposite_directions(self.class_names)
-            except ValueError as error:
-                raise ValueError(f"data.time_reversal=true: {error}") from error
+        self.time_reversal = time_reversal
+
+    def _reverse_labels(self) -> list[int] | None:
+        """The label of each class played backwards, when ``time_reversal`` is on (checked when the train split loads,
+        so a config composes before the cache exists)."""
+        if not self.time_reversal:
+            return None
+        if self.class_names is None:
+            raise ValueError(f"data.time_reversal=true needs the class names in {self.root / CLASSES_FILE} (written "
+                             "by scripts/cache_latents.py) to relabel reversed clips")
+        try:
+            return opposite_directions(self.class_names)
+        except ValueError as error:
+            raise ValueError(f"data.time_reversal=true: {error}") from error
 
     def load_split(self, split: str) -> LatentClipDataset:
-        """Read and check one split's cache (kept after the first call)."""
+        """Read and check one split's cache (kept after the first call).
+
+        Raises:
+            ValueError: the cache does not match the config, or ``time_reversal`` without compass class names.
+        """
         if split not in self.datasets:
-            reverse = self.reverse_labels if split == "train" else None
+            reverse = self._reverse_labels() if split == "train" else None
             dataset = LatentClipDataset(self.root / self.files[split], reverse_labels=reverse, seed=self.seed)
             _, _, t, h, _ = dataset.latents.shape
             side = h * dataset.meta["downsample_factor"]

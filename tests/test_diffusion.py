@@ -558,9 +558,10 @@ def test_time_reversal_plays_clips_backwards_with_the_opposite_label(tmp_path):
     assert 10 <= flipped <= 30
     assert all(torch.equal(raw[i]["latents"], raw.latents[i]) for i in range(5))  # evaluation never reverses
     with pytest.raises(ValueError, match="time_reversal=true needs the class names"):
-        LatentDataModule(str(write_latent_cache(tmp_path / "nonames")), time_reversal=True)
+        LatentDataModule(str(write_latent_cache(tmp_path / "nonames")), time_reversal=True).setup("fit")
     with pytest.raises(ValueError, match="'N' has no opposite"):
-        LatentDataModule(str(write_latent_cache(tmp_path / "odd", classes=["E", "N", "W"])), time_reversal=True)
+        LatentDataModule(str(write_latent_cache(tmp_path / "odd", classes=["E", "N", "W"])),
+                         time_reversal=True).setup("fit")
 
 
 def test_motion_curve_logs_flow_direction_accuracy_of_samples(dit_config, tmp_path, tiny_autoencoder):

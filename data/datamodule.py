@@ -158,15 +158,10 @@ class VideoDataModule(pl.LightningDataModule):
                 )
 
     def _reverse_labels(self) -> list[int]:
-        from data.latents import opposite_directions
+        from data.latents import time_reversal_labels
 
-        if self.class_names is None:
-            raise ValueError(f"data.time_reversal=true needs class names for {self.splits['train']} (a classes file, "
-                             "class folders, or classes_<task>.txt beside the list) to relabel reversed clips")
-        try:
-            return opposite_directions(self.class_names)
-        except ValueError as error:
-            raise ValueError(f"data.time_reversal=true: {error}") from error
+        return time_reversal_labels(self.class_names, f"a classes file, class folders, or classes_<task>.txt beside "
+                                                      f"{self.splits['train']}")
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         return clip_loader(self.datasets[split], self.batch_size, shuffle, self.seed, self.num_workers,

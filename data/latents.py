@@ -198,6 +198,24 @@ def opposite_directions(class_names: Sequence[str]) -> list[int]:
     return opposite
 
 
+def time_reversal_labels(class_names: Sequence[str] | None, where: str) -> list[int]:
+    """:func:`opposite_directions` for ``data.time_reversal=true``, with errors that say which data lacks what.
+
+    Args:
+        class_names: the data's class names, or None when it has none.
+        where: where the names were looked for, for the message.
+
+    Raises:
+        ValueError: no class names, or names that are not opposite compass points.
+    """
+    if class_names is None:
+        raise ValueError(f"data.time_reversal=true needs the class names in {where} to relabel reversed clips")
+    try:
+        return opposite_directions(class_names)
+    except ValueError as error:
+        raise ValueError(f"data.time_reversal=true: {error}") from error
+
+
 class LatentDataModule(pl.LightningDataModule):
     """Train/val/test loaders over cached latents.
 
@@ -253,13 +271,8 @@ class LatentDataModule(pl.LightningDataModule):
         so a config composes before the cache exists)."""
         if not self.time_reversal:
             return None
-        if self.class_names is None:
-            raise ValueError(f"data.time_reversal=true needs the class names in {self.root / CLASSES_FILE} (written "
-                             "by scripts/cache_latents.py) to relabel reversed clips")
-        try:
-            return opposite_directions(self.class_names)
-        except ValueError as error:
-            raise ValueError(f"data.time_reversal=true: {error}") from error
+        where = f"{self.root / CLASSES_FILE} (written by scripts/cache_latents.py)"
+        return time_reversal_labels(self.class_names, where)
 
     def load_split(self, split: str) -> LatentClipDataset:
         """Read and check one split's cache (kept after the first call).

@@ -11,7 +11,13 @@ import torch
 from data.annotations import read_classes, read_list_file
 from data.decoding import read_clip
 from data.moving_mnist import load_mnist_digits, render_frames
-from models.metrics.motion import compass_angles, dominant_motion, flow_direction_accuracy, motion_angles
+from models.metrics.motion import (
+    compass_angles,
+    direction_hits,
+    dominant_motion,
+    flow_direction_accuracy,
+    motion_angles,
+)
 
 EIGHT = ["E", "NE", "N", "NW", "W", "SW", "S", "SE"]
 
@@ -78,3 +84,12 @@ def test_real_direction_clips_score_high_reversed_and_frozen_low(tiny_mmnist):
     assert flow_direction_accuracy(video.flip(2), labels, angles).item() <= 0.05  # reversed: opposite sector
     frozen = video[:, :, :1].expand_as(video).contiguous()
     assert flow_direction_accuracy(frozen, labels, angles).item() <= 0.20
+
+
+def test_direction_hits_of_measured_motions_in_closed_form():
+    angles = compass_angles(["E", "NE", "N", "NW", "W", "SW", "S", "SE"])
+    motion = torch.tensor([[3.0, 0.0], [0.0, -3.0], [0.5, 0.0], [2.0, 1.9], [-2.0, 2.0]], dtype=torch.float64)
+    # east; north (y down, so up is -y); too slow; 43.5° below east is SE (315° ± 22.5°), not E; south-west
+    hits = direction_hits(motion, [0, 2, 0, 0, 5], angles, per_clip=True)
+    assert hits.tolist() == [1.0, 1.0, 0.0, 0.0, 1.0]
+    assert direction_hits(motion, [0, 2, 0, 7, 5], angles).item() == pytest.approx(0.8)

@@ -144,17 +144,38 @@ def flow_direction_accuracy(
         ValueError: labels outside [0, K), a label count that differs from b, fewer than 2 classes, or a negative
             ``min_speed``.
     """
+    return direction_hits(dominant_motion(video, estimator), labels, class_angles, min_speed, per_clip)
+
+
+def direction_hits(
+    motion: torch.Tensor,
+    labels: torch.Tensor | Sequence[int],
+    class_angles: Sequence[float] | np.ndarray,
+    min_speed: float = DEFAULT_MIN_SPEED,
+    per_clip: bool = False,
+) -> torch.Tensor:
+    """:func:`flow_direction_accuracy` from dominant motions already measured (:func:`dominant_motion`).
+
+    Args:
+        motion: float tensor (b 2) of ``(dx, dy)`` in pixels per frame, y down.
+        labels, class_angles, min_speed, per_clip: as for :func:`flow_direction_accuracy`.
+
+    Returns:
+        float64 scalar tensor in [0, 1], or (b,) of 0/1 with ``per_clip``.
+
+    Raises:
+        ValueError: as for :func:`flow_direction_accuracy`.
+    """
     angles = np.asarray(class_angles, dtype=np.float64)
     labels = torch.as_tensor(labels, dtype=torch.long).cpu()
     if len(angles) < 2:
         raise ValueError(f"class_angles has {len(angles)} entries; direction accuracy needs at least 2 classes")
-    if labels.shape != (video.shape[0],):
-        raise ValueError(f"labels of shape {tuple(labels.shape)} do not match {video.shape[0]} clips")
+    if labels.shape != (motion.shape[0],):
+        raise ValueError(f"labels of shape {tuple(labels.shape)} do not match {motion.shape[0]} clips")
     if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < len(angles):
         raise ValueError(f"labels must lie in [0, {len(angles)}) (one angle per class), got {labels.tolist()}")
     if min_speed < 0:
         raise ValueError(f"min_speed={min_speed} must be >= 0 (pixels per frame)")
-    motion = dominant_motion(video, estimator)  # (b 2)
     speed = motion.norm(dim=1)  # (b,)
     target = torch.from_numpy(angles)[labels]  # (b,)
     difference = (motion_angles(motion) - target + 180.0) % 360.0 - 180.0  # signed, in [-180, 180)
@@ -163,4 +184,7 @@ def flow_direction_accuracy(
     return hits if per_clip else hits.mean()
 
 
-__all__ = ["COMPASS_POINTS", "ESTIMATORS", "compass_angles", "dominant_motion", "flow_direction_accuracy", "motion_angles"]
+__all__ = [
+    "COMPASS_POINTS", "ESTIMATORS", "compass_angles", "direction_hits", "dominant_motion", "flow_direction_accuracy",
+    "motion_angles",
+]

@@ -4,8 +4,8 @@
 
 A run folder is the generation job's ``outputs/gen/<row>/``: ``samples_metrics.json`` (from
 ``scripts/evaluate_videos.py``), the stage-2 config in ``dit/config.yaml`` (or ``config.yaml`` beside the metrics),
-and, for frame-conditioned rows, ``continuation_metrics.json`` (SSIM and MSE of the generated frames against the
-real continuation) and ``generated_frames_metrics.json`` (flow direction accuracy of the generated frames alone).
+and, for frame-conditioned rows, ``continuation_metrics.json``: SSIM and MSE of the generated frames against the
+real continuation, and the flow direction accuracy of the generated frames alone.
 """
 
 from __future__ import annotations
@@ -41,11 +41,9 @@ def row(metrics_path: Path) -> list[str]:
     model = _config(run)["model"]
     continuation = run / "continuation_metrics.json"
     paired = json.loads(continuation.read_text())["metrics"] if continuation.is_file() else {}
-    generated = run / "generated_frames_metrics.json"
-    generated_only = json.loads(generated.read_text())["metrics"] if generated.is_file() else {}
     return [run.name, model["net"]["layout"], str(model["net"].get("temporal_pos_embed", "–")), model["noise_prior"],
             str(model.get("num_cond_frames", 0)), _percent(report, "flow_direction_accuracy"),
-            _percent(report, "classifier_accuracy"), _percent(generated_only, "flow_direction_accuracy"),
+            _percent(report, "classifier_accuracy"), _percent(paired, "flow_direction_accuracy"),
             f"{paired['ssim']:.3f}" if "ssim" in paired else "–", f"{paired['mse']:.1f}" if "mse" in paired else "–",
             *(f"{report[key]:.4f}" if key in report else "–" for key in TEMPORAL)]
 

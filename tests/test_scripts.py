@@ -126,12 +126,11 @@ def test_generation_table_reads_the_switches_from_the_stage_2_config_and_the_con
         (run / "samples_metrics.json").write_text(json.dumps({"metrics": metrics}))
         if paired is not None:
             (run / "continuation_metrics.json").write_text(json.dumps({"metrics": paired}))
-            (run / "generated_frames_metrics.json").write_text(json.dumps({"metrics": {"flow_direction_accuracy": 0.5}}))
         return run / "samples_metrics.json"
 
     plain = write_run("divided", "divided", 0, {"flow_direction_accuracy": 0.8125, "classifier_accuracy[x]": 0.5,
                                                 "temporal_flickering": 0.97})
-    cond = write_run("cond2", "space_only", 2, {"flow_direction_accuracy": 0.25}, {"ssim": 0.8123, "mse": 41.26})
+    cond = write_run("cond2", "space_only", 2, {"flow_direction_accuracy": 0.25}, {"ssim": 0.8123, "mse": 41.26, "flow_direction_accuracy": 0.5})
     generation_table.main([str(plain), str(cond)])
     lines = capsys.readouterr().out.strip().splitlines()
     header = [cell.strip() for cell in lines[0].strip("|").split("|")]

@@ -133,6 +133,14 @@ def read_classes(path: str | os.PathLike | None) -> list[str] | None:
 CLASSES_FILE = "classes.txt"
 
 
+def write_class_names(folder: str | os.PathLike, names: list[str]) -> Path:
+    """Write ``folder/classes.txt`` (one name per line, label order), where :func:`find_class_names` finds it for
+    the ``samples.txt`` list in the same folder. Returns the file's path."""
+    path = Path(folder) / CLASSES_FILE
+    path.write_text("\n".join(names) + "\n")
+    return path
+
+
 def find_class_names(list_file: str | os.PathLike) -> list[str] | None:
     """The class names that go with a list file, found by the project's two conventions, or None.
 

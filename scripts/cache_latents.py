@@ -27,7 +27,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from data.annotations import CLASSES_FILE
+from data.annotations import write_class_names
 from data.latents import SPLITS, cache_latents
 from models.diffusion.generate import dataset_class_names
 from models.diffusion.autoencoder import load_frame_autoencoder
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
                             extra_meta={"data": OmegaConf.to_container(data_cfg, resolve=True)})
     names = dataset_class_names(data_cfg)
     if names is not None:  # the sample writer copies them beside samples.txt (flow_direction_accuracy reads them)
-        (Path(out) / CLASSES_FILE).write_text("\n".join(names) + "\n")
+        write_class_names(out, names)
     for split, path in written.items():
         print(f"{split}: {path}")
     print(f"scaling_factor {autoencoder.scaling_factor:.6g}; encoded in {time.perf_counter() - start:.1f} s")

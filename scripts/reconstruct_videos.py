@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # scripts/ is not 
 import torch
 from tqdm.auto import tqdm
 
-from data.annotations import CLASSES_FILE
+from data.annotations import write_class_names
 from models.diffusion.autoencoder import load_frame_autoencoder
 from models.diffusion.video_io import LIST_FILE, to_uint8, write_clips
 from models.metrics.video_set import iter_batches, load_video_set
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> Path:
     list_file = args.out / LIST_FILE
     list_file.write_text("\n".join(lines) + "\n")
     if videos.class_names is not None:
-        (args.out / CLASSES_FILE).write_text("\n".join(videos.class_names) + "\n")
+        write_class_names(args.out, videos.class_names)
     print(f"wrote {len(lines)} reconstructions and {list_file}")
     return list_file
 

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # scripts/ is not 
 import torch
 from tqdm.auto import tqdm
 
-from data.annotations import CLASSES_FILE, find_class_names, read_list_file
+from data.annotations import find_class_names, read_list_file, write_class_names
 from data.decoding import read_clip, video_info
 from data.moving_mnist import DIRECTION_NAMES
 from data.moving_mnist_build import write_mp4
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     names = find_class_names(args.list)
     if names is None:
         raise FileNotFoundError(f"no class names beside {args.list} (classes.txt or classes_<task>.txt)")
-    (args.out / CLASSES_FILE).write_text("\n".join(names) + "\n")  # flow_direction_accuracy reads the angles here
+    write_class_names(args.out, names)  # flow_direction_accuracy reads the angles here
     rows = []
     for path in lists:
         result = evaluate_videos(path, classifier=args.classifier, groups=["accuracy"])

@@ -13,7 +13,7 @@ import torch
 from hydra.utils import instantiate
 from tqdm.auto import tqdm
 
-from data.annotations import CLASSES_FILE, find_class_names, read_classes
+from data.annotations import CLASSES_FILE, find_class_names, read_classes, write_class_names
 from models.checkpointing import load_run_config, load_state_dict
 from models.diffusion.module import VideoDiffusion
 from models.diffusion.video_io import GRID_FILE, LIST_FILE, gif_bytes, rows_by_label, write_clips
@@ -178,5 +178,5 @@ def generate_to_folder(
         (out_dir / REFERENCE_FILE).write_text("\n".join(references) + "\n")
     names = dataset_class_names(load_run_config(ckpt_path).data) if num_classes > 0 else None
     if names is not None:  # beside samples.txt, so scripts/evaluate_videos.py scores direction without flags
-        (out_dir / CLASSES_FILE).write_text("\n".join(names) + "\n")
+        write_class_names(out_dir, names)
     return list_file

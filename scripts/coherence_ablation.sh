@@ -2,22 +2,28 @@
 # The layout x noise-prior table of the README: runs the generation job's stage 2, sampling and scoring
 # (scripts/generation_demo.sh) for every (layout, noise_prior) pair on the shared stage-1 autoencoder and latent cache,
 # then prints the table with scripts/generation_table.py.
-#   bash scripts/coherence_ablation.sh                  # 2 layouts x 3 priors, two runs at once on one thread each
+#   bash scripts/coherence_ablation.sh                  # 2 layouts x 4 priors, two runs at once on one thread each
 #   LAYOUTS="divided joint" PRIORS="iid progressive" JOBS=1 THREADS=2 bash scripts/coherence_ablation.sh
 # space_only runs use one frame per token (tubelet_size=1): a 2-frame tubelet would mix time inside the token.
-# Each run takes about as long as one stage-2 row of the generation job (README, generation section).
+# Each run takes about as long as one stage-2 row of the generation job (README, generation section). The iid runs are
+# the same configs as the generation table's `divided` and `space_only_sincos` rows (scripts/generation_rows.sh): when
+# those rows exist they are linked, not trained again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 GEN=${GEN:-outputs/gen}
 LAYOUTS=${LAYOUTS:-divided space_only}
-PRIORS=${PRIORS:-iid mixed progressive}
+PRIORS=${PRIORS:-iid mixed progressive shared}
 JOBS=${JOBS:-2}       # runs at once
 THREADS=${THREADS:-1} # torch threads per run
 
 run_one() {
   local layout=$1 prior=$2 row="ablation_$1_$2" args="model.net.layout=$1 model.noise_prior=$2"
   [[ $layout == space_only ]] && args+=" model.net.tubelet_size=1"
+  local same_row=$layout; [[ $layout == space_only ]] && same_row=space_only_sincos
+  if [[ $prior == iid && ! -e $GEN/$row && -f $GEN/$same_row/samples_metrics.json ]]; then
+    ln -s "$same_row" "$GEN/$row"
+  fi
   if [[ ! -f $GEN/$row/samples_metrics.json ]]; then
     GEN=$GEN ROW=$row THREADS=$THREADS DIT_ARGS="$args callbacks.progress_bar.refresh_rate=50" \
       bash scripts/generation_demo.sh > "$GEN/$row.log" 2>&1

@@ -241,7 +241,7 @@ def moments(z: torch.Tensor) -> tuple[float, float, float]:
     return z.mean().item(), z.std().item(), corr[~torch.eye(len(corr), dtype=torch.bool)].abs().max().item()
 
 
-@pytest.mark.parametrize("prior", NOISE_PRIORS)
+@pytest.mark.parametrize("prior", ("iid", "mixed", "progressive"))  # shared is degenerate: frame differences unnoised
 def test_samplers_with_the_exact_denoiser_draw_the_data_distribution(prior):
     """End to end: with the exact denoiser of Gaussian data, both samplers return N(0.5, 0.3²) with independent frames
     (up to the discretisation error of 400 steps: measured std 0.294-0.300, |corr| <= 0.035), for every prior."""

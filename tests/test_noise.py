@@ -20,17 +20,19 @@ def draw(prior: str, alpha: float | None = None, seed: int = 0) -> torch.Tensor:
 
 
 def test_closed_forms():
-    assert [default_alpha(p) for p in NOISE_PRIORS] == [0.0, 1.0, 2.0]
+    assert [default_alpha(p) for p in NOISE_PRIORS] == [0.0, 1.0, 2.0, math.inf]
     assert frame_correlation("iid", lag=1) == 0.0
     assert frame_correlation("mixed") == pytest.approx(0.5)  # α = 1: α²/(1+α²)
     assert frame_correlation("mixed", 3.0, lag=5) == pytest.approx(0.9)
     assert frame_correlation("progressive", lag=2) == pytest.approx(0.8)  # α = 2: (2/√5)² = 4/5
     assert frame_correlation("progressive", 2.0, lag=-2) == frame_correlation("progressive", 2.0, lag=2)
     assert all(frame_correlation(p, lag=0) == 1.0 for p in NOISE_PRIORS)
+    assert frame_correlation("shared", lag=7) == 1.0 == frame_correlation("shared", 0.5, lag=1)  # α is unused
 
 
 @pytest.mark.parametrize(("prior", "alpha"), [
     ("iid", None), ("mixed", None), ("mixed", 0.5), ("progressive", None), ("progressive", 0.7),
+    ("shared", None),
 ])
 def test_unit_variance_and_frame_correlation(prior, alpha):
     noise = draw(prior, alpha)
@@ -80,3 +82,10 @@ def test_bad_shape_and_prior_raise():
         sample_noise((2, 4, 8, 8), "mixed")
     with pytest.raises(ValueError, match="prior='pink'"):
         default_alpha("pink")
+
+
+def test_shared_prior_repeats_one_frame():
+    noise = draw("shared")
+    assert torch.equal(noise, noise[:, :, :1].expand_as(noise))
+    noise[:, :, 0] = 0  # a real tensor, not an expanded view: writing one frame leaves the others
+    assert noise[:, :, 1].abs().sum() > 0

@@ -105,7 +105,8 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
         autoencoder_path: stage-1 checkpoint or local diffusers VAE folder (see
             :func:`models.diffusion.autoencoder.load_frame_autoencoder`); loaded lazily, frozen, kept out of this
             module's state dict. Needed for ``"video"`` batches and for decoding samples.
-        noise_prior: ``iid | mixed | progressive`` (PYoCo), used in training and sampling alike.
+        noise_prior: ``iid | mixed | progressive`` (PYoCo) or ``shared`` (one noise for every frame), used in training
+            and sampling alike.
         noise_alpha: the prior's α (None: its default).
         label_dropout: probability in [0, 1) of training a sample with the null label.
         num_cond_frames: k clean leading frames given to the model (0: plain generation).

@@ -8,6 +8,9 @@ channel and pixel; clips, channels and pixels stay independent. With ``ρ = α/�
   ``ε_ind,i ~ N(0, 1/(1+α²))``; every pair of distinct frames correlates at ``α²/(1+α²)`` (default α = 1: 0.5).
 * ``progressive``: ``ε_0 ~ N(0, 1)``, ``ε_i = ρ·ε_{i−1} + ε_ind,i`` with ``ε_ind,i ~ N(0, 1/(1+α²))`` (an AR(1)
   process); frames i, j correlate at ``ρ^|i−j|`` (default α = 2: 0.894 at lag 1).
+* ``shared``: every frame gets the same noise, correlation 1 at every lag: the α → ∞ limit of both priors, and the
+  practitioner's "fix the seed and generate each frame" (not a PYoCo prior; α is unused). It is degenerate: the
+  differences between frames are never noised, so a sampler cannot add randomness to them.
 
 Use the same prior in training (``DDPMScheduler.add_noise``) and sampling (``DDIMScheduler.step(variance_noise=)``
 and the initial latent); correlated noise at sampling time alone causes texture sticking (PYoCo §3).
@@ -19,12 +22,12 @@ import math
 
 import torch
 
-NOISE_PRIORS = ("iid", "mixed", "progressive")
-_DEFAULT_ALPHA = {"iid": 0.0, "mixed": 1.0, "progressive": 2.0}
+NOISE_PRIORS = ("iid", "mixed", "progressive", "shared")
+_DEFAULT_ALPHA = {"iid": 0.0, "mixed": 1.0, "progressive": 2.0, "shared": math.inf}
 
 
 def _check(prior: str, alpha: float | None) -> float:
-    """Validate ``prior`` and ``alpha``; return α (the prior's default when ``alpha`` is None; unused for iid)."""
+    """Validate ``prior`` and ``alpha``; return α (the prior's default when ``alpha`` is None; unused for iid, shared)."""
     if prior not in NOISE_PRIORS:
         raise ValueError(f"prior={prior!r} is not one of {NOISE_PRIORS}")
     if alpha is None:
@@ -35,7 +38,7 @@ def _check(prior: str, alpha: float | None) -> float:
 
 
 def default_alpha(prior: str) -> float:
-    """PYoCo's default α: 1.0 for ``mixed``, 2.0 for ``progressive``, 0.0 for ``iid`` (α is unused there).
+    """PYoCo's default α: 1.0 for ``mixed``, 2.0 for ``progressive``; 0.0 for ``iid`` and ∞ for ``shared`` (unused).
 
     Raises:
         ValueError: ``prior`` is not one of ``NOISE_PRIORS``.
@@ -48,18 +51,19 @@ def frame_correlation(prior: str, alpha: float | None = None, lag: int = 1) -> f
 
     Args:
         prior: one of ``NOISE_PRIORS``.
-        alpha: α > 0, or None for the prior's default; ignored for ``iid``.
+        alpha: α > 0, or None for the prior's default; ignored for ``iid`` and ``shared``.
         lag: frame distance |i − j| (frames); its sign is ignored.
 
     Returns:
-        Correlation in [0, 1]: 1 at lag 0; otherwise 0 (iid), α²/(1+α²) (mixed) or (α/√(1+α²))^|lag| (progressive).
+        Correlation in [0, 1]: 1 at lag 0; otherwise 0 (iid), α²/(1+α²) (mixed), (α/√(1+α²))^|lag| (progressive) or
+        1 (shared).
 
     Raises:
         ValueError: unknown ``prior`` or ``alpha`` ≤ 0.
     """
     alpha = _check(prior, alpha)
     lag = abs(int(lag))
-    if lag == 0:
+    if lag == 0 or prior == "shared":
         return 1.0
     if prior == "iid":
         return 0.0
@@ -81,7 +85,7 @@ def sample_noise(
     Args:
         shape: (b c t h w); frames are axis 2.
         prior: one of ``NOISE_PRIORS``.
-        alpha: α > 0, or None for :func:`default_alpha`; ignored for ``iid``.
+        alpha: α > 0, or None for :func:`default_alpha`; ignored for ``iid`` and ``shared``.
         generator: source of randomness (on ``device``); the same seed gives the same noise.
         device: where to draw the noise.
         dtype: output dtype; drawn in float32 and cast.
@@ -97,6 +101,9 @@ def sample_noise(
         raise ValueError(f"shape={tuple(shape)} must be 5D (b c t h w)")
     alpha = _check(prior, alpha)
     b, c, t, h, w = shape
+    if prior == "shared":
+        frame = torch.randn(b, c, 1, h, w, generator=generator, device=device)  # (b c 1 h w)
+        return frame.expand(b, c, t, h, w).to(dtype, copy=True)  # (b c t h w), a real copy: callers may write to it
     noise = torch.randn(b, c, t, h, w, generator=generator, device=device)  # (b c t h w)
     if prior == "mixed":
         shared = torch.randn(b, c, 1, h, w, generator=generator, device=device)  # (b c 1 h w)

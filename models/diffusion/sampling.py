@@ -149,7 +149,7 @@ def sample_latents(
         scheduler_config: the ``DDPMScheduler`` kwargs the net was trained with (see :func:`check_scheduler_config`).
         shape: (b c t h w) of the latents to draw.
         labels: int64 tensor (b,) of class indices, or None for unconditional sampling.
-        noise_prior: ``"iid"``, ``"mixed"`` or ``"progressive"`` (PYoCo), for the initial latent and, when the
+        noise_prior: ``"iid"``, ``"mixed"``, ``"progressive"`` (PYoCo) or ``"shared"``, for the initial latent and, when the
             step is stochastic, the fresh noise of every step.
         alpha: the prior's α (None: its default).
         sampler: ``"ddim"`` or ``"ddpm"`` (DDIM with eta=1, see the module docstring).

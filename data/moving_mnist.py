@@ -22,6 +22,16 @@ Two variants share one renderer:
   original generator: positions are sub-pixel (bilinear) rather than truncated to integers, and a bounce is an
   exact mirror reflection (speed is preserved) rather than a clamp to the wall.
 
+Two static variants, for the question whether slide-show video needs temporal coherence, use the same digits, the
+same split and the same renderer:
+
+* ``still``: one digit that never moves, at a uniform random position (the same box as ``standard``'s starts). Label:
+  ``digit``. Every frame is the same image; only codec-free rounding is shared, so frames are bit-identical.
+* ``slides``: two stills of digits of *different* classes, each at its own random position, with a hard cut at frame
+  ``t // 2`` (the PPT case: frames ``0 .. t//2 - 1`` show slide 1, the rest slide 2). Labels: ``digit`` is the class
+  of slide 1 (10-way, what a class-conditional generator is given) and ``digit_2`` that of slide 2, in its own
+  annotation file; the meta CSV holds both and the cut.
+
 Digits are split by *image* into train/val/test, so no MNIST image appears in two splits; clips reuse digit images
 within a split only. Everything is seeded: a clip's random draws come from ``(seed, split, index)`` alone.
 
@@ -40,12 +50,15 @@ from einops import rearrange
 CANVAS_SIZE = 64
 DIGIT_SIZE = 28
 SPLITS = ("train", "val", "test")
-VARIANTS = ("direction", "standard")
-DEFAULT_NUM_FRAMES = {"direction": 8, "standard": 20}
+VARIANTS = ("direction", "standard", "still", "slides")
+STATIC_VARIANTS = ("still", "slides")  # no motion: ``speed`` is unused
+DEFAULT_NUM_FRAMES = {"direction": 8, "standard": 20, "still": 8, "slides": 8}
 DIGIT_CLASSES = tuple(str(k) for k in range(10))
 META_COLUMNS = {
     "direction": ("digit", "direction", "direction_name", "digit_image", "mid_x", "mid_y"),
     "standard": ("digit", "digit_2", "digit_image", "digit_image_2"),
+    "still": ("digit", "digit_image", "x", "y"),
+    "slides": ("digit", "digit_2", "digit_image", "digit_image_2", "cut"),
 }
 
 DIRECTION_NAMES = ("E", "NE", "N", "NW", "W", "SW", "S", "SE")
@@ -233,11 +246,39 @@ def bouncing_trajectory(
     return np.where(phase > room, 2 * room - phase, phase)
 
 
+def still_trajectory(
+    rng: np.random.Generator, num_frames: int, canvas_size: int = CANVAS_SIZE, digit_size: int = DIGIT_SIZE
+) -> np.ndarray:
+    """A digit that never moves: one position uniform in ``[0, canvas_size - digit_size]`` per axis, repeated.
+
+    Args:
+        rng: Source of the position (two uniform draws).
+        num_frames: Number of frames t >= 1.
+        canvas_size: Canvas side in pixels.
+        digit_size: Digit side in pixels.
+
+    Returns:
+        float64 array (t 2) of top-left (x, y) positions in pixels; every row is the same.
+
+    Raises:
+        ValueError: ``num_frames`` < 1 or the digit is larger than the canvas.
+    """
+    if num_frames < 1:
+        raise ValueError(f"num_frames={num_frames} must be >= 1")
+    room = float(canvas_size - digit_size)
+    if room <= 0:
+        raise ValueError(f"digit_size={digit_size} must be smaller than canvas_size={canvas_size}")
+    return np.repeat(rng.uniform(0.0, room, size=(1, 2)), num_frames, axis=0)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Rendering
 # ----------------------------------------------------------------------------------------------------------------
 def render_frames(
-    digits: Sequence[np.ndarray], trajectories: Sequence[np.ndarray], canvas_size: int = CANVAS_SIZE
+    digits: Sequence[np.ndarray],
+    trajectories: Sequence[np.ndarray],
+    canvas_size: int = CANVAS_SIZE,
+    visible: Sequence[tuple[int, int]] | None = None,
 ) -> np.ndarray:
     """Render digits moving along trajectories on a black canvas.
 
@@ -253,19 +294,27 @@ def render_frames(
         trajectories: k float arrays (t 2) of top-left (x, y) positions in pixels, each coordinate within
             [0, canvas_size - digit size]; all with the same t.
         canvas_size: Canvas side in pixels.
+        visible: k frame ranges ``(start, stop)``: digit j is drawn in frames ``start <= i < stop`` only (the
+            ``slides`` variant's cut); None draws every digit in every frame.
 
     Returns:
         uint8 array (t canvas_size canvas_size) in [0, 255].
 
     Raises:
         ValueError: ``digits`` and ``trajectories`` differ in length or are empty, a digit is not a square uint8
-            image, trajectories differ in t or shape, or a position leaves the canvas.
+            image, trajectories differ in t or shape, a position leaves the canvas, or ``visible`` does not give
+            one range within [0, t] per digit.
     """
     if len(digits) != len(trajectories) or not digits:
         raise ValueError(f"digits ({len(digits)}) and trajectories ({len(trajectories)}) must be equally many, >= 1")
     num_frames = np.shape(trajectories[0])[0]
+    if visible is None:
+        visible = [(0, num_frames)] * len(digits)
+    if len(visible) != len(digits) or any(not 0 <= a <= b <= num_frames for a, b in visible):
+        raise ValueError(f"visible={list(visible)} must give one (start, stop) with 0 <= start <= stop <= "
+                         f"{num_frames} per digit ({len(digits)})")
     canvas = np.zeros((num_frames, canvas_size + 1, canvas_size + 1))  # one spare row/column for zero weights
-    for digit, trajectory in zip(digits, trajectories):
+    for digit, trajectory, (first, stop) in zip(digits, trajectories, visible):
         digit = np.asarray(digit)
         trajectory = np.asarray(trajectory, dtype=np.float64)
         size = digit.shape[0]
@@ -281,7 +330,7 @@ def render_frames(
         layer = np.zeros_like(canvas)
         origin = np.floor(trajectory).astype(np.int64)  # (t 2)
         frac = trajectory - origin  # (t 2) in [0, 1)
-        for i in range(num_frames):
+        for i in range(first, stop):
             (x0, y0), (fx, fy) = origin[i], frac[i]
             for dy, wy in ((0, 1.0 - fy), (1, fy)):
                 for dx, wx in ((0, 1.0 - fx), (1, fx)):

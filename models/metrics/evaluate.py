@@ -13,7 +13,12 @@ labelled videos with compass classes  ``flow_direction_accuracy`` (no learned we
                                        in the label's direction sector; ``models.metrics.motion``)
 ``classifier`` + labelled videos       ``classifier_accuracy[<run>]`` (e.g. motion accuracy of generated clips)
 ``encoder``                            ``feature_consistency[<encoder>]`` (VBench subject/background formula)
+``digit_classifier``                   ``identity_consistency[<run>]`` (every frame of a segment gets one digit)
+                                       and, when the videos' classes are its classes, ``digit_accuracy[<run>]``
+                                       (``models.metrics.identity``)
 =====================================  ==================================================================
+
+Every per-clip metric also keeps each clip's value (``per_clip`` of the result), for confidence intervals.
 
 Metrics that need weights which were not given are listed under ``skipped`` with the reason, never faked.
 """
@@ -28,7 +33,7 @@ from collections.abc import Callable, Collection
 import torch
 from tqdm.auto import tqdm
 
-from models.metrics import consistency, fvd, motion, paired, recognition, temporal
+from models.metrics import consistency, fvd, identity, motion, paired, recognition, temporal
 from models.metrics.report import EvaluationResult
 from models.metrics.video_set import VideoSet, iter_batches, load_video_set
 
@@ -87,6 +92,8 @@ def evaluate_videos(
     progress: bool = True,
     classes: str | os.PathLike | None = None,
     start_frame: int = 0,
+    digit_classifier: str | os.PathLike | None = None,
+    cuts: Collection[int] = (),
 ) -> EvaluationResult:
     """Compute every applicable metric on a folder or list file of videos.
 
@@ -105,6 +112,9 @@ def evaluate_videos(
             names are found beside ``videos`` (see :func:`data.annotations.find_class_names`).
         start_frame: first frame scored in every clip (0-based; the reference too), e.g. ``k`` to score only the
             frames a frame-conditioned model generated after ``k`` given ones.
+        digit_classifier: optional per-frame recognition checkpoint (trained with ``data.num_frames=1``) for
+            identity consistency and digit accuracy (part of the ``accuracy`` group).
+        cuts: frame indices (of the scored frames) where a new slide starts, for identity consistency per slide.
 
     Returns:
         The :class:`EvaluationResult`; per-clip metrics are means over clips.
@@ -144,6 +154,10 @@ def evaluate_videos(
         result.skipped[f"classifier_accuracy[{model.name}]"] = "the videos carry no labels (use a list file or class folders)"
 
     class_angles = _direction_angles(result, video_set) if "accuracy" in groups else None
+    digit_model = _digit_classifier(result, video_set, digit_classifier, cuts) if "accuracy" in groups else None
+    identity_key = f"identity_consistency[{digit_model.name}]" if digit_model else None
+    digit_key = f"digit_accuracy[{digit_model.name}]" if digit_model else None
+    digit_labels = digit_model is not None and digit_key not in result.skipped
 
     values: dict[str, list[torch.Tensor]] = defaultdict(list)
     curves: dict[str, list[torch.Tensor]] = defaultdict(list)
@@ -169,22 +183,37 @@ def evaluate_videos(
         if class_angles is not None:
             values["flow_direction_accuracy"].append(
                 motion.flow_direction_accuracy(video, labels, class_angles, per_clip=True))
+        if digit_model is not None:
+            predictions = identity.frame_predictions(digit_model, video)  # (b t)
+            values[identity_key].append(identity.identity_consistency(predictions, cuts))
+            if digit_labels:
+                values[digit_key].append(identity.digit_accuracy(predictions, labels, cuts))
+
+    def add_per_clip(key: str, clips: list[torch.Tensor], direction: str, note: str) -> None:
+        clips = torch.cat(clips).double()
+        result.add(key, clips.mean().item(), direction, note, per_clip=clips.tolist())
 
     for key, (_, direction, note) in metrics.items():
-        result.add(key, torch.cat(values[key]).mean().item(), direction, note)
+        add_per_clip(key, values[key], direction, note)
         result.per_frame[key] = torch.cat(curves[key]).mean(dim=0).tolist()
     if image_encoder is not None:
-        key = f"feature_consistency[{image_encoder.name}]"
-        result.add(key, torch.cat(values[key]).double().mean().item(), "higher",
-                   "VBench subject/background consistency formula on this encoder's per-frame features")
+        add_per_clip(f"feature_consistency[{image_encoder.name}]", values[f"feature_consistency[{image_encoder.name}]"],
+                     "higher", "VBench subject/background consistency formula on this encoder's per-frame features")
     if class_angles is not None:
-        result.add("flow_direction_accuracy", torch.cat(values["flow_direction_accuracy"]).mean().item(), "higher",
-                   f"fraction of clips whose dominant DIS flow (intensity-weighted) lies within ±{180 / len(class_angles):g}° "
-                   f"of the label's direction and moves ≥ {motion.DEFAULT_MIN_SPEED:g} px/frame; no learned weights")
+        add_per_clip("flow_direction_accuracy", values["flow_direction_accuracy"], "higher",
+                     f"fraction of clips whose dominant DIS flow (intensity-weighted) lies within ±{180 / len(class_angles):g}° "
+                     f"of the label's direction and moves ≥ {motion.DEFAULT_MIN_SPEED:g} px/frame; no learned weights")
     if correct:
-        key = f"classifier_accuracy[{model.name}]"
-        result.add(key, torch.cat(correct).double().mean().item(), "higher",
-                   "fraction of clips the recognition checkpoint assigns to their label")
+        add_per_clip(f"classifier_accuracy[{model.name}]", correct, "higher",
+                     "fraction of clips the recognition checkpoint assigns to their label")
+    if digit_model is not None:
+        slides = f" per slide (cuts at {list(cuts)})" if cuts else ""
+        add_per_clip(identity_key, values[identity_key], "higher",
+                     f"fraction of segments{slides} whose frames all get one digit from the per-frame classifier; "
+                     "a frozen clip scores 1: read it with digit_accuracy")
+        if digit_labels:
+            add_per_clip(digit_key, values[digit_key], "higher",
+                         "fraction of the first segment's frames the per-frame classifier assigns to the clip's label")
     for extractor in extractors:
         real = torch.cat(features[f"{extractor.name}/real"]).double().numpy()
         fake = torch.cat(features[f"{extractor.name}/fake"]).double().numpy()
@@ -214,6 +243,30 @@ def _direction_angles(result: EvaluationResult, video_set: VideoSet):
         "estimator": "dis", "min_speed_px_per_frame": motion.DEFAULT_MIN_SPEED,
         "classes": dict(zip(video_set.class_names, angles.tolist()))}
     return angles
+
+
+def _digit_classifier(result: EvaluationResult, video_set: VideoSet, path: str | os.PathLike | None,
+                      cuts: Collection[int]) -> recognition.RecognitionModel | None:
+    """The per-frame digit classifier, or None (with the reason under ``skipped``); skips ``digit_accuracy`` when the
+    videos' labels are not its classes (by name where both are known, else by count)."""
+    if path is None:
+        result.skipped["identity_consistency"] = ("needs --digit-classifier: a per-frame recognition checkpoint "
+                                                  "(train.py experiment=mmnist_frame_digit)")
+        return None
+    model = recognition.load_recognition_model(path)
+    identity.check_per_frame(model)
+    identity.segments_of(video_set.num_frames, cuts)  # bad cuts fail before any decoding
+    names = model.class_names or [str(k) for k in range(model.num_classes)]
+    if video_set.labels is None:
+        result.skipped[f"digit_accuracy[{model.name}]"] = "the videos carry no labels"
+    elif video_set.class_names is not None and list(video_set.class_names) != names:
+        result.skipped[f"digit_accuracy[{model.name}]"] = (f"the videos' classes {list(video_set.class_names)[:4]}... "
+                                                          f"are not the classifier's {names[:4]}...")
+    elif video_set.class_names is None and max(video_set.labels) >= model.num_classes:
+        result.skipped[f"digit_accuracy[{model.name}]"] = (f"labels reach {max(video_set.labels)}, beyond the "
+                                                          f"classifier's {model.num_classes} classes")
+    result.protocol["identity_consistency"] = {"classifier": str(model.ckpt_path), "cuts": list(cuts)}
+    return model
 
 
 def _load_reference(reference: str | os.PathLike | None, video_set: VideoSet) -> VideoSet | None:

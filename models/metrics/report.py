@@ -19,6 +19,8 @@ class EvaluationResult:
         directions: metric key → ``"higher"`` or ``"lower"`` (which is better).
         notes: metric key → what the value is: its formula's source and any substituted component.
         per_frame: metric key → the clip-mean curve over frames (or frame pairs), for the figure.
+        per_clip: metric key → the value of every clip, in the order of the video set (per-clip metrics only), for
+            confidence intervals over clips.
         skipped: metric key → why it was not computed (e.g. no weights were given).
         protocol: what fixes the numbers: sources, clip count, frames, frame size, fps, extractor protocols.
     """
@@ -27,14 +29,18 @@ class EvaluationResult:
     directions: dict[str, str] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
     per_frame: dict[str, list[float]] = field(default_factory=dict)
+    per_clip: dict[str, list[float]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     protocol: dict[str, Any] = field(default_factory=dict)
 
-    def add(self, key: str, value: float, direction: str, note: str) -> None:
-        """Record one metric value with its direction (``higher``/``lower``/``none``) and what it is."""
+    def add(self, key: str, value: float, direction: str, note: str, per_clip=None) -> None:
+        """Record one metric value with its direction (``higher``/``lower``/``none``), what it is and, for a per-clip
+        metric, the values of the clips (a sequence or 1-D tensor) it averages."""
         self.metrics[key] = float(value)
         self.directions[key] = direction
         self.notes[key] = note
+        if per_clip is not None:
+            self.per_clip[key] = [float(v) for v in per_clip]
 
 
 def _atomic_write(path: Path, text: str) -> None:

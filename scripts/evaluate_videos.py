@@ -42,6 +42,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "identity_consistency and digit_accuracy")
     parser.add_argument("--cuts", type=int, nargs="*", default=[],
                         help="frames where a new slide starts, for identity consistency per slide (default: none)")
+    parser.add_argument("--frame-order", default="forward", choices=("forward", "reversed", "shuffled", "frozen"),
+                        help="destroy frame order before scoring, labels kept (default: %(default)s)")
+    parser.add_argument("--order-seed", type=int, default=0, help="seed of --frame-order shuffled")
     parser.add_argument("--i3d", help="local I3D TorchScript file for FVD (StyleGAN-V protocol)")
     parser.add_argument("--encoder", help="local image encoder (TorchScript CLIP/DINO or our checkpoint)")
     parser.add_argument("--classes", help="class names, one per line (default: classes.txt or classes_<task>.txt "
@@ -66,7 +69,8 @@ def main(argv: list[str] | None = None) -> None:
     result = evaluate_videos(args.videos, reference=args.reference, classifier=args.classifier, i3d=args.i3d,
                              encoder=args.encoder, num_frames=args.num_frames, batch_size=args.batch_size,
                              groups=args.groups, classes=args.classes, start_frame=args.start_frame,
-                             digit_classifier=args.digit_classifier, cuts=args.cuts)
+                             digit_classifier=args.digit_classifier, cuts=args.cuts,
+                             frame_order=args.frame_order, order_seed=args.order_seed)
     paths = write_report(result, args.out)
     print(summarise(result))
     print("wrote " + ", ".join(str(p) for p in paths.values()))

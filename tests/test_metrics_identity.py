@@ -102,3 +102,4 @@ def _decode_all(root: Path) -> torch.Tensor:
     from models.metrics.video_set import iter_batches, load_video_set
 
     return torch.cat([video for video, _ in iter_batches(load_video_set(root / "test_digit.txt"), 16)])
+

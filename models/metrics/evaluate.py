@@ -33,7 +33,7 @@ from collections.abc import Callable, Collection
 import torch
 from tqdm.auto import tqdm
 
-from models.metrics import consistency, fvd, identity, motion, paired, recognition, temporal
+from models.metrics import consistency, fvd, identity, motion, order, paired, recognition, temporal
 from models.metrics.report import EvaluationResult
 from models.metrics.video_set import VideoSet, iter_batches, load_video_set
 
@@ -94,6 +94,8 @@ def evaluate_videos(
     start_frame: int = 0,
     digit_classifier: str | os.PathLike | None = None,
     cuts: Collection[int] = (),
+    frame_order: str = "forward",
+    order_seed: int = 0,
 ) -> EvaluationResult:
     """Compute every applicable metric on a folder or list file of videos.
 
@@ -115,6 +117,9 @@ def evaluate_videos(
         digit_classifier: optional per-frame recognition checkpoint (trained with ``data.num_frames=1``) for
             identity consistency and digit accuracy (part of the ``accuracy`` group).
         cuts: frame indices (of the scored frames) where a new slide starts, for identity consistency per slide.
+        frame_order: a control of :mod:`models.metrics.order` applied to every clip (not the reference) before any
+            metric: ``forward`` (default), ``reversed``, ``shuffled`` or ``frozen``; labels are kept.
+        order_seed: seed of the ``shuffled`` permutations.
 
     Returns:
         The :class:`EvaluationResult`; per-clip metrics are means over clips.
@@ -127,12 +132,15 @@ def evaluate_videos(
     unknown = set(groups) - set(GROUPS)
     if unknown:
         raise ValueError(f"groups={sorted(unknown)} are not metric groups; choose from {GROUPS}")
+    if frame_order not in order.FRAME_ORDERS:
+        raise ValueError(f"frame_order={frame_order!r} is not one of {order.FRAME_ORDERS}")
     video_set = load_video_set(videos, num_frames, classes=classes, start_frame=start_frame)
     reference_set = _load_reference(reference, video_set)
     result = EvaluationResult(protocol={
         "videos": video_set.source, "num_clips": len(video_set), "num_frames": video_set.num_frames,
         "frame_size": [video_set.height, video_set.width], "fps": round(video_set.fps, 3),
-        "start_frame": video_set.start_frame,
+        "start_frame": video_set.start_frame, "frame_order": frame_order,
+        **({"order_seed": order_seed} if frame_order == "shuffled" else {}),
         "reference": reference_set.source if reference_set else None,
     })
     metrics = _per_clip_metrics(video_set.fps) if "temporal" in groups else {}
@@ -166,7 +174,10 @@ def evaluate_videos(
     batches = zip(iter_batches(video_set, batch_size),
                   iter_batches(reference_set, batch_size) if reference_set else itertools.repeat((None, None)))
     total = -(-len(video_set) // batch_size)
+    shuffle = torch.Generator().manual_seed(order_seed)
     for (video, labels), (ref, _) in tqdm(batches, total=total, desc="evaluating", unit="batch", disable=not progress):
+        if frame_order != "forward":
+            video = order.reorder(video, frame_order, shuffle)
         for key, (fn, _, _) in metrics.items():
             per_frame = fn(video, ref, True).double()  # (b k)
             curves[key].append(per_frame)

@@ -1,0 +1,40 @@
+"""Bootstrap intervals against the normal-approximation closed form, determinism and validation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from models.metrics.stats import difference_ci, mean_ci
+
+
+def test_mean_ci_of_accuracies_matches_the_wald_interval():
+    """For n = 1000 Bernoulli(0.7) clips the percentile bootstrap is close to p ± 1.96·sqrt(p(1−p)/n)."""
+    values = (np.random.default_rng(0).random(1000) < 0.7).astype(float)
+    p = values.mean()
+    half = 1.96 * math.sqrt(p * (1 - p) / len(values))
+    ci = mean_ci(values)
+    assert ci.value == pytest.approx(p) and ci.n == 1000
+    assert ci.low == pytest.approx(p - half, abs=0.006) and ci.high == pytest.approx(p + half, abs=0.006)
+    assert mean_ci(values) == ci and mean_ci(values, seed=1) != ci  # seeded
+
+
+def test_difference_ci_adds_the_variances_of_independent_sets():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(1.0, 1.0, 800), rng.normal(0.5, 2.0, 500)
+    half = 1.96 * math.sqrt(1.0 / 800 + 4.0 / 500)
+    ci = difference_ci(a, b)
+    assert ci.value == pytest.approx(a.mean() - b.mean())
+    assert ci.high - ci.low == pytest.approx(2 * half, rel=0.1)
+    assert ci.low < ci.value < ci.high
+
+
+def test_constant_sets_and_bad_input():
+    assert mean_ci([1.0, 1.0, 1.0]).low == 1.0 == mean_ci([1.0, 1.0]).high
+    assert difference_ci([1.0, 1.0], [0.0, 0.0]).value == 1.0
+    with pytest.raises(ValueError, match="2 or more"):
+        mean_ci([0.5])
+    with pytest.raises(ValueError, match="finite"):
+        mean_ci([0.5, float("nan")])

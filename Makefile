@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow env clean-data generation generation-table
+.PHONY: demo test test-slow env clean-data generation generation-table claims claims-smoke
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,15 @@ generation: $(STAMP)
 # Every row of the README's generation table (two at a time, one thread each).
 generation-table: $(STAMP)
 	bash scripts/generation_rows.sh
+
+# The five coherence claims (scripts/claims.py): every run they need, then claims.md with 95 % CIs and verdicts.
+# Resumable: rerun after an interruption. After `make generation-table` and scripts/coherence_ablation.sh, whose
+# stage 1 and moving rows it reuses.
+claims: $(STAMP)
+	$(PY) scripts/claims.py --budget full --reuse-gen outputs/gen
+
+claims-smoke: $(STAMP)
+	$(PY) scripts/claims.py --budget smoke
 
 test: $(STAMP)
 	$(PY) -m pytest -m "not slow" -q

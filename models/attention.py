@@ -1,6 +1,6 @@
 """Multi-head self-attention shared by every model in the project.
 
-One implementation serves the recognition models (TimeSformer) and, later, the video diffusion transformer,
+One implementation serves the recognition models (TimeSformer, ViViT) and the video diffusion transformer,
 so that an ablation of *where* attention runs (over space, over time, or both) never changes *how* it runs.
 
 The fused path calls ``F.scaled_dot_product_attention``; the reference path is the textbook
@@ -88,3 +88,49 @@ class Attention(nn.Module):
             out = reference_attention(q, k, v, dropout_p=dropout_p, training=self.training)
         out = rearrange(out, "b nh n dh -> b n (nh dh)")
         return self.proj_drop(self.proj(out))  # (b n d)
+
+
+def _attend(attn: Attention, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Run ``attn``'s attention kernel (SDPA or the reference) on q, k, v (b nh n dh), as :class:`Attention` does."""
+    dropout_p = attn.attn_drop if attn.training else 0.0
+    if attn.fused_attn:
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)  # (b nh n dh)
+    return reference_attention(q, k, v, dropout_p=dropout_p, training=attn.training)  # (b nh n dh)
+
+
+class SplitHeadAttention(Attention):
+    """ViViT model 4 / Latte variant 4: half the heads attend over space, half over time, in one layer.
+
+    Same parameters as :class:`Attention` (``qkv``, ``proj``). Heads ``[0, nh/2)`` attend within each frame, heads
+    ``[nh/2, nh)`` across frames at each patch position; outputs are concatenated (spatial first) before ``proj``, so
+    ``proj.weight[:, d/2:]`` reads the temporal heads.
+
+    Raises:
+        ValueError: ``num_heads`` is odd, or ``dim`` is not divisible by it.
+    """
+
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, attn_drop: float = 0.0,
+                 proj_drop: float = 0.0, fused_attn: bool = True) -> None:
+        if num_heads % 2:
+            raise ValueError(f"num_heads={num_heads} must be even to split the heads between space and time")
+        super().__init__(dim, num_heads, qkv_bias, attn_drop, proj_drop, fused_attn)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Attend over space with half the heads and over time with the other half.
+
+        Args:
+            x: float tensor (b t n d).
+
+        Returns:
+            Tensor (b t n d).
+        """
+        b, t, n, _ = x.shape
+        half = self.num_heads // 2
+        qkv = rearrange(self.qkv(x), "b t n (three nh dh) -> three b nh t n dh", three=3, nh=self.num_heads)
+        spatial = rearrange(qkv[:, :, :half], "three b nh t n dh -> three (b t) nh n dh")
+        temporal = rearrange(qkv[:, :, half:], "three b nh t n dh -> three (b n) nh t dh")
+        out_s = _attend(self, *spatial.unbind(0))  # ((b t) nh/2 n dh)
+        out_t = _attend(self, *temporal.unbind(0))  # ((b n) nh/2 t dh)
+        out_s = rearrange(out_s, "(b t) nh n dh -> b t n (nh dh)", b=b)  # (b t n d/2)
+        out_t = rearrange(out_t, "(b n) nh t dh -> b t n (nh dh)", b=b)  # (b t n d/2)
+        return self.proj_drop(self.proj(torch.cat([out_s, out_t], dim=-1)))  # (b t n d)

@@ -44,8 +44,8 @@ from einops import rearrange
 from timm.layers import Mlp
 from torch import nn
 
-from models.attention import Attention, reference_attention
-from models.timesformer import PatchEmbed
+from models.attention import Attention, SplitHeadAttention
+from models.patch_embed import PatchEmbed
 
 LAYOUTS = ("interleaved", "late_fusion", "divided", "split_heads", "joint", "space_only")
 TEMPORAL_POS_EMBEDS = ("none", "sincos", "learned")
@@ -141,51 +141,6 @@ class LabelEmbedder(nn.Module):
     def forward(self, labels: torch.Tensor) -> torch.Tensor:
         """Map long labels (b,) in [0, num_classes] to embeddings (b d)."""
         return self.embedding_table(labels)  # (b d)
-
-
-def _attend(attn: Attention, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Run ``attn``'s attention kernel (SDPA or the reference) on q, k, v (b nh n dh), as :class:`Attention` does."""
-    dropout_p = attn.attn_drop if attn.training else 0.0
-    if attn.fused_attn:
-        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)  # (b nh n dh)
-    return reference_attention(q, k, v, dropout_p=dropout_p, training=attn.training)  # (b nh n dh)
-
-
-class SplitHeadAttention(Attention):
-    """ViViT model 4 / Latte variant 4: half the heads attend over space, half over time, in one layer.
-
-    Same parameters as :class:`Attention` (``qkv``, ``proj``). Heads ``[0, nh/2)`` attend within each frame, heads
-    ``[nh/2, nh)`` across frames at each patch position; outputs are concatenated (spatial first) before ``proj``, so
-    ``proj.weight[:, d/2:]`` reads the temporal heads.
-
-    Raises:
-        ValueError: ``num_heads`` is odd, or ``dim`` is not divisible by it.
-    """
-
-    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, fused_attn: bool = True) -> None:
-        if num_heads % 2:
-            raise ValueError(f"num_heads={num_heads} must be even for layout='split_heads'")
-        super().__init__(dim, num_heads, qkv_bias=qkv_bias, fused_attn=fused_attn)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Attend over space with half the heads and over time with the other half.
-
-        Args:
-            x: float tensor (b t n d).
-
-        Returns:
-            Tensor (b t n d).
-        """
-        b, t, n, _ = x.shape
-        half = self.num_heads // 2
-        qkv = rearrange(self.qkv(x), "b t n (three nh dh) -> three b nh t n dh", three=3, nh=self.num_heads)
-        spatial = rearrange(qkv[:, :, :half], "three b nh t n dh -> three (b t) nh n dh")
-        temporal = rearrange(qkv[:, :, half:], "three b nh t n dh -> three (b n) nh t dh")
-        out_s = _attend(self, *spatial.unbind(0))  # ((b t) nh/2 n dh)
-        out_t = _attend(self, *temporal.unbind(0))  # ((b n) nh/2 t dh)
-        out_s = rearrange(out_s, "(b t) nh n dh -> b t n (nh dh)", b=b)  # (b t n d/2)
-        out_t = rearrange(out_t, "(b n) nh t dh -> b t n (nh dh)", b=b)  # (b t n d/2)
-        return self.proj_drop(self.proj(torch.cat([out_s, out_t], dim=-1)))  # (b t n d)
 
 
 class DiTBlock(nn.Module):

@@ -38,3 +38,14 @@ def test_constant_sets_and_bad_input():
         mean_ci([0.5])
     with pytest.raises(ValueError, match="finite"):
         mean_ci([0.5, float("nan")])
+
+
+def test_evaluation_results_carry_the_interval_of_every_per_clip_metric():
+    from models.metrics.report import EvaluationResult, markdown_table
+
+    result = EvaluationResult()
+    values = [1.0] * 70 + [0.0] * 30
+    result.add("acc", 0.7, "higher", "a per-clip accuracy", per_clip=values)
+    result.add("fvd", 12.0, "lower", "a set-level metric")
+    assert result.ci95["acc"] == [mean_ci(values).low, mean_ci(values).high] and "fvd" not in result.ci95
+    assert f"| `acc` | 0.7000 | [{mean_ci(values).low:.4f}, {mean_ci(values).high:.4f}] |" in markdown_table(result)

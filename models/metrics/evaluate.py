@@ -311,8 +311,13 @@ def _fvd_extractors(result: EvaluationResult, reference_set: VideoSet | None,
 def summarise(result: EvaluationResult) -> str:
     """One line per metric for the terminal."""
     width = max((len(key) for key in result.metrics), default=0)
-    lines = [f"{key:<{width}}  {value:10.4f}  ({result.directions[key]} is better)"
-             if result.directions[key] != "none" else f"{key:<{width}}  {value:10.4f}"
+
+    def interval(key: str) -> str:
+        ci = result.ci95.get(key)
+        return f"  [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else ""
+
+    lines = [f"{key:<{width}}  {value:10.4f}{interval(key)}  ({result.directions[key]} is better)"
+             if result.directions[key] != "none" else f"{key:<{width}}  {value:10.4f}{interval(key)}"
              for key, value in result.metrics.items()]
     lines += [f"skipped {key}: {reason}" for key, reason in result.skipped.items()]
     return "\n".join(lines)

@@ -21,6 +21,8 @@ class EvaluationResult:
         per_frame: metric key → the clip-mean curve over frames (or frame pairs), for the figure.
         per_clip: metric key → the value of every clip, in the order of the video set (per-clip metrics only), for
             confidence intervals over clips.
+        ci95: metric key → ``[low, high]``, the 95 % percentile-bootstrap interval of the mean over clips
+            (:func:`models.metrics.stats.mean_ci`, seed 0), for every per-clip metric of two or more clips.
         skipped: metric key → why it was not computed (e.g. no weights were given).
         protocol: what fixes the numbers: sources, clip count, frames, frame size, fps, extractor protocols.
     """
@@ -30,6 +32,7 @@ class EvaluationResult:
     notes: dict[str, str] = field(default_factory=dict)
     per_frame: dict[str, list[float]] = field(default_factory=dict)
     per_clip: dict[str, list[float]] = field(default_factory=dict)
+    ci95: dict[str, list[float]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     protocol: dict[str, Any] = field(default_factory=dict)
 
@@ -41,6 +44,11 @@ class EvaluationResult:
         self.notes[key] = note
         if per_clip is not None:
             self.per_clip[key] = [float(v) for v in per_clip]
+            if len(self.per_clip[key]) >= 2 and all(math.isfinite(v) for v in self.per_clip[key]):
+                from models.metrics.stats import mean_ci
+
+                interval = mean_ci(self.per_clip[key])
+                self.ci95[key] = [interval.low, interval.high]
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -58,9 +66,11 @@ def _format(value: float) -> str:
 def markdown_table(result: EvaluationResult) -> str:
     """A Markdown report: the metric table (value, which direction is better, what it is), skips and protocol."""
     arrow = {"higher": "↑ higher", "lower": "↓ lower", "none": "–"}
-    lines = ["| metric | value | better | what it is |", "|---|---|---|---|"]
+    lines = ["| metric | value | 95 % CI over clips | better | what it is |", "|---|---|---|---|---|"]
     for key, value in result.metrics.items():
-        lines.append(f"| `{key}` | {_format(value)} | {arrow.get(result.directions.get(key, 'none'), '–')} "
+        ci = result.ci95.get(key)
+        interval = f"[{_format(ci[0])}, {_format(ci[1])}]" if ci else "–"
+        lines.append(f"| `{key}` | {_format(value)} | {interval} | {arrow.get(result.directions.get(key, 'none'), '–')} "
                      f"| {result.notes.get(key, '')} |")
     if result.skipped:
         lines += ["", "Skipped:", ""] + [f"- `{key}`: {reason}" for key, reason in result.skipped.items()]

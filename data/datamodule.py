@@ -56,7 +56,7 @@ class VideoDataModule(pl.LightningDataModule):
         on_missing: ``"error"`` or ``"skip"`` for listed files that do not exist.
         max_decode_failures: distinct undecodable files tolerated per loader process in training.
         seed: seeds the training shuffle order.
-        generate: optional kwargs for :func:`data.moving_mnist.build_dataset` (``out_dir`` is ``root``), run in
+        generate: optional kwargs for :func:`data.moving_mnist_build.build_dataset` (``out_dir`` is ``root``), run in
             ``prepare_data`` and skipped when the data already exists.
         cache_videos: keep decoded videos in memory after their first read (small datasets only; see
             :class:`data.dataset.VideoClipDataset`). With persistent workers, epochs after the first decode nothing.

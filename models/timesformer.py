@@ -10,8 +10,8 @@ Follows facebookresearch/TimeSformer ``timesformer/models/vit.py``:
   as an unordered set (no time embedding), which makes it the "no temporal modelling" ablation.
 
 Tokens are kept as a CLS tensor (b d) and patch tokens (b t n d). Parameter names follow the official code
-(``blocks.i.temporal_fc``, ``time_embed``, ``patch_embed.proj`` ...), so official checkpoints load by renaming alone
-(see :mod:`models.checkpoint`). The frame count and image size come from the input; ``pos_embed`` is resampled on
+(``blocks.i.temporal_fc``, ``time_embed``, ``patch_embed.proj`` ...), so official checkpoints load by renaming
+alone. The frame count and image size come from the input; ``pos_embed`` is resampled on
 its 2D grid and ``time_embed`` along time when they differ from the configured size.
 """
 

@@ -4,7 +4,7 @@ Example:
     python scripts/make_moving_mnist.py --out datasets/moving_mnist_direction --variant direction
     python scripts/make_moving_mnist.py --out datasets/moving_mnist_standard --variant standard
 
-The logic lives in ``data.moving_mnist.build_dataset``; see its docstring for the layout written. Re-running with
+The logic lives in ``data.moving_mnist_build.build_dataset``; see its docstring for the layout written. Re-running with
 the same arguments finishes an interrupted build or does nothing; different arguments into the same folder fail.
 """
 

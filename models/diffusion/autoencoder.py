@@ -1,6 +1,6 @@
 """A per-frame KL autoencoder (diffusers ``AutoencoderKL``, the SD VAE architecture) for video latent diffusion.
 
-Frames are encoded one by one, as Latte does with the SD VAE (REFERENCE.md §3): a clip (b c t h w) is folded into a
+Frames are encoded one by one, as Latte does with the SD VAE (Ma et al. 2024, github.com/Vchitect/Latte): a clip (b c t h w) is folded into a
 batch of frames ((b t) c h w), encoded, and unfolded into latents (b c_lat t h' w') with h' = h / downsample_factor.
 
 Latents handed to a diffusion model are ``(z - shift_factor) * scaling_factor``, z being the posterior mean (or a

@@ -1,4 +1,5 @@
-"""Paired metrics: a generated (or predicted) video against its reference, frame by frame (REFERENCE.md §4).
+"""Paired metrics: a generated (or predicted) video against its reference, frame by frame (Moving MNIST MSE as in OpenSTL, Tan et al.
+NeurIPS 2023 Datasets & Benchmarks; tOF as in TecoGAN, Chu et al. 2020).
 
 * :func:`tof`: TecoGAN's temporal optical-flow difference (Farneback at the official parameters).
 * :func:`mse`, :func:`mae`, :func:`psnr`, :func:`ssim`: per-frame fidelity in the Moving MNIST video-prediction
@@ -79,7 +80,7 @@ def mse(video: torch.Tensor, reference: torch.Tensor, per_frame: bool = False) -
 
     ``MSE_t = Σ_{h,w} mean_c (x − y)²`` with pixels in [0, 1]; channels are averaged, so for grey frames (c = 1,
     Moving MNIST) this is exactly the convention behind the published numbers (ConvLSTM 103.3 … SimVP 23.8 on
-    64x64 frames, REFERENCE.md §4), which are averaged over frames and clips.
+    64x64 frames, as tabulated by OpenSTL), which are averaged over frames and clips.
 
     Args:
         video: float tensor (b c t h w) in [0, 1], c = 1 or 3: the predicted frames.

@@ -1,4 +1,5 @@
-"""Per-clip temporal-consistency metrics that need no ground truth (REFERENCE.md §4).
+"""Per-clip temporal-consistency metrics that need no ground truth (VBench, Huang et al. CVPR 2024;
+warp error, Lai et al. ECCV 2018).
 
 * :func:`temporal_flickering`: VBench temporal flickering, exact (uint8 frame differences).
 * :func:`warp_error`: Lai et al. (ECCV 2018) warping error, with OpenCV DIS flow instead of FlowNet2.
@@ -80,8 +81,8 @@ def warp_error(video: torch.Tensor, reference: torch.Tensor | None = None, per_f
         ``E_t = Σ_p M_t(p) · mean_c (O_t(p, c) − W(O_{t+1})(p, c))² / Σ_p M_t(p)``
 
     and the clip's error is the mean of ``E_t`` over pairs. This follows Lai et al.'s released evaluation script
-    (``evaluate_WarpError.py``): each pair is normalised by its own mask (REFERENCE.md's ``Σ_t Σ_p / Σ M`` pools the
-    masks instead; the two agree when the masks have equal size), and its 3-channel mask makes the squared
+    (``evaluate_WarpError.py``): each pair is normalised by its own mask (the paper's ``Σ_t Σ_p / Σ M`` pools the masks
+    instead; the two agree when the masks have equal size), and its 3-channel mask makes the squared
     difference a mean over channels, not a sum. A pair with an empty mask scores 0. FlowNet2 is replaced by DIS,
     and the motion-boundary part of Lai et al.'s occlusion mask is not applied, so values are comparable only with
     other ``warp_error_dis`` values.

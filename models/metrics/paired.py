@@ -1,5 +1,7 @@
-"""Paired metrics: a generated (or predicted) video against its reference, frame by frame (Moving MNIST MSE as in OpenSTL, Tan et al.
-NeurIPS 2023 Datasets & Benchmarks; tOF as in TecoGAN, Chu et al. 2020).
+"""Paired metrics: a generated (or predicted) video against its reference, frame by frame.
+
+Sources: the Moving MNIST MSE convention as tabulated by OpenSTL (Tan et al., NeurIPS 2023 Datasets and Benchmarks),
+and tOF as in TecoGAN (Chu et al., SIGGRAPH 2020).
 
 * :func:`tof`: TecoGAN's temporal optical-flow difference (Farneback at the official parameters).
 * :func:`mse`, :func:`mae`, :func:`psnr`, :func:`ssim`: per-frame fidelity in the Moving MNIST video-prediction

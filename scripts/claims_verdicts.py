@@ -1,7 +1,7 @@
 """The five claims, the numbers that decide them, and the rules that turn numbers into verdicts (for ``claims.py``).
 
 Every number is a mean over clips with a 95 % percentile-bootstrap interval (``models.metrics.stats``); a comparison
-is the interval of a difference of means. The rules were written before the full run and are printed beside every
+is the interval of a difference of means (paired over clips where both rows score the same clips). The rules were written before the full run and are printed beside every
 verdict, so a reader can disagree with a rule rather than with the numbers. Honesty rules:
 
 * a verdict needs its interval to clear the rule's threshold; otherwise it is ``inconclusive``;
@@ -48,8 +48,9 @@ def ci(scores, row, prefix) -> Interval:
     return mean_ci(per_clip(scores, row, prefix))
 
 
-def diff(scores, row_a, row_b, prefix) -> Interval:
-    return difference_ci(per_clip(scores, row_a, prefix), per_clip(scores, row_b, prefix))
+def diff(scores, row_a, row_b, prefix, paired: bool = False) -> Interval:
+    """Difference of means; ``paired`` when both rows score the same clips (the order controls)."""
+    return difference_ci(per_clip(scores, row_a, prefix), per_clip(scores, row_b, prefix), paired=paired)
 
 
 def _gate(s, moving: bool = False, static: bool = False) -> str | None:
@@ -157,7 +158,7 @@ def _claim_5(s):
         numbers[f"{task} top-1: forward"] = ci(s, forward, "classifier_accuracy")
         for order in ("reversed", "shuffled"):
             numbers[f"{task} top-1: {order}"] = ci(s, f"recognition_{task}_divided_{order}", "classifier_accuracy")
-        drop = diff(s, forward, f"recognition_{task}_divided_shuffled", "classifier_accuracy")
+        drop = diff(s, forward, f"recognition_{task}_divided_shuffled", "classifier_accuracy", paired=True)
         numbers[f"{task} drop when shuffled"] = drop
         needs[task] = True if drop.low > ORDER_DROP else False if drop.high < ORDER_DROP else None
     numbers["generated clips (divided): classifier / flow motion accuracy"] = " / ".join(

@@ -76,8 +76,8 @@ def test_rules_turn_constructed_numbers_into_the_stated_verdicts():
     assert all(broken[c].startswith("no verdict") for c in ("1", "3", "4")) and broken["5"] == "partly"
     # Too few clips to clear a threshold: inconclusive, never a guess.
     few = scores_where(stuck, {}, {}, order)
-    for name in ("recognition_direction_divided_forward", "recognition_direction_divided_shuffled"):
-        few[name]["per_clip"]["classifier_accuracy[t:x]"] = [1.0, 0.0, 1.0, 0.0]
+    few["recognition_direction_divided_forward"]["per_clip"]["classifier_accuracy[t:x]"] = [1.0, 0.0, 1.0, 0.0]
+    few["recognition_direction_divided_shuffled"]["per_clip"]["classifier_accuracy[t:x]"] = [0.0, 1.0, 0.0, 1.0]
     assert verdicts_of(few)["5"] == "inconclusive"
 
 

@@ -31,6 +31,19 @@ def test_difference_ci_adds_the_variances_of_independent_sets():
     assert ci.low < ci.value < ci.high
 
 
+def test_paired_difference_resamples_clips_jointly():
+    """The same clips scored twice: the paired interval is that of the per-clip differences, far tighter than the
+    independent one when the clip effect dominates."""
+    rng = np.random.default_rng(2)
+    clip_effect = rng.normal(0, 1, 500)
+    a, b = clip_effect + 0.1 + rng.normal(0, 0.05, 500), clip_effect + rng.normal(0, 0.05, 500)
+    paired, independent = difference_ci(a, b, paired=True), difference_ci(a, b)
+    assert paired == mean_ci(a - b) and 0.09 < paired.low < paired.high < 0.125
+    assert independent.low < 0 < independent.high  # the clip effect swamps 0.1 without pairing
+    with pytest.raises(ValueError, match="same clips"):
+        difference_ci(a, b[:-1], paired=True)
+
+
 def test_constant_sets_and_bad_input():
     assert mean_ci([1.0, 1.0, 1.0]).low == 1.0 == mean_ci([1.0, 1.0]).high
     assert difference_ci([1.0, 1.0], [0.0, 0.0]).value == 1.0

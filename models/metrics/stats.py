@@ -64,13 +64,25 @@ def mean_ci(per_clip: Sequence[float], level: float = 0.95, seed: int = 0,
 
 
 def difference_ci(a: Sequence[float], b: Sequence[float], level: float = 0.95, seed: int = 0,
-                  n_resamples: int = DEFAULT_RESAMPLES) -> Interval:
-    """``mean(a) − mean(b)`` for two independent sets of clips, each resampled on its own (percentile bootstrap).
+                  n_resamples: int = DEFAULT_RESAMPLES, paired: bool = False) -> Interval:
+    """``mean(a) − mean(b)`` with its percentile-bootstrap interval.
+
+    Args:
+        a, b: per-clip values of two sets.
+        level, seed, n_resamples: as :func:`mean_ci`.
+        paired: the sets score the *same* clips in the same order (e.g. one checkpoint on clips forward and shuffled):
+            clip indices are resampled jointly, which removes the between-clip variance from the difference. Otherwise
+            each set is resampled on its own (independent samples, e.g. two generators' clips).
 
     Raises:
-        ValueError: either set has fewer than 2 clips or a non-finite value.
+        ValueError: either set has fewer than 2 clips or a non-finite value, or ``paired`` sets differ in length.
     """
     a, b = _values(a, "difference_ci a"), _values(b, "difference_ci b")
+    if paired:
+        if len(a) != len(b):
+            raise ValueError(f"paired sets must score the same clips, got {len(a)} and {len(b)} values")
+        result = mean_ci(a - b, level, seed, n_resamples)
+        return Interval(result.value, result.low, result.high, len(a))
     if np.ptp(a) == 0 and np.ptp(b) == 0:
         d = float(a[0] - b[0])
         return Interval(d, d, d, len(a) + len(b))

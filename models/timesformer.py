@@ -24,6 +24,7 @@ from timm.layers import DropPath, Mlp, resample_abs_pos_embed, trunc_normal_
 from torch import nn
 
 from models.attention import Attention
+from models.init import vit_init_
 from models.patch_embed import PatchEmbed
 
 ATTENTION_TYPES = ("divided_space_time", "joint_space_time", "space_only")
@@ -168,16 +169,7 @@ class TimeSformer(nn.Module):
         trunc_normal_(self.pos_embed, std=0.02)
         trunc_normal_(self.cls_token, std=0.02)
 
-        def _init(module: nn.Module) -> None:
-            if isinstance(module, nn.Linear):
-                trunc_normal_(module.weight, std=0.02)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.LayerNorm):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-
-        self.apply(_init)
+        self.apply(vit_init_)
         if self.attention_type == "divided_space_time":
             for block in self.blocks:
                 nn.init.zeros_(block.temporal_fc.weight)

@@ -31,6 +31,7 @@ from timm.layers import DropPath, Mlp, trunc_normal_
 from torch import nn
 
 from models.attention import Attention, SplitHeadAttention
+from models.init import vit_init_
 from models.patch_embed import PatchEmbed
 
 VARIANTS = (1, 2, 3, 4)
@@ -174,16 +175,7 @@ class ViViT(nn.Module):
             if name.endswith(("cls_token", "pos_embed")):
                 trunc_normal_(param, std=0.02)
 
-        def _init(module: nn.Module) -> None:
-            if isinstance(module, nn.Linear):
-                trunc_normal_(module.weight, std=0.02)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.LayerNorm):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-
-        self.apply(_init)
+        self.apply(vit_init_)
 
     def no_weight_decay(self) -> set[str]:
         """Embeddings and CLS tokens are not decayed (biases and norms are excluded by the classifier)."""

@@ -24,6 +24,7 @@ from timm.layers import DropPath, Mlp, resample_abs_pos_embed, trunc_normal_
 from torch import nn
 
 from models.attention import Attention
+from models.grad_checkpoint import run_block
 from models.init import vit_init_
 from models.patch_embed import PatchEmbed
 
@@ -106,6 +107,8 @@ class TimeSformer(nn.Module):
         drop_path_rate: stochastic depth, linearly increasing over blocks up to this value (training only).
         attention_type: ``divided_space_time``, ``joint_space_time`` or ``space_only``.
         fused_attn: use SDPA (``True``) or the plain reference attention.
+        grad_checkpointing: recompute each block's activations in the backward pass instead of storing them
+            (:func:`models.grad_checkpoint.run_block`): less memory for one more forward per block.
 
     Raises:
         ValueError: an unknown ``attention_type`` or a size that does not fit (named in the message).
@@ -129,6 +132,7 @@ class TimeSformer(nn.Module):
         attention_type: str = "divided_space_time",
         fused_attn: bool = True,
         tubelet_size: int = 1,
+        grad_checkpointing: bool = False,
     ) -> None:
         super().__init__()
         if attention_type not in ATTENTION_TYPES:
@@ -142,6 +146,7 @@ class TimeSformer(nn.Module):
         if embed_dim % num_heads != 0:
             raise ValueError(f"embed_dim={embed_dim} is not divisible by num_heads={num_heads}")
         self.attention_type = attention_type
+        self.grad_checkpointing = grad_checkpointing
         self.num_classes = num_classes
         self.embed_dim = embed_dim
         self.grid_size = (img_size // patch_size, img_size // patch_size)
@@ -214,7 +219,7 @@ class TimeSformer(nn.Module):
         else:
             x = self.time_drop(x + self._time_embed(t)[:, :, None])  # (b t n d)
         for block in self.blocks:
-            cls, x = block(cls, x)
+            cls, x = run_block(block, cls, x, checkpointing=self.grad_checkpointing)
         if self.attention_type == "space_only":
             cls = reduce(cls, "(b t) d -> b d", "mean", t=t)
         return self.norm(cls)  # (b d)

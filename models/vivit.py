@@ -31,6 +31,7 @@ from timm.layers import DropPath, Mlp, trunc_normal_
 from torch import nn
 
 from models.attention import Attention, SplitHeadAttention
+from models.grad_checkpoint import run_block
 from models.init import vit_init_
 from models.patch_embed import PatchEmbed
 
@@ -113,6 +114,7 @@ class ViViT(nn.Module):
         variant: 1, 2, 3 or 4.
         fused_attn: SDPA (``True``) or the reference attention.
         mlp_act: ``gelu`` (exact, scenic) or ``gelu_tanh`` (HF's ``gelu_fast``).
+        grad_checkpointing: recompute each block's activations in the backward pass instead of storing them.
 
     Raises:
         ValueError: an unknown variant or activation, or sizes that do not fit (named in the message).
@@ -122,7 +124,7 @@ class ViViT(nn.Module):
                  num_classes: int = 400, num_frames: int = 32, embed_dim: int = 768, depth: int = 12,
                  num_heads: int = 12, mlp_ratio: float = 4.0, qkv_bias: bool = True, temporal_depth: int = 4,
                  drop_rate: float = 0.0, attn_drop_rate: float = 0.0, drop_path_rate: float = 0.0, variant: int = 1,
-                 fused_attn: bool = True, mlp_act: str = "gelu") -> None:
+                 fused_attn: bool = True, mlp_act: str = "gelu", grad_checkpointing: bool = False) -> None:
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"variant={variant} is not one of {VARIANTS}")
@@ -137,6 +139,7 @@ class ViViT(nn.Module):
         if variant == 2 and temporal_depth < 1:
             raise ValueError(f"temporal_depth={temporal_depth} must be >= 1 for variant=2")
         self.variant = variant
+        self.grad_checkpointing = grad_checkpointing
         self.num_classes = num_classes
         self.embed_dim = embed_dim
         self.num_tubelets = num_frames // tubelet_size
@@ -197,7 +200,7 @@ class ViViT(nn.Module):
                        rearrange(x, "b t n d -> (b t) n d")], dim=1) + self.pos_embed  # ((b t) 1+n d)
         x = self.pos_drop(x)
         for block in self.blocks:
-            x = block(x)
+            x = run_block(block, x, checkpointing=self.grad_checkpointing)
         return rearrange(self.spatial_norm(x[:, 0]), "(b t) d -> b t d", b=b)
 
     def forward_features(self, video: torch.Tensor) -> torch.Tensor:
@@ -217,7 +220,7 @@ class ViViT(nn.Module):
             cls = self.temporal_cls_token.expand(frames.shape[0], -1, -1)
             x = torch.cat([cls, frames], dim=1) + self.temporal_pos_embed  # (b 1+t d)
             for block in self.temporal_blocks:
-                x = block(x)
+                x = run_block(block, x, checkpointing=self.grad_checkpointing)
             return self.norm(x[:, 0])
         x, _ = self.patch_embed(video)  # (b t n d)
         b, t, n, _ = x.shape
@@ -226,12 +229,12 @@ class ViViT(nn.Module):
             x = torch.cat([self.cls_token.expand(b, -1, -1), rearrange(x, "b t n d -> b (t n) d")], dim=1)
             x = self.pos_drop(x + self.pos_embed)  # (b 1+t·n d)
             for block in self.blocks:
-                x = block(x)
+                x = run_block(block, x, checkpointing=self.grad_checkpointing)
             return self.norm(x[:, 0])
         pos = rearrange(self.pos_embed, "1 (t n) d -> 1 t n d", t=t)
         x = self.pos_drop(x + pos)  # (b t n d)
         for block in self.blocks:
-            x = block(x)
+            x = run_block(block, x, checkpointing=self.grad_checkpointing)
         return self.norm(reduce(x, "b t n d -> b d", "mean"))
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:

@@ -45,6 +45,7 @@ from timm.layers import Mlp
 from torch import nn
 
 from models.attention import Attention, SplitHeadAttention
+from models.grad_checkpoint import run_block
 from models.patch_embed import PatchEmbed
 
 LAYOUTS = ("interleaved", "late_fusion", "divided", "split_heads", "joint", "space_only")
@@ -270,6 +271,7 @@ class VideoDiT(nn.Module):
             label is ignored. 1.0 (``nn.Embedding``'s default) starts c at O(1).
         timestep_embed_init: ``"dit"`` (the timestep MLP's weights N(0, 0.02²), as DiT) or ``"torch"`` (PyTorch's
             default ``nn.Linear`` initialisation, an O(1) timestep embedding).
+        grad_checkpointing: recompute each block's activations in the backward pass instead of storing them.
 
     Raises:
         ValueError: an unknown ``layout`` or ``temporal_pos_embed``, or sizes that do not fit (named in the message).
@@ -293,6 +295,7 @@ class VideoDiT(nn.Module):
         fused_attn: bool = True,
         label_embed_std: float = 0.02,
         timestep_embed_init: str = "dit",
+        grad_checkpointing: bool = False,
     ) -> None:
         super().__init__()
         if layout not in LAYOUTS:
@@ -322,6 +325,7 @@ class VideoDiT(nn.Module):
         self.num_classes = num_classes
         self.null_label = num_classes
         self.layout = layout
+        self.grad_checkpointing = grad_checkpointing
         self.grid_size = (input_size // patch_size, input_size // patch_size)
 
         self.x_embedder = PatchEmbed(patch_size, in_channels, embed_dim, tubelet_size)
@@ -417,7 +421,7 @@ class VideoDiT(nn.Module):
             tokens = tokens + self.temp_embed[:, :, None]  # (b t' n d)
         c = self.t_embedder(timesteps) + self.y_embedder(labels)  # (b d)
         for block in self.blocks:
-            tokens = block(tokens, c)  # (b t' n d)
+            tokens = run_block(block, tokens, c, checkpointing=self.grad_checkpointing)  # (b t' n d)
         out = self.final_layer(tokens, c)  # (b t' n (k p p c))
         p, k = self.patch_size, self.tubelet_size
         return rearrange(out, "b t (gh gw) (k p1 p2 c) -> b c (t k) (gh p1) (gw p2)",

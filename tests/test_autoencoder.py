@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -173,3 +174,17 @@ def test_cache_script_with_a_diffusers_folder(autoencoder, tiny_mmnist, tmp_path
     record = torch.load(tmp_path / "latents" / "val.pt", weights_only=True)
     assert record["latents"].shape == (16, 4, 2, 8, 8) and len(record["paths"]) == 16
     assert record["meta"]["data"]["mean"] == [0.5, 0.5, 0.5]
+
+
+def test_eval_py_tests_a_stage_1_checkpoint(tiny_mmnist, tmp_path):
+    """eval.py on an autoencoder run reports what the run logs (PSNR, SSIM), not a classifier's accuracy keys."""
+    from eval import evaluate
+
+    metrics = train(autoencoder_config(tiny_mmnist, tmp_path / "run", "trainer.max_epochs=1",
+                                       "trainer.limit_train_batches=1", "trainer.limit_val_batches=1",
+                                       "+trainer.num_sanity_val_steps=0", "test=false"))
+    cfg = compose_config("eval", [f"ckpt_path={metrics['best_model_path']}", f"paths.output_dir={tmp_path / 'eval'}",
+                                  "+run_overrides.data.num_workers=0"])
+    result = evaluate(cfg)
+    assert {"test/psnr", "test/ssim", "test/loss"} <= result.keys()
+    assert json.loads((tmp_path / "eval" / "test_metrics.json").read_text())["test/psnr"] == result["test/psnr"]

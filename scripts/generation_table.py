@@ -5,7 +5,8 @@
 A run folder is the generation job's ``outputs/gen/<row>/``: ``samples_metrics.json`` (from
 ``scripts/evaluate_videos.py``), the stage-2 config in ``dit/config.yaml`` (or ``config.yaml`` beside the metrics),
 and, for frame-conditioned rows, ``continuation_metrics.json``: SSIM and MSE of the generated frames against the
-real continuation, and the flow direction accuracy of the generated frames alone.
+real continuation, and the flow direction accuracy of the generated frames alone. Accuracies carry their 95 %
+bootstrap interval over clips when the metrics file records one (``ci95``).
 """
 
 from __future__ import annotations
@@ -29,21 +30,28 @@ def _config(run: Path) -> dict:
     raise FileNotFoundError(f"{run}: no dit/config.yaml or config.yaml beside the metrics")
 
 
-def _percent(report: dict, prefix: str) -> str:
-    value = next((v for k, v in report.items() if k.startswith(prefix)), None)
-    return "–" if value is None else f"{value:.1%}"
+def _percent(result: dict, prefix: str) -> str:
+    """The first metric whose key starts with ``prefix``, as a percentage, with its 95 % interval when recorded."""
+    key = next((k for k in result.get("metrics", {}) if k.startswith(prefix)), None)
+    if key is None:
+        return "–"
+    ci = result.get("ci95", {}).get(key)
+    interval = f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else ""
+    return f"{result['metrics'][key]:.1%}{interval}"
 
 
 def row(metrics_path: Path) -> list[str]:
     """One table row: the run's switches (from its config) and its scores."""
     run = metrics_path.parent
-    report = json.loads(metrics_path.read_text())["metrics"]
+    result = json.loads(metrics_path.read_text())
+    report = result["metrics"]
     model = _config(run)["model"]
     continuation = run / "continuation_metrics.json"
-    paired = json.loads(continuation.read_text())["metrics"] if continuation.is_file() else {}
+    paired_result = json.loads(continuation.read_text()) if continuation.is_file() else {"metrics": {}}
+    paired = paired_result["metrics"]
     return [run.name, model["net"]["layout"], str(model["net"].get("temporal_pos_embed", "–")), model["noise_prior"],
-            str(model.get("num_cond_frames", 0)), _percent(report, "flow_direction_accuracy"),
-            _percent(report, "classifier_accuracy"), _percent(paired, "flow_direction_accuracy"),
+            str(model.get("num_cond_frames", 0)), _percent(result, "flow_direction_accuracy"),
+            _percent(result, "classifier_accuracy"), _percent(paired_result, "flow_direction_accuracy"),
             f"{paired['ssim']:.3f}" if "ssim" in paired else "–", f"{paired['mse']:.1f}" if "mse" in paired else "–",
             *(f"{report[key]:.4f}" if key in report else "–" for key in TEMPORAL)]
 

@@ -29,7 +29,7 @@ generation-table: $(STAMP)
 # Resumable: rerun after an interruption. After `make generation-table` and scripts/coherence_ablation.sh, whose
 # stage 1 and moving rows it reuses.
 claims: $(STAMP)
-	$(PY) scripts/claims.py --budget full --reuse-gen outputs/gen
+	$(PY) scripts/claims.py --budget full --reuse-gen outputs/gen --reuse direction_divided=outputs/demo/divided
 
 claims-smoke: $(STAMP)
 	$(PY) scripts/claims.py --budget smoke

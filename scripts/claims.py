@@ -1,7 +1,8 @@
 """The five coherence claims, answered by one command: every run they need, then a table of verdicts with 95 % CIs.
 
     python scripts/claims.py --budget smoke --out /tmp/claims          # plumbing check: tiny models, ~1 min
-    python scripts/claims.py --budget full --reuse-gen outputs/gen     # the README's table (make claims)
+    python scripts/claims.py --budget full --reuse-gen outputs/gen \
+        --reuse direction_divided=outputs/demo/divided                  # the README's table (make claims)
 
 The grid (``RECOGNITION``, ``GENERATION``, ``REAL``) is declared below; the claims, the numbers that decide them and
 the verdict rules are in ``scripts/claims_verdicts.py``. Every run lives in ``<out>/runs/<name>/`` with the spec it was
@@ -16,7 +17,8 @@ Budgets:
   256 samples with 50 DDIM steps, 1000 real test clips. ``--reuse-gen DIR`` takes the stage-1 autoencoder and the
   moving-data rows from the generation job (``scripts/generation_rows.sh`` and ``scripts/coherence_ablation.sh``)
   instead of training them again; their samples are rescored here. Without it the moving rows are trained here too,
-  each as long as a generation-table row.
+  each as long as a generation-table row. ``--reuse NAME=RUN_DIR`` does the same for a recognition run (e.g. the main
+  job's ``outputs/demo/divided``).
 
 Writes ``<out>/claims.md``, ``<out>/claims.json`` and ``<out>/claims_{moving,static}.png``.
 """
@@ -135,6 +137,7 @@ class Grid:
     budget: Budget
     data_dir: Path
     reuse_gen: Path | None = None
+    reuse_runs: dict[str, Path] = field(default_factory=dict)  # recognition run name -> an existing run folder
     scores: dict[str, dict] = field(default_factory=dict)  # score name -> evaluation result (as JSON)
 
     def run_dir(self, name: str) -> Path:
@@ -193,6 +196,12 @@ def recognition_checkpoints(grid: Grid) -> dict[str, Path]:
     runs = {name: [f"experiment={exp}", *grid.budget.recognition] for name, (_, exp) in RECOGNITION.items()}
     runs["frame_digit"] = ["experiment=mmnist_frame_digit", *grid.budget.frame_digit]
     for name, overrides in runs.items():
+        if name in grid.reuse_runs:
+            ckpt = grid.reuse_runs[name] / "checkpoints" / "best.ckpt"
+            if not ckpt.is_file():
+                raise FileNotFoundError(f"--reuse {name}={grid.reuse_runs[name]}: no checkpoint at {ckpt}")
+            ckpts[name] = ckpt
+            continue
         overrides = [*overrides, f"data.root={direction}", "data.generate=null"]
         folder = grid.run_dir(name)
         if not done(folder, {"overrides": overrides}, "checkpoints/last.ckpt"):
@@ -298,13 +307,18 @@ def score_all(grid: Grid, ckpts: dict[str, Path], samples: dict[str, Path]) -> N
               cuts=list(SLIDE_CUTS) if data == "slides" else [], **classifier)
 
 
-def run(budget: Budget, out: Path, data_dir: Path | None = None, reuse_gen: Path | None = None) -> dict:
+def run(budget: Budget, out: Path, data_dir: Path | None = None, reuse_gen: Path | None = None,
+        reuse_runs: dict[str, Path] | None = None) -> dict:
     """Make every run of the grid that is missing, score everything, and write the claims table."""
     import claims_verdicts
 
     start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    grid = Grid(out, budget, data_dir or (out / "data" if budget.name == "smoke" else ROOT / "datasets"), reuse_gen)
+    unknown = set(reuse_runs or {}) - {*RECOGNITION, "frame_digit"}
+    if unknown:
+        raise ValueError(f"--reuse {sorted(unknown)}: only recognition runs can be reused: {[*RECOGNITION, 'frame_digit']}")
+    grid = Grid(out, budget, data_dir or (out / "data" if budget.name == "smoke" else ROOT / "datasets"), reuse_gen,
+                dict(reuse_runs or {}))
     torch.set_num_threads(budget.threads)
     with timed("datasets"):
         build_data(grid)
@@ -328,6 +342,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="where the datasets are built or found (default: datasets/, smoke: <out>/data)")
     parser.add_argument("--reuse-gen", type=Path, default=None,
                         help="the generation job's folder (outputs/gen): its stage 1 and moving rows are reused")
+    parser.add_argument("--reuse", nargs="*", default=[], metavar="NAME=RUN_DIR",
+                        help="use an existing recognition run instead of training it, e.g. "
+                             "direction_divided=outputs/demo/divided (names: direction_divided, direction_space_only, "
+                             "digit_divided, frame_digit)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: 2)")
     return parser.parse_args(argv)
 
@@ -341,7 +359,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         budget = Budget(**{**asdict(budget), "threads": args.threads})
     out = args.out or ROOT / "outputs" / ("claims" if budget.name == "full" else "claims_smoke")
-    report = run(budget, out, args.data_dir, args.reuse_gen)
+    bad = [item for item in args.reuse if "=" not in item]
+    if bad:
+        raise SystemExit(f"claims.py: error: --reuse {bad} must look like NAME=RUN_DIR")
+    reuse_runs = {name: Path(folder) for name, folder in (item.split("=", 1) for item in args.reuse)}
+    try:
+        report = run(budget, out, args.data_dir, args.reuse_gen, reuse_runs)
+    except (ValueError, FileNotFoundError) as error:  # a bad argument or folder: a message, not a traceback
+        raise SystemExit(f"claims.py: error: {error}") from error
     print((out / "claims.md").read_text())
     print(f"{budget.name} budget finished in {report['seconds']:.0f} s -> {out}")
 

@@ -7,7 +7,8 @@
 The grid (``RECOGNITION``, ``GENERATION``, ``REAL``) is declared below; the claims, the numbers that decide them and
 the verdict rules are in ``scripts/claims_verdicts.py``. Every run lives in ``<out>/runs/<name>/`` with the spec it was
 made from (``spec.json``); a finished run whose spec matches is reused, so an interrupted run continues where it
-stopped and loses nothing. Stage 1 (one per-frame autoencoder) and the recognition checkpoints are shared by all rows.
+stopped: an interruption costs the step in progress (a training restarts from its beginning), never a finished one,
+and a step whose input was rewritten (its file's size or time changed) is redone. Stage 1 (one per-frame autoencoder) and the recognition checkpoints are shared by all rows.
 
 Budgets:
 
@@ -29,6 +30,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import shutil
 import sys
 import time
@@ -59,6 +61,7 @@ class Budget:
     frame_digit: tuple[str, ...]   # overrides of the per-frame digit classifier
     autoencoder: tuple[str, ...] | None  # overrides of stage 1; None: random weights (smoke)
     dit: tuple[str, ...]           # overrides of every stage-2 run
+    dit_static: tuple[str, ...]    # further overrides of the static-data (still, slides) stage-2 runs
     num_samples: int
     ddim_steps: int
     threads: int = 2
@@ -75,6 +78,7 @@ SMOKE = Budget(
          "++trainer.num_sanity_val_steps=0", "data.batch_size=8",
          "model.net.embed_dim=32", "model.net.depth=1", "model.net.num_heads=2", "model.num_log_samples=0",
          "~callbacks.motion_curve"),
+    dit_static=(),
     num_samples=8,
     ddim_steps=1,
 )
@@ -84,7 +88,8 @@ FULL = Budget(
     recognition=(),
     frame_digit=(),
     autoencoder=(),
-    dit=("trainer.max_steps=2000",),  # static rows: half the moving recipe's 4000 steps (README: what it costs)
+    dit=(),                            # moving rows: the generation job's recipe (4000 steps)
+    dit_static=("trainer.max_steps=2000",),  # static rows: half of it (nothing moves; it keeps make claims in budget)
     num_samples=256,
     ddim_steps=50,
 )
@@ -158,17 +163,34 @@ def timed(what: str):
 # --------------------------------------------------------------------------------------------------------------------
 # Resumable steps
 # --------------------------------------------------------------------------------------------------------------------
-def done(folder: Path, spec: dict, product: str) -> bool:
-    """True when ``folder/product`` exists and ``folder/spec.json`` equals ``spec``; otherwise the folder is cleared
-    (a different or unfinished run) so the step starts afresh."""
-    spec_file = folder / "spec.json"
-    if (folder / product).exists() and spec_file.is_file() and json.loads(spec_file.read_text()) == spec:
+DONE_FILE = "spec.json"  # written when a step has finished, never before
+
+
+def done(folder: Path, spec: dict) -> bool:
+    """True when the step in ``folder`` finished with this ``spec`` (its ``spec.json``, written last by :func:`finish`,
+    equals it). Otherwise the folder, a different or an unfinished step, is cleared so the step starts afresh: an
+    interruption costs the step in progress, never a finished one."""
+    spec_file = folder / DONE_FILE
+    if spec_file.is_file() and json.loads(spec_file.read_text()) == spec:
         return True
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    spec_file.write_text(json.dumps(spec, indent=2) + "\n")
     return False
+
+
+def finish(folder: Path, spec: dict) -> None:
+    """Mark the step in ``folder`` finished (atomically), after everything it writes is written."""
+    tmp = folder / f".{DONE_FILE}.tmp"
+    tmp.write_text(json.dumps(spec, indent=2) + "\n")
+    os.replace(tmp, folder / DONE_FILE)
+
+
+def fingerprint(path: Path) -> str:
+    """``path`` with its size and modification time, so a step whose input was rewritten (a retrained checkpoint, new
+    samples) no longer matches the spec it finished with."""
+    stat = Path(path).stat()
+    return f"{path}@{stat.st_size}:{stat.st_mtime_ns}"
 
 
 def train_run(folder: Path, overrides: list[str], threads: int) -> Path:
@@ -204,9 +226,10 @@ def recognition_checkpoints(grid: Grid) -> dict[str, Path]:
             continue
         overrides = [*overrides, f"data.root={direction}", "data.generate=null"]
         folder = grid.run_dir(name)
-        if not done(folder, {"overrides": overrides}, "checkpoints/last.ckpt"):
+        if not done(folder, {"overrides": overrides}):
             with timed(f"recognition run {name}"):
                 train_run(folder, overrides, grid.budget.threads)
+            finish(folder, {"overrides": overrides})
         best = folder / "checkpoints" / "best.ckpt"
         ckpts[name] = best if best.is_file() else folder / "checkpoints" / "last.ckpt"
     return ckpts
@@ -223,15 +246,17 @@ def stage_one(grid: Grid) -> Path:
     if grid.budget.autoencoder is None:
         from models.diffusion.autoencoder import FrameAutoencoder
 
-        if not done(folder, {"random": True}, "vae/config.json"):
+        if not done(folder, {"random": True}):
             torch.manual_seed(0)
             FrameAutoencoder(block_out_channels=(8, 8, 8), norm_num_groups=4, latent_channels=4,
                              mid_block_add_attention=False).save_pretrained(folder / "vae")
+            finish(folder, {"random": True})
         return folder / "vae"
     overrides = ["experiment=mmnist_autoencoder", f"data.root={grid.dataset('moving')}", "data.generate=null",
                  *grid.budget.autoencoder]
-    if not done(folder, {"overrides": overrides}, "checkpoints/best.ckpt"):
+    if not done(folder, {"overrides": overrides}):
         train_run(folder, overrides, grid.budget.threads)
+        finish(folder, {"overrides": overrides})
     return folder / "checkpoints" / "best.ckpt"
 
 
@@ -243,14 +268,16 @@ def latent_caches(grid: Grid, autoencoder: Path) -> dict[str, Path]:
     for data in DATASETS:
         folder = grid.run_dir(f"latents_{data}")
         caches[data] = folder
-        spec = {"autoencoder": str(autoencoder), "dataset": str(grid.dataset(data))}
-        if done(folder, spec, "test.pt"):
+        weights = autoencoder / "config.json" if autoencoder.is_dir() else autoencoder
+        spec = {"autoencoder": fingerprint(weights), "dataset": fingerprint(grid.dataset(data) / "dataset.json")}
+        if done(folder, spec):
             continue
         with timed(f"latent cache {data}"):
             cache_latents.main(["--autoencoder", str(autoencoder), "--out", str(folder), "--data", "mmnist_generation",
                                 "--num-threads", str(grid.budget.threads), f"data.root={grid.dataset(data)}",
                                 "data.num_workers=0", *([] if data == "moving" else ["data.train=train_digit.txt",
                                 "data.val=val_digit.txt", "data.test=test_digit.txt", "data.num_classes=10"])])
+        finish(folder, spec)
     return caches
 
 
@@ -261,33 +288,38 @@ def samples_of_row(grid: Grid, name: str, autoencoder: Path, caches: dict[str, P
     data, layout, prior = GENERATION[name]
     if grid.reuse_gen is not None and name in REUSE_ROWS:
         samples = grid.reuse_gen / REUSE_ROWS[name] / "samples" / "samples.txt"
-        if samples.is_file():
-            return samples
-        log.warning("%s: %s is missing; training the row here", name, samples)
+        if not (samples.parent / "classes.txt").is_file():  # written after samples.txt: the sampling finished
+            raise FileNotFoundError(f"--reuse-gen: row {name} needs {samples.parent} (finished); run "
+                                    "scripts/generation_rows.sh and scripts/coherence_ablation.sh, or drop --reuse-gen")
+        return samples
     folder = grid.run_dir(name)
     overrides = ["experiment=mmnist_dit", f"data.root={caches[data]}", f"model.autoencoder_path={autoencoder}",
                  f"model.noise_prior={prior}", *_LAYOUTS[layout], *grid.budget.dit]
     if data != "moving":  # digit labels; a reversed slide show is not a slide show of the same label
-        overrides = [*overrides, "data.num_classes=10", "data.time_reversal=false"]
-    spec = {"overrides": overrides, "num_samples": grid.budget.num_samples, "ddim_steps": grid.budget.ddim_steps}
-    if not done(folder, spec, "samples/samples.txt"):
+        overrides = [*overrides, "data.num_classes=10", "data.time_reversal=false", *grid.budget.dit_static]
+    spec = {"overrides": overrides, "num_samples": grid.budget.num_samples, "ddim_steps": grid.budget.ddim_steps,
+            "latents": fingerprint(caches[data] / DONE_FILE)}
+    if not done(folder, spec):
         with timed(f"stage 2 {name}"):
             train_run(folder / "dit", overrides, grid.budget.threads)
         with timed(f"sampling {name}"):
             generate_to_folder(folder / "dit" / "checkpoints" / "last.ckpt", folder / "samples",
                                grid.budget.num_samples, steps=grid.budget.ddim_steps, grey=True,
                                progress=grid.budget.name == "full")
+        finish(folder, spec)
     return folder / "samples" / "samples.txt"
 
 
 def score(grid: Grid, name: str, videos: Path, spec: dict, **kwargs) -> dict:
     """Evaluate ``videos`` once (reused when ``spec`` matches) and keep the result under ``name``."""
     folder = grid.out / "scores" / name
-    spec = {"videos": str(videos), **spec, **{k: str(v) for k, v in kwargs.items()}}
-    if not done(folder, spec, "metrics.json"):
+    inputs = {k: fingerprint(Path(v)) for k, v in kwargs.items() if k in ("classifier", "digit_classifier")}
+    spec = {"videos": fingerprint(videos), **spec, **{k: str(v) for k, v in kwargs.items()}, **inputs}
+    if not done(folder, spec):
         with timed(f"scoring {name}"):
             result = evaluate_videos(videos, progress=False, **kwargs)
             write_report(result, folder / "metrics.json")
+        finish(folder, spec)
     grid.scores[name] = json.loads((folder / "metrics.json").read_text())
     return grid.scores[name]
 
@@ -305,6 +337,8 @@ def score_all(grid: Grid, ckpts: dict[str, Path], samples: dict[str, Path]) -> N
         classifier = {"classifier": ckpts["direction_divided"]} if data == "moving" else {}
         score(grid, name, videos, {}, digit_classifier=ckpts["frame_digit"], groups=["temporal", "accuracy"],
               cuts=list(SLIDE_CUTS) if data == "slides" else [], **classifier)
+        if data == "slides":  # the same clips as one segment: does the clip cut to another digit at all?
+            score(grid, f"{name}_whole", videos, {}, digit_classifier=ckpts["frame_digit"], groups=["accuracy"])
 
 
 def run(budget: Budget, out: Path, data_dir: Path | None = None, reuse_gen: Path | None = None,
@@ -363,10 +397,11 @@ def main(argv: list[str] | None = None) -> None:
     if bad:
         raise SystemExit(f"claims.py: error: --reuse {bad} must look like NAME=RUN_DIR")
     reuse_runs = {name: Path(folder) for name, folder in (item.split("=", 1) for item in args.reuse)}
-    try:
-        report = run(budget, out, args.data_dir, args.reuse_gen, reuse_runs)
-    except (ValueError, FileNotFoundError) as error:  # a bad argument or folder: a message, not a traceback
-        raise SystemExit(f"claims.py: error: {error}") from error
+    unknown = set(reuse_runs) - {*RECOGNITION, "frame_digit"}
+    if unknown:
+        raise SystemExit(f"claims.py: error: --reuse {sorted(unknown)}: only these runs can be reused: "
+                         f"{[*RECOGNITION, 'frame_digit']}")
+    report = run(budget, out, args.data_dir, args.reuse_gen, reuse_runs)
     print((out / "claims.md").read_text())
     print(f"{budget.name} budget finished in {report['seconds']:.0f} s -> {out}")
 

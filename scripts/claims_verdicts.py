@@ -77,12 +77,27 @@ def _claim_1(s) -> tuple[str, dict[str, Interval], str]:
         "digit accuracy, space_only shared − divided": diff(s, "slides_space_only_shared", "slides_divided_iid",
                                                             "digit_accuracy"),
         "flicker: space_only shared / divided / real": _triple(s, "slides", "temporal_flickering"),
+        "clips that cut to another digit: real slides": _cut_rate(s, "slides_real"),
+        "cuts, space_only shared − divided": difference_ci(*(_cuts(s, row) for row in (
+            "slides_space_only_shared", "slides_divided_iid"))),
     }
-    a, b = numbers["identity, space_only shared − divided"], numbers["digit accuracy, space_only shared − divided"]
-    rule = (f"yes if both differences have CI low ≥ −{MARGIN} (per-frame generation with shared noise keeps each "
-            f"slide's digit as well as the temporal model); no if either has CI high < −{MARGIN}; else inconclusive")
-    verdict = "yes" if min(a.low, b.low) >= -MARGIN else "no" if min(a.high, b.high) < -MARGIN else "inconclusive"
+    gaps = [numbers[key] for key in ("identity, space_only shared − divided",
+                                     "digit accuracy, space_only shared − divided", "cuts, space_only shared − divided")]
+    rule = (f"yes if all three differences have CI low ≥ −{MARGIN} (per-frame generation with shared noise keeps each "
+            f"slide's digit, makes the requested digit and still cuts to a new slide, as well as the temporal model; "
+            f"identity alone would reward a clip that never cuts); no if any has CI high < −{MARGIN}; else inconclusive")
+    verdict = ("yes" if min(g.low for g in gaps) >= -MARGIN else "no" if min(g.high for g in gaps) < -MARGIN
+               else "inconclusive")
     return _gate(s, static=True) or verdict, numbers, rule
+
+
+def _cuts(s, row: str) -> list[float]:
+    """Per clip, 1 when its frames do not all show one digit (scored as one segment: ``<row>_whole``), else 0."""
+    return [1.0 - v for v in per_clip(s, f"{row}_whole", "identity_consistency")]
+
+
+def _cut_rate(s, row: str) -> Interval:
+    return mean_ci(_cuts(s, row))
 
 
 def _triple(s, data: str, prefix: str) -> str:
@@ -100,9 +115,9 @@ def _claim_2(s):
                                                  "flow_direction_accuracy"),
     }
     recognition, generation = numbers["recognition top-1: divided"], numbers["generation motion accuracy: divided"]
-    rule = ("no (transformers can) if divided's CI low ≥ 0.8 in recognition and in generation and generation beats "
-            "space_only (difference CI low > 0); yes if divided's CI high ≤ chance + 0.1 in both; partly if exactly "
-            "one task clears 0.8; else inconclusive")
+    rule = ("a task is won when divided's CI low ≥ 0.8 (in generation, also beating space_only: difference CI low "
+            "> 0); no (transformers can) if both tasks are won; yes if divided's CI high ≤ chance + 0.1 in both; "
+            "partly if exactly one is won; else inconclusive")
     wins = [recognition.low >= 0.8, generation.low >= MOVING_GATE and numbers["generation, divided − space_only"].low > 0]
     fails = [x.high <= CHANCE_DIRECTION + 0.1 for x in (recognition, generation)]
     verdict = "no" if all(wins) else "yes" if all(fails) else "partly" if any(wins) else "inconclusive"
@@ -117,16 +132,19 @@ def _claim_3(s):
             for p in ("iid", "progressive", "shared")}
     numbers |= {f"moving, space_only {p} − divided iid": gap for p, gap in gaps.items()}
     static = diff(s, "still_space_only_shared", "still_divided_iid", "identity_consistency")
+    static_digits = diff(s, "still_space_only_shared", "still_divided_iid", "digit_accuracy")
     numbers["still identity, space_only shared − divided iid"] = static
+    numbers["still digit accuracy, space_only shared − divided iid"] = static_digits
     numbers["still flicker: space_only shared / divided / real"] = _triple(s, "still", "temporal_flickering")
     rule = (f"yes if some noise prior lets space_only reach divided's motion accuracy (difference CI low ≥ −{MARGIN}); "
             f"no if every prior leaves it below (CI high < −{MARGIN}) and shared noise does not reach divided's "
-            f"identity on still data either; partly if moving data fails but still data reaches it (CI low ≥ "
-            f"−{MARGIN}); else inconclusive")
+            f"identity and digit accuracy on still data either; partly if moving data fails but still data reaches "
+            f"both (CI low ≥ −{MARGIN}; identity alone would reward a repeated garbage frame); else inconclusive")
     if any(g.low >= -MARGIN for g in gaps.values()):
         verdict = "yes"
     elif all(g.high < -MARGIN for g in gaps.values()):
-        verdict = "partly" if static.low >= -MARGIN else "no" if static.high < -MARGIN else "inconclusive"
+        lows, highs = (min(static.low, static_digits.low), min(static.high, static_digits.high))
+        verdict = "partly" if lows >= -MARGIN else "no" if highs < -MARGIN else "inconclusive"
     else:
         verdict = "inconclusive"
     return _gate(s, moving=True, static=True) or verdict, numbers, rule
@@ -229,7 +247,7 @@ def plot(scores: dict[str, dict], out: Path) -> list[Path]:
     written = []
     for kind, metrics in panels.items():
         datas = ("moving",) if kind == "moving" else ("still", "slides")
-        rows = [r for r in scores if r.split("_")[0] in datas and not r.startswith("recognition")]
+        rows = [r for r in scores if r.split("_")[0] in datas and not r.endswith("_whole")]
         fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 3.8), squeeze=False)
         for ax, (prefix, label) in zip(axes[0], metrics):
             intervals = [ci(scores, row, prefix) for row in rows]

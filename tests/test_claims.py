@@ -32,8 +32,9 @@ def clips(p: float, n: int = 200) -> list[float]:
 
 
 def scores_where(motion: dict[str, float], identity: dict[str, float], digits: dict[str, float],
-                 recognition: dict[str, float]) -> dict[str, dict]:
-    """Scores of every row the verdicts read, with the given means (defaults: 1.0)."""
+                 recognition: dict[str, float], whole: dict[str, float] | None = None) -> dict[str, dict]:
+    """Scores of every row the verdicts read, with the given means (defaults: 1.0; slide shows scored as one segment
+    default to 0.0 identity: every clip cuts to another digit)."""
     verdicts = load("claims_verdicts")
     claims = load("claims")
     rows = {**{name: {} for name in claims.GENERATION}, **{name: {} for name in claims.REAL}}
@@ -46,6 +47,8 @@ def scores_where(motion: dict[str, float], identity: dict[str, float], digits: d
             "digit_accuracy[frameclassifier:y]": clips(digits.get(row, 1.0)),
             "temporal_flickering": clips(1.0),
         }}
+    for row in [r for r in rows if r.startswith("slides")]:
+        scores[f"{row}_whole"] = {"per_clip": {"identity_consistency[frameclassifier:y]": clips((whole or {}).get(row, 0.0))}}
     for name in claims.RECOGNITION_SCORES:
         scores[f"recognition_{name}"] = {"per_clip": {"classifier_accuracy[t:x]": clips(recognition.get(name, 1.0))}}
     assert verdicts.per_clip(scores, "moving_real", "identity") == clips(1.0)
@@ -71,6 +74,8 @@ def test_rules_turn_constructed_numbers_into_the_stated_verdicts():
     flicker = {"slides_space_only_shared": 0.4, "still_space_only_iid": 0.3}
     got = verdicts_of(scores_where(stuck, flicker, {}, {}))
     assert got["1"] == "no" and got["4"] == "no" and got["5"] == "yes"
+    # A per-frame generator that keeps slide 1 for the whole clip is consistent per slide but no slide show.
+    assert verdicts_of(scores_where(stuck, {}, {}, order, whole={"slides_space_only_shared": 1.0}))["1"] == "no"
     # A generator that makes fragments gets no verdict on any generation claim.
     broken = verdicts_of(scores_where({**stuck, "moving_divided_iid": 0.2}, {}, {"still_divided_iid": 0.1}, order))
     assert all(broken[c].startswith("no verdict") for c in ("1", "3", "4")) and broken["5"] == "partly"
@@ -96,9 +101,17 @@ def test_smoke_budget_runs_every_row_and_resumes(tmp_path):
     assert "| 5 | Machines don't need coherence |" in (out / "claims.md").read_text()
     assert (out / "claims_moving.png").stat().st_size > 0 and (out / "claims_static.png").stat().st_size > 0
     rows = set(claims.GENERATION) | set(claims.REAL) | {f"recognition_{n}" for n in claims.RECOGNITION_SCORES}
+    rows |= {f"{row}_whole" for row in rows if row.startswith("slides")}
     assert {p.name for p in (out / "scores").iterdir()} == rows
     ckpt = out / "runs" / "moving_divided_iid" / "dit" / "checkpoints" / "last.ckpt"
     stamp = ckpt.stat().st_mtime_ns
     again = claims.run(claims.SMOKE, out)  # everything is reused: nothing is trained or scored again
     assert again["claims"] == report["claims"] and ckpt.stat().st_mtime_ns == stamp
     assert again["seconds"] < 10
+    # An interrupted step (no spec.json yet) is redone, and so is every score that read its samples.
+    (out / "runs" / "still_divided_iid" / "spec.json").unlink()
+    score_spec = (out / "scores" / "still_divided_iid" / "spec.json").read_text()
+    claims.run(claims.SMOKE, out)
+    assert (out / "runs" / "still_divided_iid" / "spec.json").is_file()
+    assert (out / "scores" / "still_divided_iid" / "spec.json").read_text() != score_spec
+    assert ckpt.stat().st_mtime_ns == stamp  # other rows untouched

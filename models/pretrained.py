@@ -1,0 +1,162 @@
+"""Load published TimeSformer weights into this project's model, by explicit key maps that account for every key.
+
+Sources understood so far (more follow the same pattern):
+
+* an **HF TimeSformer folder** as ``save_pretrained`` writes it (``config.json`` with ``model_type: timesformer`` and
+  ``model.safetensors`` or ``pytorch_model.bin``): HF's ``TimesformerForVideoClassification`` is the official model
+  renamed (``timesformer.encoder.layer.i.temporal_dense`` is ``blocks.i.temporal_fc``, ...; see :data:`HF_BLOCK`);
+* an **official facebookresearch/TimeSformer checkpoint** (``.pyth``/``.pth``: ``{"model_state": {"model.<key>": ...}}``),
+  whose names this project keeps, so it loads by stripping the ``model.`` prefix.
+
+Every file is read with ``safetensors`` or ``torch.load(weights_only=True)``: nothing unpickles code. A key that does
+not map, or a model key that nothing fills, is an error that names the keys; nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import torch
+
+from models.timesformer import TimeSformer
+
+HF_TOP = {
+    "timesformer.embeddings.cls_token": "cls_token",
+    "timesformer.embeddings.position_embeddings": "pos_embed",
+    "timesformer.embeddings.time_embeddings": "time_embed",
+    "timesformer.embeddings.patch_embeddings.projection.weight": "patch_embed.proj.weight",
+    "timesformer.embeddings.patch_embeddings.projection.bias": "patch_embed.proj.bias",
+    "timesformer.layernorm.weight": "norm.weight",
+    "timesformer.layernorm.bias": "norm.bias",
+    "classifier.weight": "head.weight",
+    "classifier.bias": "head.bias",
+}
+HF_BLOCK = {  # timesformer.encoder.layer.{i}.<HF name> -> blocks.{i}.<our (official) name>
+    "layernorm_before": "norm1",
+    "attention.attention.qkv": "attn.qkv",
+    "attention.output.dense": "attn.proj",
+    "temporal_layernorm": "temporal_norm1",
+    "temporal_attention.attention.qkv": "temporal_attn.qkv",
+    "temporal_attention.output.dense": "temporal_attn.proj",
+    "temporal_dense": "temporal_fc",
+    "layernorm_after": "norm2",
+    "intermediate.dense": "mlp.fc1",
+    "output.dense": "mlp.fc2",
+}
+_HF_LAYER = re.compile(r"^timesformer\.encoder\.layer\.(\d+)\.(.+)\.(weight|bias)$")
+
+
+def hf_to_ours(key: str) -> str:
+    """Our name of an HF TimeSformer state-dict key.
+
+    Raises:
+        KeyError: the key is not part of the HF model this map describes.
+    """
+    if key in HF_TOP:
+        return HF_TOP[key]
+    match = _HF_LAYER.match(key)
+    if match and match.group(2) in HF_BLOCK:
+        return f"blocks.{match.group(1)}.{HF_BLOCK[match.group(2)]}.{match.group(3)}"
+    raise KeyError(key)
+
+
+def ours_to_hf(key: str) -> str:
+    """The inverse of :func:`hf_to_ours` (raises ``KeyError`` the same way)."""
+    inverse_top = {ours: hf for hf, ours in HF_TOP.items()}
+    if key in inverse_top:
+        return inverse_top[key]
+    match = re.match(r"^blocks\.(\d+)\.(.+)\.(weight|bias)$", key)
+    inverse_block = {ours: hf for hf, ours in HF_BLOCK.items()}
+    if match and match.group(2) in inverse_block:
+        return f"timesformer.encoder.layer.{match.group(1)}.{inverse_block[match.group(2)]}.{match.group(3)}"
+    raise KeyError(key)
+
+
+def _read_weights(folder: Path) -> dict[str, torch.Tensor]:
+    if (folder / "model.safetensors").is_file():
+        from safetensors.torch import load_file
+
+        return load_file(folder / "model.safetensors")
+    if (folder / "pytorch_model.bin").is_file():
+        return torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
+    raise FileNotFoundError(f"{folder}: no model.safetensors or pytorch_model.bin")
+
+
+def load_strictly(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> torch.nn.Module:
+    """Load ``state`` into ``model``; every model key must be filled and every state key used.
+
+    Raises:
+        ValueError: keys are missing or unexpected, or shapes differ (the message names them).
+    """
+    expected = model.state_dict()
+    missing, unexpected = sorted(expected.keys() - state.keys()), sorted(state.keys() - expected.keys())
+    shapes = [f"{k}: {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
+              if k in state and state[k].shape != v.shape]
+    if missing or unexpected or shapes:
+        raise ValueError(f"{source} does not fit {type(model).__name__}: missing {missing[:8]}, unexpected "
+                         f"{unexpected[:8]}, shape mismatches {shapes[:8]}")
+    model.load_state_dict(state, strict=True)
+    return model
+
+
+def timesformer_from_hf(folder: str | os.PathLike) -> TimeSformer:
+    """Our :class:`TimeSformer` with the weights of an HF ``TimesformerForVideoClassification`` folder.
+
+    Args:
+        folder: a local folder as ``save_pretrained`` writes it (``config.json`` + weights); nothing is downloaded.
+
+    Returns:
+        The model in eval mode. It takes (b c t h w) clips normalised as the checkpoint expects (HF takes
+        (b t c h w): permute before calling) and returns logits (b num_labels), equal to HF's in fp32 for
+        ``divided_space_time`` and ``joint_space_time``. (HF's ``space_only`` returns per-frame logits (b·t, k); ours
+        averages the frames' CLS tokens before the final norm, as the official code does.)
+
+    Raises:
+        FileNotFoundError: no ``config.json`` or weights in ``folder``.
+        ValueError: the folder is not a TimeSformer, a key does not map, or a shape differs (named in the message).
+    """
+    folder = Path(folder)
+    config_file = folder / "config.json"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"{folder}: no config.json (an HF save_pretrained folder is expected)")
+    config = json.loads(config_file.read_text())
+    if config.get("model_type") != "timesformer":
+        raise ValueError(f"{config_file}: model_type={config.get('model_type')!r}, expected 'timesformer'")
+    if config.get("hidden_act", "gelu") != "gelu":
+        raise ValueError(f"{config_file}: hidden_act={config['hidden_act']!r}; this TimeSformer uses exact GELU")
+    num_classes = len(config.get("id2label", {})) or int(config.get("num_labels", 0))
+    model = TimeSformer(
+        img_size=config["image_size"], patch_size=config["patch_size"], in_chans=config.get("num_channels", 3),
+        num_classes=num_classes, num_frames=config["num_frames"], embed_dim=config["hidden_size"],
+        depth=config["num_hidden_layers"], num_heads=config["num_attention_heads"],
+        mlp_ratio=config["intermediate_size"] / config["hidden_size"], qkv_bias=config.get("qkv_bias", True),
+        drop_path_rate=0.0, attention_type=config.get("attention_type", "divided_space_time"))
+    state, unmapped = {}, []
+    for key, value in _read_weights(folder).items():
+        try:
+            state[hf_to_ours(key)] = value
+        except KeyError:
+            unmapped.append(key)
+    if unmapped:
+        raise ValueError(f"{folder}: HF keys with no TimeSformer counterpart: {unmapped[:8]}")
+    return load_strictly(model, state, str(folder)).eval()
+
+
+def official_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The weights of an official facebookresearch/TimeSformer checkpoint, under our names (``model.`` stripped).
+
+    Raises:
+        ValueError: the file holds no ``model_state`` dict of tensors.
+    """
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    state = checkpoint.get("model_state") if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: no 'model_state' (an official TimeSformer .pyth checkpoint is expected)")
+    return {key.removeprefix("model."): value for key, value in state.items()}
+
+
+__all__ = ["HF_BLOCK", "HF_TOP", "hf_to_ours", "load_strictly", "official_state_dict", "ours_to_hf",
+           "timesformer_from_hf"]

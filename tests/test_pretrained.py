@@ -1,0 +1,59 @@
+"""Published TimeSformer weights: logit parity with HF transformers on random weights, and the key maps round-trip."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from models.pretrained import hf_to_ours, official_state_dict, ours_to_hf, timesformer_from_hf
+from models.timesformer import TimeSformer
+
+transformers = pytest.importorskip("transformers")
+
+
+# HF's space_only returns one logit row per frame, (b·t, k), where the official code averages the frames' CLS tokens
+# before the final norm: there is no HF counterpart to match for it.
+@pytest.mark.parametrize("attention_type", ["divided_space_time", "joint_space_time"])
+def test_logits_equal_hf_timesformer_on_the_same_clip(attention_type, tmp_path):
+    torch.manual_seed(0)
+    config = transformers.TimesformerConfig(image_size=32, patch_size=8, num_frames=4, hidden_size=32,
+                                            num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+                                            num_labels=5, attention_type=attention_type)
+    hf = transformers.TimesformerForVideoClassification(config).eval()
+    with torch.no_grad():  # HF zero-inits nothing we rely on, but make every weight matter
+        for param in hf.parameters():
+            param.add_(0.02 * torch.randn_like(param))
+    hf.save_pretrained(tmp_path / "hf")
+    ours = timesformer_from_hf(tmp_path / "hf")
+    video = torch.randn(2, 3, 4, 32, 32)  # (b c t h w)
+    with torch.no_grad():
+        expected = hf(pixel_values=video.permute(0, 2, 1, 3, 4)).logits  # HF takes (b t c h w)
+        torch.testing.assert_close(ours(video), expected, atol=1e-4, rtol=0)
+
+
+def test_key_maps_round_trip_and_refuse_foreign_keys(tmp_path):
+    model = TimeSformer(img_size=32, patch_size=8, num_classes=5, num_frames=4, embed_dim=16, depth=2, num_heads=2)
+    for key in model.state_dict():
+        assert hf_to_ours(ours_to_hf(key)) == key
+    with pytest.raises(KeyError):
+        hf_to_ours("timesformer.encoder.layer.0.mystery.weight")
+    # official checkpoints: our names under a "model." prefix load back exactly
+    path = tmp_path / "official.pyth"
+    torch.save({"model_state": {f"model.{k}": v for k, v in model.state_dict().items()}, "epoch": 15}, path)
+    reloaded = TimeSformer(img_size=32, patch_size=8, num_classes=5, num_frames=4, embed_dim=16, depth=2, num_heads=2)
+    reloaded.load_state_dict(official_state_dict(path), strict=True)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), reloaded.state_dict().values()))
+
+
+def test_a_folder_that_does_not_fit_names_the_keys(tmp_path):
+    config = transformers.TimesformerConfig(image_size=32, patch_size=8, num_frames=4, hidden_size=16,
+                                            num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                                            num_labels=3)
+    hf = transformers.TimesformerForVideoClassification(config)
+    hf.save_pretrained(tmp_path / "hf")
+    config_file = tmp_path / "hf" / "config.json"
+    config_file.write_text(config_file.read_text().replace('"num_hidden_layers": 1', '"num_hidden_layers": 2'))
+    with pytest.raises(ValueError, match="missing.*blocks.1"):
+        timesformer_from_hf(tmp_path / "hf")
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        timesformer_from_hf(tmp_path)

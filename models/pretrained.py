@@ -1,10 +1,12 @@
-"""Load published TimeSformer weights into this project's model, by explicit key maps that account for every key.
+"""Load published TimeSformer and ViViT weights into this project's models, by key maps that account for every key.
 
-Sources understood so far (more follow the same pattern):
+:func:`load_pretrained` is the entry point. Sources understood so far (timm ImageNet inflation is not wired yet):
 
 * an **HF TimeSformer folder** as ``save_pretrained`` writes it (``config.json`` with ``model_type: timesformer`` and
   ``model.safetensors`` or ``pytorch_model.bin``): HF's ``TimesformerForVideoClassification`` is the official model
   renamed (``timesformer.encoder.layer.i.temporal_dense`` is ``blocks.i.temporal_fc``, ...; see :data:`HF_BLOCK`);
+* an **HF ViViT folder** (``model_type: vivit``): HF's ``VivitForVideoClassification`` is ViViT model 1; its files keep
+  the 4.x key names (separate ``query``/``key``/``value``, fused here into ``qkv``) and ``gelu_fast`` activations;
 * an **official facebookresearch/TimeSformer checkpoint** (``.pyth``/``.pth``: ``{"model_state": {"model.<key>": ...}}``),
   whose names this project keeps, so it loads by stripping the ``model.`` prefix.
 
@@ -22,6 +24,7 @@ from pathlib import Path
 import torch
 
 from models.timesformer import TimeSformer
+from models.vivit import ViViT
 
 HF_TOP = {
     "timesformer.embeddings.cls_token": "cls_token",
@@ -119,14 +122,9 @@ def timesformer_from_hf(folder: str | os.PathLike) -> TimeSformer:
         ValueError: the folder is not a TimeSformer, a key does not map, or a shape differs (named in the message).
     """
     folder = Path(folder)
-    config_file = folder / "config.json"
-    if not config_file.is_file():
-        raise FileNotFoundError(f"{folder}: no config.json (an HF save_pretrained folder is expected)")
-    config = json.loads(config_file.read_text())
-    if config.get("model_type") != "timesformer":
-        raise ValueError(f"{config_file}: model_type={config.get('model_type')!r}, expected 'timesformer'")
+    config = _hf_config(folder, "timesformer")
     if config.get("hidden_act", "gelu") != "gelu":
-        raise ValueError(f"{config_file}: hidden_act={config['hidden_act']!r}; this TimeSformer uses exact GELU")
+        raise ValueError(f"{folder}: hidden_act={config['hidden_act']!r}; this TimeSformer uses exact GELU")
     num_classes = len(config.get("id2label", {})) or int(config.get("num_labels", 0))
     model = TimeSformer(
         img_size=config["image_size"], patch_size=config["patch_size"], in_chans=config.get("num_channels", 3),
@@ -145,6 +143,87 @@ def timesformer_from_hf(folder: str | os.PathLike) -> TimeSformer:
     return load_strictly(model, state, str(folder)).eval()
 
 
+HF_VIVIT_TOP = {
+    "vivit.embeddings.cls_token": "cls_token",
+    "vivit.embeddings.position_embeddings": "pos_embed",
+    "vivit.embeddings.patch_embeddings.projection.weight": "patch_embed.proj.weight",
+    "vivit.embeddings.patch_embeddings.projection.bias": "patch_embed.proj.bias",
+    "vivit.layernorm.weight": "norm.weight",
+    "vivit.layernorm.bias": "norm.bias",
+    "classifier.weight": "head.weight",
+    "classifier.bias": "head.bias",
+}
+HF_VIVIT_BLOCK = {  # vivit.encoder.layer.{i}.<HF name> -> blocks.{i}.<ours>; query/key/value are fused into attn.qkv
+    "layernorm_before": "norm1",
+    "attention.output.dense": "attn.proj",
+    "layernorm_after": "norm2",
+    "intermediate.dense": "mlp.fc1",
+    "output.dense": "mlp.fc2",
+}
+HF_ACTIVATIONS = {"gelu": "gelu", "gelu_fast": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu_new": "gelu_tanh"}
+_HF_VIVIT_LAYER = re.compile(r"^vivit\.encoder\.layer\.(\d+)\.(.+)\.(weight|bias)$")
+
+
+def _hf_config(folder: Path, model_type: str) -> dict:
+    config_file = folder / "config.json"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"{folder}: no config.json (an HF save_pretrained folder is expected)")
+    config = json.loads(config_file.read_text())
+    if config.get("model_type") != model_type:
+        raise ValueError(f"{config_file}: model_type={config.get('model_type')!r}, expected {model_type!r}")
+    return config
+
+
+def vivit_from_hf(folder: str | os.PathLike) -> ViViT:
+    """Our :class:`models.vivit.ViViT` (``variant=1``) with the weights of an HF ``VivitForVideoClassification`` folder.
+
+    Args:
+        folder: a local ``save_pretrained`` folder; nothing is downloaded.
+
+    Returns:
+        The model in eval mode: (b c t h w) clips -> logits (b num_labels), equal to HF's in fp32 (HF takes
+        (b t c h w)).
+
+    Raises:
+        FileNotFoundError: no ``config.json`` or weights.
+        ValueError: not a ViViT folder, non-square patches, an unknown activation, or keys that do not map or fit.
+    """
+    folder = Path(folder)
+    config = _hf_config(folder, "vivit")
+    tubelet, patch_h, patch_w = config["tubelet_size"]
+    if patch_h != patch_w:
+        raise ValueError(f"{folder}: tubelet_size={config['tubelet_size']}: only square patches are supported")
+    if config.get("hidden_act", "gelu_fast") not in HF_ACTIVATIONS:
+        raise ValueError(f"{folder}: hidden_act={config['hidden_act']!r} is not one of {sorted(HF_ACTIVATIONS)}")
+    model = ViViT(
+        img_size=config["image_size"], patch_size=patch_h, tubelet_size=tubelet,
+        in_chans=config.get("num_channels", 3), num_classes=len(config.get("id2label", {})),
+        num_frames=config["num_frames"], embed_dim=config["hidden_size"], depth=config["num_hidden_layers"],
+        num_heads=config["num_attention_heads"], mlp_ratio=config["intermediate_size"] / config["hidden_size"],
+        qkv_bias=config.get("qkv_bias", True), variant=1,
+        mlp_act=HF_ACTIVATIONS[config.get("hidden_act", "gelu_fast")])
+    state, qkv, unmapped = {}, {}, []
+    for key, value in _read_weights(folder).items():
+        match = _HF_VIVIT_LAYER.match(key)
+        if key in HF_VIVIT_TOP:
+            state[HF_VIVIT_TOP[key]] = value
+        elif match and match.group(2) in HF_VIVIT_BLOCK:
+            state[f"blocks.{match.group(1)}.{HF_VIVIT_BLOCK[match.group(2)]}.{match.group(3)}"] = value
+        elif match and match.group(2) in ("attention.attention.query", "attention.attention.key",
+                                          "attention.attention.value"):
+            part = match.group(2).rsplit(".", 1)[1]
+            qkv.setdefault((match.group(1), match.group(3)), {})[part] = value
+        else:
+            unmapped.append(key)
+    if unmapped:
+        raise ValueError(f"{folder}: HF keys with no ViViT counterpart: {unmapped[:8]}")
+    for (layer, kind), parts in qkv.items():
+        if set(parts) != {"query", "key", "value"}:
+            raise ValueError(f"{folder}: layer {layer} {kind}: has {sorted(parts)}, needs query, key and value")
+        state[f"blocks.{layer}.attn.qkv.{kind}"] = torch.cat([parts["query"], parts["key"], parts["value"]])
+    return load_strictly(model, state, str(folder)).eval()
+
+
 def official_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """The weights of an official facebookresearch/TimeSformer checkpoint, under our names (``model.`` stripped).
 
@@ -158,5 +237,35 @@ def official_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return {key.removeprefix("model."): value for key, value in state.items()}
 
 
-__all__ = ["HF_BLOCK", "HF_TOP", "hf_to_ours", "load_strictly", "official_state_dict", "ours_to_hf",
-           "timesformer_from_hf"]
+def load_pretrained(source: str | os.PathLike) -> torch.nn.Module:
+    """One entry point: a ready model, (b c t h w) normalised clips -> logits (b num_classes), in eval mode.
+
+    Args:
+        source: an HF ``save_pretrained`` folder of TimeSformer or ViViT (dispatched on ``config.json``'s
+            ``model_type``), or a checkpoint of this project (``<run>/checkpoints/*.ckpt`` or the run folder, rebuilt
+            from its ``config.yaml``). An official ``.pyth`` file carries no architecture: build the
+            :class:`TimeSformer` yourself and load :func:`official_state_dict` into it.
+
+    Raises:
+        FileNotFoundError: ``source`` does not exist, or lacks its config.
+        ValueError: an unsupported ``model_type`` or file, or weights that do not fit (named in the message).
+    """
+    source = Path(source)
+    if not source.exists():
+        raise FileNotFoundError(f"pretrained source not found: {source}")
+    if source.is_dir() and (source / "config.json").is_file():
+        model_type = json.loads((source / "config.json").read_text()).get("model_type")
+        loaders = {"timesformer": timesformer_from_hf, "vivit": vivit_from_hf}
+        if model_type not in loaders:
+            raise ValueError(f"{source}: model_type={model_type!r}; supported HF folders: {sorted(loaders)}")
+        return loaders[model_type](source)
+    if source.suffix in (".pyth", ".pth"):
+        raise ValueError(f"{source}: an official checkpoint has no architecture; build TimeSformer(...) and "
+                         "load_state_dict(official_state_dict(path))")
+    from models.metrics.recognition import RecognitionModel  # a run of this project
+
+    return RecognitionModel(source).net
+
+
+__all__ = ["HF_BLOCK", "HF_TOP", "hf_to_ours", "load_pretrained", "load_strictly", "official_state_dict",
+           "ours_to_hf", "timesformer_from_hf", "vivit_from_hf"]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.pretrained import hf_to_ours, official_state_dict, ours_to_hf, timesformer_from_hf
+from models.pretrained import (hf_to_ours, load_pretrained, official_state_dict, ours_to_hf, timesformer_from_hf,
+                               vivit_from_hf)
 from models.timesformer import TimeSformer
 
 transformers = pytest.importorskip("transformers")
@@ -29,6 +30,28 @@ def test_logits_equal_hf_timesformer_on_the_same_clip(attention_type, tmp_path):
     with torch.no_grad():
         expected = hf(pixel_values=video.permute(0, 2, 1, 3, 4)).logits  # HF takes (b t c h w)
         torch.testing.assert_close(ours(video), expected, atol=1e-4, rtol=0)
+
+
+def test_logits_equal_hf_vivit_on_the_same_clip(tmp_path):
+    """HF ViViT is model 1 with gelu_fast; its files keep separate query/key/value, fused into our qkv."""
+    torch.manual_seed(0)
+    config = transformers.VivitConfig(image_size=32, num_frames=4, tubelet_size=[2, 8, 8], hidden_size=32,
+                                      num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, num_labels=5)
+    hf = transformers.VivitForVideoClassification(config).eval()
+    with torch.no_grad():
+        for param in hf.parameters():
+            param.add_(0.02 * torch.randn_like(param))
+    hf.save_pretrained(tmp_path / "hf")
+    ours = vivit_from_hf(tmp_path / "hf")
+    assert ours.variant == 1 and ours.patch_embed.tubelet_size == 2
+    video = torch.randn(2, 3, 4, 32, 32)
+    with torch.no_grad():
+        expected = hf(pixel_values=video.permute(0, 2, 1, 3, 4)).logits
+        torch.testing.assert_close(ours(video), expected, atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="expected 'timesformer'"):
+        timesformer_from_hf(tmp_path / "hf")
+    with torch.no_grad():  # the entry point dispatches on the folder's model_type
+        torch.testing.assert_close(load_pretrained(tmp_path / "hf")(video), expected, atol=1e-4, rtol=0)
 
 
 def test_key_maps_round_trip_and_refuse_foreign_keys(tmp_path):

@@ -144,3 +144,14 @@ def test_generation_table_reads_the_switches_from_the_stage_2_config_and_the_con
     assert rows["cond2"]["classifier_accuracy ↑"] == "–"
     assert rows["cond2"]["flow_direction_accuracy, generated frames ↑"] == "50.0%"
     assert rows["divided"]["flow_direction_accuracy, generated frames ↑"] == "–"
+
+
+def test_bench_memory_prints_both_configurations_and_the_ratio():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "scripts/bench_memory.py", "--img-size", "32", "--num-frames", "2",
+                          "--steps", "1", "--threads", "1"], check=True, capture_output=True, text=True).stdout
+    lines = out.strip().splitlines()
+    assert "grad_checkpointing off: peak RSS" in lines[0] and "grad_checkpointing on: peak RSS" in lines[1]
+    assert lines[2].startswith("checkpointing: ") and "x the memory" in lines[2]

@@ -34,3 +34,15 @@ def test_evaluate_videos_applies_the_order_control_before_scoring(tiny_mmnist):
     assert forward.metrics["flow_direction_accuracy"] == 1.0
     assert reversed_.metrics["flow_direction_accuracy"] == 0.0 == frozen.metrics["flow_direction_accuracy"]
     assert reversed_.protocol["frame_order"] == "reversed"
+
+
+def test_dominant_speed_and_the_speed_free_sector_on_real_and_frozen_clips(tiny_mmnist):
+    """Real direction clips move at 3 px/frame, each in its sector; frozen copies do not move at all."""
+    forward = evaluate_videos(tiny_mmnist / "test_direction.txt", groups=["accuracy"], progress=False)
+    frozen = evaluate_videos(tiny_mmnist / "test_direction.txt", groups=["accuracy"], progress=False,
+                             frame_order="frozen")
+    assert 2.7 < forward.metrics["dominant_speed_dis"] < 3.3 and frozen.metrics["dominant_speed_dis"] < 0.1
+    assert forward.metrics["flow_direction_accuracy_any_speed"] == 1.0
+    reversed_ = evaluate_videos(tiny_mmnist / "test_direction.txt", groups=["accuracy"], progress=False,
+                                frame_order="reversed")
+    assert reversed_.metrics["flow_direction_accuracy_any_speed"] == 0.0  # fast, but the opposite way

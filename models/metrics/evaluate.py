@@ -10,7 +10,8 @@ always                                 ``temporal_flickering``, ``warp_error_dis
 ``reference`` + ``i3d``                ``fvd[i3d]`` (StyleGAN-V protocol)
 ``reference`` + ``classifier``         ``fvd[timesformer:<run>]`` on our recognition model's features
 labelled videos with compass classes  ``flow_direction_accuracy`` (no learned weights: the dominant DIS flow lies
-                                       in the label's direction sector; ``models.metrics.motion``)
+                                       in the label's direction sector; ``models.metrics.motion``), the same at any
+                                       speed (``flow_direction_accuracy_any_speed``) and ``dominant_speed_dis``
 ``classifier`` + labelled videos       ``classifier_accuracy[<run>]`` (e.g. motion accuracy of generated clips)
 ``encoder``                            ``feature_consistency[<encoder>]`` (VBench subject/background formula)
 ``digit_classifier``                   ``identity_consistency[<run>]`` (every frame of a segment gets one digit)
@@ -192,8 +193,11 @@ def evaluate_videos(
         if model is not None and labels is not None and "accuracy" in groups:
             correct.append(model.logits(video).argmax(dim=-1) == labels)
         if class_angles is not None:
-            values["flow_direction_accuracy"].append(
-                motion.flow_direction_accuracy(video, labels, class_angles, per_clip=True))
+            dominant = motion.dominant_motion(video)  # (b 2) px/frame, measured once for the three keys below
+            values["flow_direction_accuracy"].append(motion.direction_hits(dominant, labels, class_angles, per_clip=True))
+            values["flow_direction_accuracy_any_speed"].append(
+                motion.direction_hits(dominant, labels, class_angles, min_speed=0.0, per_clip=True))
+            values["dominant_speed_dis"].append(dominant.norm(dim=1).double())
         if digit_model is not None:
             predictions = identity.frame_predictions(digit_model, video)  # (b t)
             values[identity_key].append(identity.identity_consistency(predictions, cuts))
@@ -214,6 +218,10 @@ def evaluate_videos(
         add_per_clip("flow_direction_accuracy", values["flow_direction_accuracy"], "higher",
                      f"fraction of clips whose dominant DIS flow (intensity-weighted) lies within ±{180 / len(class_angles):g}° "
                      f"of the label's direction and moves ≥ {motion.DEFAULT_MIN_SPEED:g} px/frame; no learned weights")
+        add_per_clip("flow_direction_accuracy_any_speed", values["flow_direction_accuracy_any_speed"], "higher",
+                     "the same sector test at any speed above 0: the direction of a slow drift counts too")
+        add_per_clip("dominant_speed_dis", values["dominant_speed_dis"], "none",
+                     "speed of the clip's dominant DIS motion (intensity-weighted mean flow), pixels per frame")
     if correct:
         add_per_clip(f"classifier_accuracy[{model.name}]", correct, "higher",
                      "fraction of clips the recognition checkpoint assigns to their label")

@@ -265,7 +265,8 @@ def latent_caches(grid: Grid, autoencoder: Path) -> dict[str, Path]:
     import cache_latents
 
     caches = {}
-    for data in DATASETS:
+    reused = set(REUSE_ROWS) if grid.reuse_gen is not None else set()
+    for data in sorted({data for name, (data, _, _) in GENERATION.items() if name not in reused}):  # rows to train
         folder = grid.run_dir(f"latents_{data}")
         caches[data] = folder
         weights = autoencoder / "config.json" if autoencoder.is_dir() else autoencoder

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import pytorch_lightning as pl
@@ -13,6 +14,8 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from models.checkpointing import ExactResume
 from models.optim import lightning_optimizers, weight_decay_groups
+
+log = logging.getLogger(__name__)
 
 
 def classification_metrics(num_classes: int, prefix: str) -> MetricCollection:
@@ -37,6 +40,8 @@ class VideoClassifier(ExactResume, pl.LightningModule):
         num_classes: number of classes.
         label_smoothing: cross-entropy label smoothing in [0, 1).
         compile: compile ``net`` in place (``module.compile()`` keeps state-dict keys stable).
+        pretrained: fine-tune from published or saved weights (an HF folder or a run of this project, see
+            :func:`models.pretrained.init_from_pretrained`); the head is replaced when the class count differs.
 
     Logs ``train/loss``, ``train/acc_top1``, ``train/decode_failures``, ``{val,test}/loss`` and
     ``{val,test}/acc_top1``, ``acc_top5``, ``acc_mean_class``.
@@ -50,12 +55,18 @@ class VideoClassifier(ExactResume, pl.LightningModule):
         num_classes: int,
         label_smoothing: float = 0.0,
         compile: bool = False,
+        pretrained: str | None = None,
     ) -> None:
         super().__init__()
         if not 0 <= label_smoothing < 1:
             raise ValueError(f"model.label_smoothing={label_smoothing} must be in [0, 1)")
         self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler"])
         self.net = net
+        if pretrained:
+            from models.pretrained import init_from_pretrained
+
+            replaced = init_from_pretrained(self.net, pretrained)
+            log.info("initialised from %s%s", pretrained, f" (new {', '.join(replaced)})" if replaced else "")
         if compile:
             self.net.compile()
         self.optimizer_factory = optimizer

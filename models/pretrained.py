@@ -267,5 +267,29 @@ def load_pretrained(source: str | os.PathLike) -> torch.nn.Module:
     return RecognitionModel(source).net
 
 
-__all__ = ["HF_BLOCK", "HF_TOP", "hf_to_ours", "load_pretrained", "load_strictly", "official_state_dict",
-           "ours_to_hf", "timesformer_from_hf", "vivit_from_hf"]
+HEAD_KEYS = ("head.weight", "head.bias")
+
+
+def init_from_pretrained(net: torch.nn.Module, source: str | os.PathLike) -> list[str]:
+    """Copy the weights of :func:`load_pretrained` ``(source)`` into ``net``, to fine-tune from them.
+
+    The classifier head is kept as ``net`` initialised it when its shape differs (another class count); every other
+    parameter must exist in both with the same shape.
+
+    Returns:
+        The keys left at ``net``'s own initialisation (the replaced head, or nothing).
+
+    Raises:
+        ValueError: a non-head key is missing, unexpected or of another shape (the message names them).
+    """
+    state = load_pretrained(source).state_dict()
+    own = net.state_dict()
+    replaced = [k for k in HEAD_KEYS if k in own and k in state and state[k].shape != own[k].shape]
+    for key in replaced:
+        state[key] = own[key]
+    load_strictly(net, state, str(source))
+    return replaced
+
+
+__all__ = ["HF_BLOCK", "HF_TOP", "hf_to_ours", "init_from_pretrained", "load_pretrained", "load_strictly",
+           "official_state_dict", "ours_to_hf", "timesformer_from_hf", "vivit_from_hf"]

@@ -80,3 +80,23 @@ def test_a_folder_that_does_not_fit_names_the_keys(tmp_path):
         timesformer_from_hf(tmp_path / "hf")
     with pytest.raises(FileNotFoundError, match="config.json"):
         timesformer_from_hf(tmp_path)
+
+
+def test_fine_tuning_from_hf_weights_replaces_only_a_head_of_another_size(tmp_path, train_config):
+    """train.py model.pretrained=<HF folder>: every weight but the 5-class head is HF's, and training runs."""
+    from hydra.utils import instantiate
+
+    from train import train
+
+    config = transformers.TimesformerConfig(image_size=64, patch_size=16, num_frames=8, hidden_size=32,
+                                            num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+                                            num_labels=5)
+    transformers.TimesformerForVideoClassification(config).save_pretrained(tmp_path / "hf")
+    overrides = ("~experiment", f"model.pretrained={tmp_path / 'hf'}", "model.net.depth=2", "model.net.num_heads=4",
+                 "model.net.tubelet_size=1", "model.net.attention_type=divided_space_time", "data.num_workers=0")
+    cfg = train_config(*overrides)
+    module = instantiate(cfg.model)
+    source = timesformer_from_hf(tmp_path / "hf").state_dict()
+    for key, value in module.net.state_dict().items():
+        assert torch.equal(value, source[key]) != key.startswith("head."), key  # 8 classes here, 5 in the source
+    assert "train/loss" in train(train_config(*overrides, "debug=fast_dev_run"))

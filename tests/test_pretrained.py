@@ -100,3 +100,39 @@ def test_fine_tuning_from_hf_weights_replaces_only_a_head_of_another_size(tmp_pa
     for key, value in module.net.state_dict().items():
         assert torch.equal(value, source[key]) != key.startswith("head."), key  # 8 classes here, 5 in the source
     assert "train/loss" in train(train_config(*overrides, "debug=fast_dev_run"))
+
+
+def _predict_module():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("predict", Path("scripts/predict.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_predict_ranks_the_classes_of_a_run_with_its_evaluation_clip(tiny_mmnist, tmp_path):
+    from data.decoding import read_clip
+    from models.metrics.recognition import RecognitionModel
+    from tests.test_metrics_recognition import make_run
+
+    make_run(tmp_path / "run")  # a 4-frame, 5-class TimeSformer run (random weights)
+    video = tiny_mmnist / "test" / "00000.mp4"  # 8 frames: the centred 4-frame clip is frames 2-5
+    ranking = _predict_module().predict(tmp_path / "run", video, topk=5)
+    model = RecognitionModel(tmp_path / "run")
+    expected = model.logits(read_clip(str(video), range(2, 6)).float()[None] / 255)[0].softmax(dim=-1)
+    assert [name for name, _ in ranking] == [str(int(k)) for k in expected.argsort(descending=True)]
+    torch.testing.assert_close(torch.tensor([p for _, p in ranking]), expected.sort(descending=True).values)
+
+
+def test_predict_names_the_classes_of_an_hf_folder(tiny_mmnist, tmp_path):
+    config = transformers.TimesformerConfig(image_size=32, patch_size=8, num_frames=4, hidden_size=16,
+                                            num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                                            id2label={0: "archery", 1: "bowling", 2: "yoga"})
+    transformers.TimesformerForVideoClassification(config).save_pretrained(tmp_path / "hf")
+    ranking = _predict_module().predict(tmp_path / "hf", tiny_mmnist / "test" / "00000.mp4", topk=3)
+    assert sorted(name for name, _ in ranking) == ["archery", "bowling", "yoga"]
+    assert sum(p for _, p in ranking) == pytest.approx(1.0) and ranking[0][1] >= ranking[-1][1]
+    with pytest.raises(FileNotFoundError, match="not found"):
+        _predict_module().predict(tmp_path / "hf", tmp_path / "missing.mp4")

@@ -66,15 +66,18 @@ def hf_to_ours(key: str) -> str:
     raise KeyError(key)
 
 
+_OURS_TOP = {ours: hf for hf, ours in HF_TOP.items()}
+_OURS_BLOCK = {ours: hf for hf, ours in HF_BLOCK.items()}
+_OUR_LAYER = re.compile(r"^blocks\.(\d+)\.(.+)\.(weight|bias)$")
+
+
 def ours_to_hf(key: str) -> str:
     """The inverse of :func:`hf_to_ours` (raises ``KeyError`` the same way)."""
-    inverse_top = {ours: hf for hf, ours in HF_TOP.items()}
-    if key in inverse_top:
-        return inverse_top[key]
-    match = re.match(r"^blocks\.(\d+)\.(.+)\.(weight|bias)$", key)
-    inverse_block = {ours: hf for hf, ours in HF_BLOCK.items()}
-    if match and match.group(2) in inverse_block:
-        return f"timesformer.encoder.layer.{match.group(1)}.{inverse_block[match.group(2)]}.{match.group(3)}"
+    if key in _OURS_TOP:
+        return _OURS_TOP[key]
+    match = _OUR_LAYER.match(key)
+    if match and match.group(2) in _OURS_BLOCK:
+        return f"timesformer.encoder.layer.{match.group(1)}.{_OURS_BLOCK[match.group(2)]}.{match.group(3)}"
     raise KeyError(key)
 
 

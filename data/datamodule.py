@@ -17,29 +17,34 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from data.annotations import Sample, find_class_names, read_classes, read_folder_tree, read_list_file
-from data.dataset import EpochShuffleSampler, VideoClipDataset, check_files
+from data.dataset import VideoClipDataset, check_files
+from data.samplers import EpochShuffleSampler, MidEpochResume, ShardSampler
 from data.transforms import eval_transform, train_transform
 
 log = logging.getLogger(__name__)
 
 
-def clip_loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int, num_workers: int,
-                pin_memory: bool) -> DataLoader:
-    """The project's DataLoader: seeded per-epoch shuffling (:class:`EpochShuffleSampler`) for training, file order
-    for evaluation, and worker base seeds from a seeded generator, so loading never touches the global RNG."""
+def clip_loader(dataset: Dataset, batch_size: int, seed: int, num_workers: int, pin_memory: bool,
+                train_sampler: EpochShuffleSampler | None = None) -> DataLoader:
+    """The project's DataLoader.
+
+    Training (``train_sampler`` given): seeded per-epoch shuffling, sharded over data-parallel processes, incomplete
+    last batch dropped. Evaluation: file order, dealt out to the processes without padding (:class:`ShardSampler`).
+    Worker base seeds come from a seeded generator, so loading never touches the global RNG.
+    """
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        sampler=EpochShuffleSampler(len(dataset), seed) if shuffle else None,
+        sampler=train_sampler if train_sampler is not None else ShardSampler(len(dataset)),
         generator=torch.Generator().manual_seed(seed),
         num_workers=num_workers,
         pin_memory=pin_memory,
         persistent_workers=num_workers > 0,
-        drop_last=shuffle,
+        drop_last=train_sampler is not None,
     )
 
 
-class VideoDataModule(pl.LightningDataModule):
+class VideoDataModule(MidEpochResume, pl.LightningDataModule):
     """Train/val/test clip loaders.
 
     Args:
@@ -164,8 +169,9 @@ class VideoDataModule(pl.LightningDataModule):
                                                       f"{self.splits['train']}")
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return clip_loader(self.datasets[split], self.batch_size, shuffle, self.seed, self.num_workers,
-                           self.pin_memory)
+        dataset = self.datasets[split]
+        sampler = self.train_sampler(len(dataset)) if shuffle else None
+        return clip_loader(dataset, self.batch_size, self.seed, self.num_workers, self.pin_memory, sampler)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

@@ -11,9 +11,9 @@ Bad files are handled in two places, never silently:
   the test set.
 
 Training randomness (shuffle order, clip start, crop, flip) is a pure function of ``(seed, epoch, index)``:
-:class:`EpochShuffleSampler` yields ``(index, epoch)`` keys and the dataset seeds its frame sampler and transforms from
-them. The result does not depend on the number of workers, and a run resumed at an epoch boundary sees exactly the
-clips an uninterrupted run would.
+:class:`data.samplers.EpochShuffleSampler` yields ``(index, epoch)`` keys and the dataset seeds its frame sampler and
+transforms from them. The result does not depend on the number of workers or processes, and a resumed run, even one
+stopped mid-epoch, sees exactly the clips an uninterrupted run would.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from functools import partial
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset
 
 from data.annotations import Sample
 from data.decoding import VideoDecodeError, read_sampled_clip
@@ -66,33 +66,6 @@ def check_files(samples: Sequence[Sample], on_missing: str = "error", source: st
     if not samples:
         raise ValueError(f"{source}: no video files to read")
     return list(samples)
-
-
-class EpochShuffleSampler(Sampler):
-    """Shuffles indices with a permutation seeded by ``(seed, epoch)`` and yields ``(index, epoch)`` keys.
-
-    Lightning calls :meth:`set_epoch` before every training epoch (as it does for ``DistributedSampler``).
-
-    Args:
-        num_samples: dataset length.
-        seed: base seed of the permutations.
-    """
-
-    def __init__(self, num_samples: int, seed: int = 0) -> None:
-        self.num_samples = num_samples
-        self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.num_samples
-
-    def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        for index in torch.randperm(self.num_samples, generator=generator).tolist():
-            yield index, self.epoch
 
 
 class VideoClipDataset(Dataset):
@@ -172,7 +145,7 @@ class VideoClipDataset(Dataset):
         return video[:, self._sampler(rng)(video.shape[1])]  # (c t h w)
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
-        """Read one clip; ``key`` is an index, or ``(index, epoch)`` from :class:`EpochShuffleSampler`."""
+        """Read one clip; ``key`` is an index, or ``(index, epoch)`` from :class:`data.samplers.EpochShuffleSampler`."""
         index, epoch = key if isinstance(key, tuple) else (key, 0)
         if not self.train:  # evaluation sampling and transforms are deterministic: no RNG to seed
             return self._read(index, None)

@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader, Dataset
 from data.annotations import CLASSES_FILE, read_classes
 from data.datamodule import VideoDataModule, clip_loader
 from data.dataset import VideoClipDataset
+from data.samplers import MidEpochResume
 from models.checkpointing import save_atomic
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,7 @@ class LatentClipDataset(Dataset):
         seed: base seed of the reversal draws.
 
     Items are dicts: ``latents`` float32 (c_lat t h' w'), scaled for diffusion; ``label`` int64; ``index`` int64.
-    Keys may be indices or ``(index, epoch)`` pairs from :class:`data.dataset.EpochShuffleSampler`.
+    Keys may be indices or ``(index, epoch)`` pairs from :class:`data.samplers.EpochShuffleSampler`.
 
     Raises:
         FileNotFoundError: the file does not exist.
@@ -216,7 +217,7 @@ def time_reversal_labels(class_names: Sequence[str] | None, where: str) -> list[
         raise ValueError(f"data.time_reversal=true: {error}") from error
 
 
-class LatentDataModule(pl.LightningDataModule):
+class LatentDataModule(MidEpochResume, pl.LightningDataModule):
     """Train/val/test loaders over cached latents.
 
     Args:
@@ -300,8 +301,9 @@ class LatentDataModule(pl.LightningDataModule):
             self.load_split(split)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return clip_loader(self.datasets[split], self.batch_size, shuffle, self.seed, self.num_workers,
-                           self.pin_memory)
+        dataset = self.datasets[split]
+        sampler = self.train_sampler(len(dataset)) if shuffle else None
+        return clip_loader(dataset, self.batch_size, self.seed, self.num_workers, self.pin_memory, sampler)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

@@ -4,10 +4,21 @@
     python train.py experiment=mmnist_direction_space_only  # the no-temporal-attention ablation
     python train.py model.net.depth=6 trainer.max_epochs=20 logger=many
     python train.py ckpt_path=outputs/train/<run>/<time>/checkpoints/last.ckpt   # resume where it stopped
+    python train.py hydra.run.dir=outputs/long   # rerun after a SIGTERM/preemption: resume=auto continues it
+    python train.py -m model.net.attention_type=divided_space_time,space_only seed=0,1,2   # a sweep
+    python train.py trainer=ddp_cpu                 # 2 data-parallel processes (gloo); trainer=ddp on GPUs
 
 A run writes to ``paths.output_dir``: ``config.yaml`` (resolved), ``checkpoints/{best,last}.ckpt`` (written
 atomically), logger files, and ``train_metrics.json``. A resumed run writes into the folder of the run it resumes
 (loggers start a new ``version_N``), so ``best.ckpt`` keeps competing with the scores saved before the interruption.
+
+**Preemption.** On SIGTERM (SLURM preemption, ``kill``) the run saves ``checkpoints/last.ckpt`` mid-epoch and exits
+(:class:`models.preemption.SaveOnPreemption`). With ``resume: auto`` (the default) a run whose folder already holds
+``checkpoints/last.ckpt`` resumes from it, so the same command, in the same folder, continues where it stopped.
+Runs in a timestamped folder (the default ``hydra.run.dir``) never find one; give a fixed folder to use it.
+
+**Data parallel.** With ``trainer=ddp_cpu|ddp|fsdp`` every process runs this function; rank 0 writes ``config.yaml``,
+the checkpoints and ``train_metrics.json``. ``data.batch_size`` is per process.
 """
 
 from __future__ import annotations
@@ -22,10 +33,16 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities import rank_zero_only
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from models.checkpointing import AtomicCheckpointIO
 
 log = logging.getLogger(__name__)
+LAST_CHECKPOINT = "checkpoints/last.ckpt"
+EXIT_PREEMPTED = 143  # 128 + SIGTERM, the shell's status of a process stopped by SIGTERM
+# Config keys that may differ when an interrupted run is restarted (resume: auto still applies).
+RESTART_KEYS = {"ckpt_path", "resume", "num_threads", "paths", "hydra", "callbacks.progress_bar", "logger", "test"}
 
 
 def instantiate_group(group: DictConfig | None) -> list[Any]:
@@ -52,6 +69,47 @@ def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     return {key: float(value) for key, value in metrics.items()}
 
 
+def config_differences(saved: DictConfig, current: DictConfig, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two resolved configs, ignoring what may change on a restart."""
+    keys = sorted(set(saved) | set(current), key=str)
+    differences = []
+    for key in keys:
+        name = f"{prefix}{key}"
+        if name in RESTART_KEYS:
+            continue
+        a, b = saved.get(key), current.get(key)
+        if isinstance(a, DictConfig) and isinstance(b, DictConfig):
+            differences += config_differences(a, b, f"{name}.")
+        elif OmegaConf.to_container(OmegaConf.create({"v": a})) != OmegaConf.to_container(OmegaConf.create({"v": b})):
+            differences.append(name)
+    return differences
+
+
+def auto_resume_path(cfg: DictConfig) -> str | None:
+    """``resume: auto``: the run folder's ``checkpoints/last.ckpt`` if it has one (an interrupted run), else None.
+
+    Raises:
+        ValueError: ``resume`` is not ``auto``/``never``, or the folder's ``config.yaml`` was written by a run with a
+            different config (resuming it would silently mix two experiments).
+    """
+    mode = cfg.get("resume", "auto")
+    if mode not in ("auto", "never"):
+        raise ValueError(f"resume={mode!r} must be 'auto' or 'never'")
+    last = Path(cfg.paths.output_dir) / LAST_CHECKPOINT
+    if mode == "never" or not last.is_file():
+        return None
+    saved = Path(cfg.paths.output_dir) / "config.yaml"
+    if saved.is_file():
+        current = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+        differences = config_differences(OmegaConf.load(saved), current)
+        if differences:
+            raise ValueError(f"{cfg.paths.output_dir} holds an interrupted run with a different config "
+                             f"({', '.join(differences[:5])}); rerun with resume=never to overwrite it, or use "
+                             f"another run folder")
+    log.info("resume=auto: continuing the interrupted run from %s", last)
+    return str(last)
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit (and optionally test) the configured model.
 
@@ -70,9 +128,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path} does not exist")
         if (run_dir / "config.yaml").is_file():
             cfg.paths.output_dir = str(run_dir)  # resume in place: checkpoints keep their best-so-far score
+    else:
+        cfg.ckpt_path = auto_resume_path(cfg)
     output_dir = Path(cfg.paths.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
+    if rank_zero_only.rank == 0:  # data-parallel processes share the folder; rank 0 writes
+        output_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
     pl.seed_everything(cfg.seed, workers=True)
     if cfg.get("num_threads"):
         torch.set_num_threads(int(cfg.num_threads))  # intra-op threads of the training process
@@ -80,7 +141,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model)
     trainer = build_trainer(cfg)
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+    except SIGTERMException as stop:  # state saved by SaveOnPreemption; exit like a process killed by SIGTERM
+        raise SystemExit(EXIT_PREEMPTED) from stop
     metrics: dict[str, Any] = scalar_metrics(trainer.callback_metrics)
 
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
@@ -90,7 +154,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         results = trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
         metrics.update(scalar_metrics(results[0]))
     metrics.update(best_model_path=best, output_dir=str(output_dir))
-    (output_dir / "train_metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    if trainer.is_global_zero:
+        (output_dir / "train_metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
     log.info("best checkpoint: %s", best or "(none)")
     log.info("metrics: %s", output_dir / "train_metrics.json")
     return metrics

@@ -2,6 +2,7 @@
 
     python eval.py ckpt_path=outputs/train/<run>/<time>/checkpoints/best.ckpt
     python eval.py ckpt_path=... split=val +run_overrides.data.num_workers=0
+    python eval.py ckpt_path=... trainer.devices=2 +trainer.strategy=ddp   # data parallel: the same metrics
     python eval.py ckpt_path=outputs/gen/dit/checkpoints/best.ckpt num_samples=128 \
         classifier=outputs/demo/divided/checkpoints/best.ckpt        # a generation checkpoint
 
@@ -56,15 +57,18 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     datamodule = instantiate(run_cfg.data)
     model = instantiate(run_cfg.model)
     model.load_state_dict(load_state_dict(cfg.ckpt_path), strict=True)
-    trainer = pl.Trainer(accelerator=run_cfg.trainer.accelerator, devices=1, precision=run_cfg.trainer.precision,
-                         logger=False, enable_checkpointing=False, enable_progress_bar=True)
+    trainer_options = {"accelerator": run_cfg.trainer.accelerator, "devices": 1, "precision": run_cfg.trainer.precision,
+                       **instantiate(cfg.get("trainer") or {})}  # e.g. trainer.devices=2 +trainer.strategy=ddp
+    trainer = pl.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=True, **trainer_options)
     run = trainer.test if cfg.split == "test" else trainer.validate
     metrics: dict[str, Any] = scalar_metrics(run(model, datamodule=datamodule)[0])
 
     output_dir = Path(cfg.paths.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
     metrics_path = output_dir / f"{cfg.split}_metrics.json"
     metrics.update(ckpt_path=str(cfg.ckpt_path), metrics_path=str(metrics_path))
+    if not trainer.is_global_zero:  # data-parallel evaluation: metrics are synced; rank 0 writes and prints
+        return metrics
+    output_dir.mkdir(parents=True, exist_ok=True)
     metrics_path.write_text(json.dumps(metrics, indent=2, sort_keys=True))
     for key, value in sorted(metrics.items()):  # what the run type logs: accuracies, or PSNR/SSIM for stage 1
         if key.startswith(f"{cfg.split}/"):

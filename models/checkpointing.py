@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -17,6 +18,8 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.plugins.io import TorchCheckpointIO
+
+log = logging.getLogger(__name__)
 
 
 def save_atomic(obj: Any, path: str | os.PathLike) -> Path:
@@ -44,6 +47,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None) -> None:
         save_atomic(checkpoint, path)
+        # Lightning calls the plugin on global rank 0 only; the rank in the message lets tests check that.
+        log.debug("rank %s wrote %s", os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")), path)
 
 
 def load_state_dict(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, torch.Tensor]:

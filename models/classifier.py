@@ -91,7 +91,7 @@ class VideoClassifier(ExactResume, pl.LightningModule):
 
     def _eval_step(self, batch: dict[str, torch.Tensor], stage: str, metrics: MetricCollection) -> None:
         logits = self(batch["video"])
-        self.log(f"{stage}/loss", F.cross_entropy(logits, batch["label"]), prog_bar=False)
+        self.log(f"{stage}/loss", F.cross_entropy(logits, batch["label"]), prog_bar=False, sync_dist=True)
         metrics.update(logits, batch["label"])
         self.log_dict(metrics, prog_bar=stage == "val")
 

@@ -135,7 +135,7 @@ class AutoencoderModule(ExactResume, pl.LightningModule):
         rec, kl, recon, z = self._losses(frames, sample=False)
         n = frames.shape[0]
         self.log_dict({f"{stage}/loss": rec + self.hparams.kl_weight * kl, f"{stage}/rec": rec, f"{stage}/kl": kl},
-                      batch_size=n)
+                      batch_size=n, sync_dist=True)
         metrics.update(to_unit_range(recon), to_unit_range(frames))
         self.log_dict(metrics, prog_bar=stage == "val", batch_size=n)
         return z
@@ -148,7 +148,8 @@ class AutoencoderModule(ExactResume, pl.LightningModule):
         self.latent_moments += torch.stack([torch.tensor(z.numel(), dtype=torch.float64), z.sum(), z.square().sum()])
 
     def on_validation_epoch_end(self) -> None:
-        count, total, squares = self.latent_moments.tolist()
+        # summed over data-parallel processes, so every process computes the same scaling factor
+        count, total, squares = self.trainer.strategy.reduce(self.latent_moments, reduce_op="sum").tolist()
         if self.trainer.sanity_checking or self.trainer.state.fn != "fit" or count < 2:
             return
         std = ((squares - total**2 / count) / (count - 1)) ** 0.5  # unbiased std about the global mean

@@ -287,8 +287,9 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
                                   generator=generator).to(self.device)
         noise = sample_noise(x_start.shape, self.hparams.noise_prior, self.hparams.noise_alpha,
                              generator=generator).to(x_start)
-        self.log(f"{stage}/loss", self.diffusion_loss(self.ema, x_start, labels, timesteps, noise), prog_bar=True)
-        self.log(f"{stage}/loss_raw", self.diffusion_loss(self.net, x_start, labels, timesteps, noise))
+        self.log(f"{stage}/loss", self.diffusion_loss(self.ema, x_start, labels, timesteps, noise), prog_bar=True,
+                 sync_dist=True)
+        self.log(f"{stage}/loss_raw", self.diffusion_loss(self.net, x_start, labels, timesteps, noise), sync_dist=True)
         if stage == "val" and batch_idx == 0:
             n = self.hparams.num_log_samples
             self._val_reference = (x_start[:n], batch["label"][:n].long())
@@ -364,6 +365,8 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
     def on_validation_epoch_end(self) -> None:
         n = self.hparams.num_log_samples
         if self.trainer.sanity_checking or n == 0 or (self.current_epoch + 1) % self.hparams.log_every_n_epochs:
+            return
+        if not self.trainer.is_global_zero:  # sample videos are drawn and written once, by rank 0
             return
         if self._val_reference is None or not self.hparams.autoencoder_path:
             log.warning("no validation batch or no model.autoencoder_path: skipping sample logging")

@@ -102,6 +102,8 @@ class MotionCurve(pl.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step
+        if not trainer.is_global_zero:  # measured and written once, by rank 0
+            return
         if self._disabled or step == self._last_step or step % self.every_n_steps:
             return
         self._last_step = step
@@ -111,14 +113,13 @@ class MotionCurve(pl.Callback):
         # Straight to the loggers: every point is kept, whatever the trainer's log_every_n_steps.
         for logger in trainer.loggers:
             logger.log_metrics({f"curve/{key}": value for key, value in point.items()}, step=step)
-        if trainer.is_global_zero:
-            path = Path(trainer.default_root_dir) / CURVE_FILE
-            new = not path.is_file()
-            with path.open("a", newline="") as handle:
-                writer = csv.writer(handle)
-                if new:
-                    writer.writerow(["step", "flow_direction_accuracy", "speed_px_per_frame"])
-                writer.writerow([step, f"{point['flow_direction_accuracy']:.6f}", f"{point['speed']:.4f}"])
+        path = Path(trainer.default_root_dir) / CURVE_FILE
+        new = not path.is_file()
+        with path.open("a", newline="") as handle:
+            writer = csv.writer(handle)
+            if new:
+                writer.writerow(["step", "flow_direction_accuracy", "speed_px_per_frame"])
+            writer.writerow([step, f"{point['flow_direction_accuracy']:.6f}", f"{point['speed']:.4f}"])
         log.info("step %d: flow_direction_accuracy %.3f, speed %.2f px/frame", step,
                  point["flow_direction_accuracy"], point["speed"])
 

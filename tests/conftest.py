@@ -20,10 +20,10 @@ def tiny_mmnist(tmp_path_factory) -> Path:
                          num_train=64, num_val=16, num_test=16, verbose=False)
 
 
-def compose_config(name: str, overrides: list[str]) -> DictConfig:
+def compose_config(name: str, overrides: list[str], return_hydra_config: bool = False) -> DictConfig:
     """Compose ``configs/{name}.yaml`` with command-line style overrides, outside of ``@hydra.main``."""
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose(config_name=name, overrides=overrides)
+        return compose(config_name=name, overrides=overrides, return_hydra_config=return_hydra_config)
 
 
 @pytest.fixture

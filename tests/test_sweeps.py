@@ -1,0 +1,62 @@
+"""Sweeps and launchers: a Hydra multirun through hydra-submitit-launcher's local executor (the same launcher code
+as hydra/launcher=slurm, with processes instead of SLURM jobs), summarised by scripts/summarize_sweep.py; and the
+distributed trainer configs."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra.utils import instantiate
+from pytorch_lightning.strategies import DDPStrategy, FSDPStrategy
+
+from models.distributed import TRANSFORMER_BLOCKS
+from tests.conftest import compose_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(("trainer", "strategy", "backend"), [("ddp_cpu", DDPStrategy, "gloo"),
+                                                               ("ddp", DDPStrategy, "nccl"),
+                                                               ("fsdp", FSDPStrategy, None)])
+def test_distributed_trainer_configs_build_their_strategy(trainer, strategy, backend):
+    cfg = compose_config("train", [f"trainer={trainer}"])
+    built = instantiate(cfg.trainer.strategy)
+    assert isinstance(built, strategy)
+    if backend:
+        assert built._process_group_backend == backend
+    else:
+        assert set(built.kwargs["auto_wrap_policy"]._module_classes) == set(TRANSFORMER_BLOCKS)
+    assert cfg.trainer.accelerator == ("cpu" if trainer == "ddp_cpu" else "gpu")
+
+
+def test_slurm_launcher_config_composes_with_the_submitit_plugin():
+    cfg = compose_config("train", ["hydra/launcher=slurm"], return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert launcher.tasks_per_node == launcher.gpus_per_node  # one process per GPU, as Lightning expects
+    assert launcher.partition is None and launcher.account is None  # left to the user
+
+
+@pytest.mark.slow
+def test_submitit_local_sweep_runs_both_jobs_and_the_summary_reads_them(tiny_mmnist, tmp_path):
+    sweep = tmp_path / "sweep"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, "train.py", "-m", "hydra/launcher=submitit_local", f"hydra.sweep.dir={sweep}",
+                    f"data.root={tiny_mmnist}", "data.generate=null", "data.num_workers=0", "data.batch_size=8",
+                    "model.net.embed_dim=32", "model.net.depth=2", "debug=tiny", "num_threads=1",
+                    "~callbacks.progress_bar", "+trainer.enable_progress_bar=false", "seed=0,1"],
+                   cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
+    runs = sorted(path.parent for path in sweep.glob("*/train_metrics.json"))
+    assert [run.name for run in runs] == ["0", "1"]
+    assert all((run / "config.yaml").is_file() and (run / "checkpoints" / "best.ckpt").is_file() for run in runs)
+
+    subprocess.run([sys.executable, "scripts/summarize_sweep.py", str(sweep), "--metric", "test/acc_top1"],
+                   cwd=ROOT, env=env, check=True, capture_output=True, timeout=120)
+    rows = list(csv.DictReader((sweep / "summary.csv").open()))
+    assert len(rows) == 1 and int(rows[0]["n"]) == 2
+    assert (sweep / "summary.png").is_file()

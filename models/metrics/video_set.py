@@ -7,8 +7,12 @@ Accepted forms of ``--videos`` / ``--reference``:
 * a **folder per class** (``root/<class>/<video>``): labelled clips, classes in sorted order;
 * a **flat folder** of video files: unlabelled clips in sorted order.
 
-Every file is probed before any metric runs, so an empty set, a missing or corrupt file, clips of different sizes,
-or clips shorter than requested fail at once with the offending file named, never half-way or as a wrong number.
+Every file is probed before any metric runs, so an empty set, a missing or corrupt file, or clips shorter than
+requested fail at once with the offending file named, never half-way or as a wrong number.
+
+Clips may differ in frame size (real footage cut from sources of several resolutions). :func:`iter_batches` then
+yields batches of one size each, in order: per-clip metrics run at each clip's native size, and the set-level
+extractors (recognition classifier, FVD detectors, image encoders) resize to the input size they state.
 """
 
 from __future__ import annotations
@@ -26,17 +30,19 @@ from data.decoding import VideoDecodeError, read_clip, video_info
 
 @dataclass(frozen=True)
 class VideoSet:
-    """Probed videos that all share one frame size and hold at least ``num_frames`` frames.
+    """Probed videos that hold at least ``num_frames`` frames each.
 
     Attributes:
         source: the folder or list file given.
         paths: the video files, in evaluation order.
         labels: one integer label per video, or None for an unlabelled folder.
         num_frames: frames evaluated per clip (``num_frames`` from ``start_frame`` on, in each file).
-        height, width: frame size (pixels).
+        height, width: frame size of the first clip (pixels).
         fps: frame rate of the first file (frames per second).
         class_names: one name per label index (from ``classes``, the class folders, or the list file's
             ``classes.txt`` / ``classes_<task>.txt``), or None when unknown.
+        start_frame: first frame evaluated in every clip.
+        frame_sizes: ``(height, width)`` of every clip, in order.
     """
 
     source: str
@@ -48,9 +54,15 @@ class VideoSet:
     fps: float
     class_names: list[str] | None = None
     start_frame: int = 0
+    frame_sizes: tuple[tuple[int, int], ...] = ()
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    @property
+    def sizes(self) -> list[tuple[int, int]]:
+        """The distinct frame sizes, in order of first appearance."""
+        return list(dict.fromkeys(self.frame_sizes or [(self.height, self.width)]))
 
 
 def _samples(source: Path) -> tuple[list[Sample], bool, list[str] | None]:
@@ -83,7 +95,7 @@ def load_video_set(source: str | os.PathLike, num_frames: int | None = None,
     Raises:
         FileNotFoundError: ``source`` does not exist.
         ValueError: no videos were found; ``num_frames`` < 1; a file is shorter than ``num_frames``; files differ in
-            length (when ``num_frames`` is None) or in frame size. The message names the files.
+            length (when ``num_frames`` is None). The message names the files.
         VideoDecodeError: a file is missing or cannot be opened.
         FileNotFoundError: ``classes`` does not exist.
     """
@@ -98,11 +110,7 @@ def load_video_set(source: str | os.PathLike, num_frames: int | None = None,
     if start_frame < 0:
         raise ValueError(f"start_frame={start_frame} must be >= 0")
     infos = [video_info(sample.path) for sample in samples]
-    sizes = {(info.height, info.width) for info in infos}
-    if len(sizes) > 1:
-        examples = {(i.height, i.width): s.path for s, i in zip(samples, infos)}
-        raise ValueError(f"{source}: videos differ in frame size (h, w): "
-                         + ", ".join(f"{size} e.g. {path}" for size, path in examples.items()))
+    frame_sizes = tuple((info.height, info.width) for info in infos)
     lengths = [info.num_frames for info in infos]
     if num_frames is None:
         if len(set(lengths)) > 1:
@@ -118,17 +126,20 @@ def load_video_set(source: str | os.PathLike, num_frames: int | None = None,
         after = f" after start_frame={start_frame}" if start_frame else ""
         raise ValueError(f"{source}: {len(short)} videos are shorter than num_frames={num_frames}{after}, e.g. "
                          f"{short[0][0]} has {short[0][1]} frames")
-    height, width = sizes.pop()
+    height, width = frame_sizes[0]
     labels = [s.label for s in samples] if labelled else None
     if labels is not None and class_names is not None and not 0 <= min(labels) <= max(labels) < len(class_names):
         raise ValueError(f"{source}: labels span [{min(labels)}, {max(labels)}] but {len(class_names)} class names "
                          "were given")
     return VideoSet(str(source), [s.path for s in samples], labels, num_frames, height, width, infos[0].fps,
-                    class_names if labelled else None, start_frame)
+                    class_names if labelled else None, start_frame, frame_sizes)
 
 
 def iter_batches(videos: VideoSet, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
-    """Decode a video set in order, ``batch_size`` clips at a time, with decord.
+    """Decode a video set in order, up to ``batch_size`` clips at a time, with decord.
+
+    A batch holds clips of one frame size: where the size changes, the batch ends early. Two sets whose clips match
+    in size pair by pair are therefore cut into the same batches.
 
     Yields:
         ``(video, labels)``: float32 (b c t h w) in [0, 1] (RGB, c = 3) and long (b,) labels, or None when the set
@@ -141,12 +152,17 @@ def iter_batches(videos: VideoSet, batch_size: int) -> Iterator[tuple[torch.Tens
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} must be at least 1")
     indices = list(range(videos.start_frame, videos.start_frame + videos.num_frames))
-    for start in range(0, len(videos), batch_size):
-        paths = videos.paths[start:start + batch_size]
-        clips = [read_clip(path, indices) for path in paths]  # each uint8 (c t h w)
+    sizes = videos.frame_sizes or ((videos.height, videos.width),) * len(videos)
+    start = 0
+    while start < len(videos):
+        stop = start + 1
+        while stop < min(start + batch_size, len(videos)) and sizes[stop] == sizes[start]:
+            stop += 1
+        clips = [read_clip(path, indices) for path in videos.paths[start:stop]]  # each uint8 (c t h w)
         video = torch.stack(clips).float().div_(255)  # (b c t h w)
-        labels = None if videos.labels is None else torch.tensor(videos.labels[start:start + batch_size])
+        labels = None if videos.labels is None else torch.tensor(videos.labels[start:stop])
         yield video, labels
+        start = stop
 
 
 __all__ = ["VideoDecodeError", "VideoSet", "iter_batches", "load_video_set"]

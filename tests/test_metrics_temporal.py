@@ -141,8 +141,30 @@ def test_dynamic_degree_threshold_and_subsampling():
     assert magnitudes.shape == (1, 3)
     torch.testing.assert_close(magnitudes, torch.full((1, 3), 2.0, dtype=torch.float64), atol=0.1, rtol=0)
     assert dynamic_degree(translated_clip(1, 0), fps=16).item() == 1.0
-    # Below 8 fps the threshold grows by 8 / fps: 3 px at 4 fps.
-    assert dynamic_degree(translated_clip(2, 0), fps=4).item() == 0.0
+    # No frame-rate factor (current VBench): 2 px per pair is dynamic at 4 fps too.
+    assert dynamic_degree(translated_clip(2, 0), fps=4).item() == 1.0
+
+
+def partly_moving_clip(num_frames: int, moving_pairs: int) -> torch.Tensor:
+    """(1 1 t 64 64): the texture moves 3 px per frame for the first ``moving_pairs`` pairs, then holds still."""
+    image = smooth_texture()
+    shifts = [3 * min(k, moving_pairs) for k in range(num_frames)]
+    return torch.from_numpy(np.stack([image[48:48 + SIZE, 48 - s:48 - s + SIZE] for s in shifts]))[None, None]
+
+
+@pytest.mark.parametrize(("num_frames", "needed"), [(8, 2), (16, 4), (6, 2), (10, 2)])
+def test_dynamic_degree_needs_round_4t_over_16_moving_pairs(num_frames, needed):
+    assert needed == round(4 * num_frames / 16)
+    moved = dynamic_degree(partly_moving_clip(num_frames, needed), fps=8, per_frame=True)[0]
+    assert (moved > 1.5).sum().item() == needed  # the clip really has that many moving pairs
+    assert dynamic_degree(partly_moving_clip(num_frames, needed), fps=8).item() == 1.0
+    assert dynamic_degree(partly_moving_clip(num_frames, needed - 1), fps=8).item() == 0.0
+
+
+def test_dynamic_degree_counts_every_two_frame_clip_as_dynamic_as_vbench_does():
+    # T = 2 kept frames: round(4 * 2 / 16) = 0 moving pairs are needed, so even a still clip is dynamic.
+    assert dynamic_degree(static_clip(num_frames=2), fps=8).item() == 1.0
+    assert dynamic_degree(static_clip(num_frames=3), fps=8).item() == 0.0  # round(0.75) = 1 pair needed
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -127,10 +127,10 @@ def dynamic_degree(video: torch.Tensor, fps: float, per_frame: bool = False) -> 
     Source: Huang et al., VBench (CVPR 2024), ``vbench/dynamic_degree.py``. The clip is subsampled to about 8 fps
     (every ``max(1, round(fps / 8))``-th frame, T frames kept). For each consecutive kept pair, the DIS flow's
     magnitudes are sorted and the top 5% (``int(0.05·h·w)`` pixels, at least 1) averaged. A pair moves when that
-    mean exceeds ``max(1, 8 / fps) · 6 · min(h, w) / 256`` pixels (VBench's current code raises the threshold for
-    clips below 8 fps; the factor is 1 at 8 fps and above), and the clip is dynamic when at least
-    ``max(1, round(4·T/16))`` pairs move (Python's ``round``, as in VBench; the floor of one pair is ours, for
-    clips of 2 kept frames, where VBench's count would be 0).
+    mean exceeds ``6 · min(h, w) / 256`` pixels, and the clip is dynamic when at least ``round(4·T/16)`` pairs move
+    (Python's ``round``). As in VBench's code, that count is 0 when T ≤ 2, so such a clip is always dynamic.
+    VBench briefly (July 2024) multiplied the threshold by ``max(1, 8 / fps)``; its current code does not, nor does
+    this function. ``max(1, ...)`` in the interval is ours: VBench's ``round(fps / 8)`` is 0 below 4 fps.
 
     Args:
         video: float tensor (b c t h w) in [0, 1], c = 1 or 3, with at least 2 frames after subsampling.
@@ -163,8 +163,8 @@ def dynamic_degree(video: torch.Tensor, fps: float, per_frame: bool = False) -> 
             magnitudes[i, k] = np.partition(radius, radius.size - top)[-top:].mean()
     if per_frame:
         return torch.from_numpy(magnitudes)
-    threshold = max(1.0, DYNAMIC_TARGET_FPS / fps) * DYNAMIC_THRESHOLD_AT_256 * min(h, w) / 256.0
-    min_moving = max(1, round(4 * num_kept / 16))
+    threshold = DYNAMIC_THRESHOLD_AT_256 * min(h, w) / 256.0
+    min_moving = round(4 * num_kept / 16)  # 0 for T <= 2: every clip counts as dynamic, as in VBench
     moving = (magnitudes > threshold).sum(axis=1)  # (b)
     return torch.from_numpy((moving >= min_moving).astype(np.float64))
 

@@ -189,7 +189,9 @@ def test_mse_mae_psnr_match_plain_formulas():
     frame_mse = (diff**2).mean(axis=1).sum(axis=(2, 3))  # (b t): mean over channels, sum over pixels
     np.testing.assert_allclose(mse(video, reference, per_frame=True).numpy(), frame_mse, rtol=1e-12)
     np.testing.assert_allclose(mse(video, reference).numpy(), frame_mse.mean(1), rtol=1e-12)
-    np.testing.assert_allclose(mae(video, reference).numpy(), np.abs(diff).mean(axis=(1, 3, 4)).mean(1), rtol=1e-12)
+    frame_mae = np.abs(diff).mean(axis=1).sum(axis=(2, 3))  # (b t): the same convention as mse
+    np.testing.assert_allclose(mae(video, reference, per_frame=True).numpy(), frame_mae, rtol=1e-12)
+    np.testing.assert_allclose(mae(video, reference).numpy(), frame_mae.mean(1), rtol=1e-12)
     frame_psnr = 10 * np.log10(1.0 / (diff**2).mean(axis=(1, 3, 4)))  # (b t)
     # torchmetrics keeps PSNR's log in float32 precision
     np.testing.assert_allclose(psnr(video, reference, per_frame=True).numpy(), frame_psnr, rtol=1e-6)
@@ -202,10 +204,34 @@ def test_mse_moving_mnist_convention():
     video[0, 0, 0, :10, :10] = 1.0  # 100 pixels off by 1 in frame 0, none in frame 1
     assert mse(video, reference, per_frame=True).tolist() == [[100.0, 0.0]]
     assert mse(video, reference).item() == 50.0
-    assert mae(video, reference, per_frame=True).tolist() == [[100 / SIZE**2, 0.0]]
+    assert mae(video, reference, per_frame=True).tolist() == [[100.0, 0.0]]
 
 
-def test_ssim_matches_torchmetrics_module_per_frame():
+def plain_ssim(x: np.ndarray, y: np.ndarray) -> float:
+    """SSIM of two (h w) frames from its definition (Wang et al. 2004, eq. 13), with scipy's Gaussian filter:
+    sigma 1.5, 11 taps (truncate 3.5), mirrored borders, local statistics E[xy] - E[x]E[y], map averaged over every
+    pixel. Written independently of torchmetrics."""
+    from scipy.ndimage import gaussian_filter
+
+    def blur(a: np.ndarray) -> np.ndarray:
+        return gaussian_filter(a, sigma=1.5, truncate=3.5, mode="mirror")
+
+    mx, my = blur(x), blur(y)
+    sxx, syy, sxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
+    c1, c2 = 0.01**2, 0.03**2
+    return float((((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx**2 + my**2 + c1) * (sxx + syy + c2))).mean())
+
+
+def test_ssim_matches_a_plain_implementation_of_its_definition():
+    video, reference = random_video(seed=3), random_video(seed=4)
+    video = (0.7 * reference + 0.3 * video).clamp(0, 1)  # similar but not equal
+    values = ssim(video, reference, per_frame=True)  # (b t); channels averaged
+    for i, k in ((0, 0), (1, 4)):
+        expected = np.mean([plain_ssim(video[i, c, k].numpy(), reference[i, c, k].numpy()) for c in range(3)])
+        assert values[i, k].item() == pytest.approx(expected, abs=1e-6)  # ssim runs in float32
+
+
+def test_ssim_is_torchmetrics_module_per_frame():  # the library call we wrap, as configured
     video, reference = random_video(seed=3), random_video(seed=4)
     video = (0.7 * reference + 0.3 * video).clamp(0, 1)  # similar but not equal
     values = ssim(video, reference, per_frame=True)

@@ -73,7 +73,7 @@ def _paired_metrics() -> dict[str, tuple[PerClip, str, str]]:
         "mse": (lambda v, r, per_frame: paired.mse(v, r, per_frame=per_frame), "lower",
                 "squared error summed over a frame's pixels (Moving MNIST convention), mean over frames"),
         "mae": (lambda v, r, per_frame: paired.mae(v, r, per_frame=per_frame), "lower",
-                "mean absolute error per pixel, values in [0, 1]"),
+                "absolute error summed over a frame's pixels (Moving MNIST convention), mean over frames"),
         "psnr": (lambda v, r, per_frame: paired.psnr(v, r, per_frame=per_frame), "higher",
                  "mean of per-frame PSNR (dB), data_range 1 (torchmetrics)"),
         "ssim": (lambda v, r, per_frame: paired.ssim(v, r, per_frame=per_frame), "higher",

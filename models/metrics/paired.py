@@ -103,7 +103,11 @@ def mse(video: torch.Tensor, reference: torch.Tensor, per_frame: bool = False) -
 
 
 def mae(video: torch.Tensor, reference: torch.Tensor, per_frame: bool = False) -> torch.Tensor:
-    """Per-pixel mean absolute error ``mean_{c,h,w} |x − y|`` of each frame, mean over frames.
+    """Per-frame absolute error summed over the h·w pixels of a frame (Moving MNIST convention), mean over frames.
+
+    ``MAE_t = Σ_{h,w} mean_c |x − y|`` with pixels in [0, 1]: the convention of :func:`mse`, and of the MAE column
+    of the published Moving MNIST tables (OpenSTL, Tan et al. 2023, ``openstl/core/metrics.py``: mean over clips and
+    frames, sum over a frame's pixels).
 
     Args:
         video: float tensor (b c t h w) in [0, 1], c = 1 or 3: the predicted frames.
@@ -111,15 +115,15 @@ def mae(video: torch.Tensor, reference: torch.Tensor, per_frame: bool = False) -
         per_frame: return one value per frame instead of the clip mean.
 
     Returns:
-        float64 tensor (b,), or (b t) with ``per_frame``: intensity in [0, 1] (not summed over pixels, unlike
-        :func:`mse`). Lower is better.
+        float64 tensor (b,), or (b t) with ``per_frame``: intensity summed over pixels, in [0, h·w]. Lower is better.
 
     Raises:
         TypeError, ValueError: an input is not a valid float video, or the shapes differ.
     """
     check_pair(video, reference)
     absolute = (_frames(video) - _frames(reference)).abs()  # ((b t) c h w)
-    return _per_clip(reduce(absolute, "n c h w -> n", "mean"), video.shape[0], per_frame)
+    return _per_clip(reduce(reduce(absolute, "n c h w -> n h w", "mean"), "n h w -> n", "sum"), video.shape[0],
+                     per_frame)
 
 
 def psnr(video: torch.Tensor, reference: torch.Tensor, per_frame: bool = False) -> torch.Tensor:

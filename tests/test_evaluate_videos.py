@@ -154,3 +154,12 @@ def test_a_reference_pair_of_different_sizes_is_named(tmp_path):
     write_mp4(odd, np.zeros((8, 32, 32), np.uint8), fps=8)
     with pytest.raises(ValueError, match=f"{odd.name}.*32×32.*its pair"):
         evaluate_videos(tmp_path / "gen", reference=reference, groups=("paired",), progress=False)
+
+
+def test_fvd_i3d_on_clips_shorter_than_16_frames_is_skipped_up_front(tmp_path):
+    _write_clips(tmp_path / "gen", 2)
+    _write_clips(tmp_path / "ref", 2, seed=1)
+    result = evaluate_videos(tmp_path / "gen", reference=tmp_path / "ref", i3d=tmp_path / "i3d_torchscript.pt",
+                             groups=("fvd",), progress=False)
+    assert "8 frames" in result.skipped["fvd[i3d]"] and "16 consecutive" in result.skipped["fvd[i3d]"]
+    assert not result.metrics

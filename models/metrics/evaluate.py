@@ -308,7 +308,11 @@ def _load_reference(reference: str | os.PathLike | None, video_set: VideoSet) ->
 def _fvd_extractors(result: EvaluationResult, reference_set: VideoSet | None,
                     model: recognition.RecognitionModel | None, i3d: str | os.PathLike | None) -> list:
     extractors = []
-    if i3d and reference_set is not None:
+    too_short = reference_set is not None and reference_set.num_frames < fvd.I3D_NUM_FRAMES
+    if i3d and reference_set is not None and too_short:  # known before any clip is decoded: skip, don't fail later
+        result.skipped["fvd[i3d]"] = (f"clips have {reference_set.num_frames} frames; StyleGAN-V's FVD takes "
+                                      f"{fvd.I3D_NUM_FRAMES} consecutive frames per clip")
+    elif i3d and reference_set is not None:
         extractors.append(fvd.I3DExtractor(i3d))
     else:
         result.skipped["fvd[i3d]"] = ("needs --i3d (a local I3D TorchScript file) and --reference" if not i3d

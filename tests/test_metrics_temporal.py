@@ -9,7 +9,8 @@ import torch
 from einops import repeat
 from torchmetrics.image import StructuralSimilarityIndexMeasure
 
-from models.metrics.flow import backward_warp, dis_flow, farneback_flow, grey_frames, occlusion_mask
+from models.metrics.flow import (backward_warp, dis_flow, farneback_flow, grey_frames, motion_boundaries,
+                                 occlusion_mask)
 from models.metrics.paired import mae, mse, psnr, ssim, tof
 from models.metrics.temporal import dynamic_degree, motion_smoothness, temporal_flickering, warp_error
 
@@ -91,6 +92,35 @@ def test_occlusion_mask_closed_form():
         backward = -forward.copy()
         backward[..., 0] += error
         assert occlusion_mask(forward, backward).all() == expected
+
+
+def plain_motion_boundaries(flow: np.ndarray) -> np.ndarray:
+    """Lai et al.'s ``mask2`` written as a loop over pixels: forward differences, zero past the last column/row."""
+    h, w, _ = flow.shape
+    out = np.zeros((h, w), bool)
+    for y in range(h):
+        for x in range(w):
+            total = 0.0
+            for c in range(2):
+                du = flow[y, x, c] - flow[y, x + 1, c] if x + 1 < w else 0.0
+                dv = flow[y, x, c] - flow[y + 1, x, c] if y + 1 < h else 0.0
+                total += du**2 + dv**2
+            out[y, x] = total > 0.01 * (flow[y, x, 0] ** 2 + flow[y, x, 1] ** 2) + 0.002
+    return out
+
+
+def test_motion_boundaries_match_a_plain_loop_and_mark_the_edge_of_a_moving_square():
+    flow = np.zeros((12, 12, 2), np.float32)
+    flow[3:7, 4:9] = (2.0, -1.0)  # a square moving over a still background
+    boundaries = motion_boundaries(flow)
+    np.testing.assert_array_equal(boundaries, plain_motion_boundaries(flow))
+    assert boundaries[3:7, 3].all() and boundaries[3:7, 8].all() and not boundaries[4:6, 5:8].any()
+    rng = np.random.default_rng(0)
+    smooth = np.cumsum(rng.normal(0, 0.05, (12, 12, 2)), axis=1).astype(np.float32)
+    np.testing.assert_array_equal(motion_boundaries(smooth), plain_motion_boundaries(smooth))
+    # The full mask drops the boundary pixels from the forward-backward check's mask, and only those.
+    full = occlusion_mask(flow, -flow, mask_motion_boundaries=True)
+    np.testing.assert_array_equal(full, occlusion_mask(flow, -flow) & ~boundaries)
 
 
 def test_grey_frames_use_bt601():

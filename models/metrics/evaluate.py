@@ -5,7 +5,9 @@ What runs depends on what is given:
 =====================================  ==================================================================
 always                                 ``temporal_flickering``, ``warp_error_dis``, ``dynamic_degree_dis``,
                                        ``motion_smoothness_flowinterp`` (per clip, no reference needed)
-``reference``                          ``warp_error_dis_refflow`` (flow from the reference), ``tof_farneback``,
+``reference``                          ``warp_error_dis_refflow`` (flow from the reference),
+                                       ``warp_error_dis_refflow_lai`` (and Lai's motion-boundary mask),
+                                       ``tof_farneback``,
                                        ``mse``, ``mae``, ``psnr``, ``ssim`` (clip i paired with reference clip i)
 ``reference`` + ``i3d``                ``fvd[i3d]`` (StyleGAN-V protocol)
 ``reference`` + ``classifier``         ``fvd[timesformer:<run>]`` on our recognition model's features
@@ -66,7 +68,13 @@ def _paired_metrics() -> dict[str, tuple[PerClip, str, str]]:
     return {
         "warp_error_dis_refflow": (
             lambda v, r, per_frame: temporal.warp_error(v, reference=r, per_frame=per_frame), "lower",
-            "Lai et al. 2018 warping error, DIS flow and occlusion mask from the reference video"),
+            ("Lai et al. 2018 warping error, DIS flow and occlusion mask from the reference video, without Lai's "
+             "motion-boundary mask: not comparable with Lai's numbers")),
+        "warp_error_dis_refflow_lai": (
+            lambda v, r, per_frame: temporal.warp_error(v, reference=r, per_frame=per_frame,
+                                                        mask_motion_boundaries=True), "lower",
+            ("Lai et al. 2018 warping error with their full mask (occlusion and motion boundaries), flow from the "
+             "reference; DIS instead of FlowNet2")),
         "tof_farneback": (
             lambda v, r, per_frame: paired.tof(v, r, per_frame=per_frame), "lower",
             "TecoGAN tOF: mean |OF(ref) − OF(video)|, OpenCV Farneback at the official parameters"),

@@ -33,6 +33,8 @@ FARNEBACK_PARAMS = {"pyr_scale": 0.5, "levels": 3, "winsize": 15, "iterations": 
 # Lai et al. (ECCV 2018) forward-backward consistency check: |F_f + F_b(warped)|² < α(|F_f|² + |F_b(warped)|²) + β.
 OCCLUSION_ALPHA = 0.01
 OCCLUSION_BETA = 0.5  # pixels²
+MOTION_BOUNDARY_ALPHA = 0.01
+MOTION_BOUNDARY_BETA = 0.002  # pixels²
 
 
 def grey_frames(video: torch.Tensor) -> np.ndarray:
@@ -139,22 +141,45 @@ def backward_warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
                      borderMode=cv2.BORDER_REPLICATE)
 
 
-def occlusion_mask(flow_forward: np.ndarray, flow_backward: np.ndarray) -> np.ndarray:
+def motion_boundaries(flow: np.ndarray) -> np.ndarray:
+    """Lai et al.'s motion-boundary test (fast_blind_video_consistency, ``utils.detect_occlusion``, ``mask2``).
+
+    With forward differences of the flow's two components (``g(p) = F(p) − F(p + 1)`` along x and along y, 0 in the
+    last column and row), a pixel is a motion boundary when
+    ``|∂x F_x|² + |∂y F_x|² + |∂x F_y|² + |∂y F_y|² > 0.01 |F(p)|² + 0.002`` (pixels²). Lai et al.'s script applies it
+    to the forward flow of the pair (its call passes the flows in swapped order to parameters named the other way).
+
+    Args:
+        flow: float32 array (h w 2), flow from frame t to t+1, pixels.
+
+    Returns:
+        bool array (h w): True on motion boundaries.
+    """
+    gradients = np.zeros(flow.shape[:2] + (4,), dtype=np.float64)  # (h w 4): dx Fx, dy Fx, dx Fy, dy Fy
+    for c in range(2):
+        gradients[:, :-1, 2 * c] = flow[:, :-1, c] - flow[:, 1:, c]
+        gradients[:-1, :, 2 * c + 1] = flow[:-1, :, c] - flow[1:, :, c]
+    return np.square(gradients).sum(-1) > MOTION_BOUNDARY_ALPHA * np.square(flow).sum(-1) + MOTION_BOUNDARY_BETA
+
+
+def occlusion_mask(flow_forward: np.ndarray, flow_backward: np.ndarray,
+                   mask_motion_boundaries: bool = False) -> np.ndarray:
     """Lai et al.'s forward-backward consistency check; returns the non-occlusion mask M.
 
     With ``F_b(warped) = backward_warp(flow_backward, flow_forward)``, a pixel p of frame t is kept when
     ``|F_f(p) + F_b(warped)(p)|² < 0.01 (|F_f(p)|² + |F_b(warped)(p)|²) + 0.5`` (pixels²): following p to frame
     t+1 and back lands within about 0.7 px of p. Lai et al.'s released code (fast_blind_video_consistency,
-    ``utils.detect_occlusion``) also marks motion boundaries (large flow gradients); that second test is not
-    applied here.
+    ``utils.detect_occlusion``) also drops motion boundaries (:func:`motion_boundaries` of ``F_f``); set
+    ``mask_motion_boundaries`` for that full mask.
 
     Args:
         flow_forward: float32 array (h w 2), flow from frame t to t+1, pixels.
         flow_backward: float32 array (h w 2), flow from frame t+1 to t, pixels.
+        mask_motion_boundaries: also drop motion boundaries, as Lai et al.'s script does.
 
     Returns:
         bool array (h w): True where the pixel passes the check (visible in both frames, M = 1), False where it
-        is occluded or the flows disagree.
+        is occluded or the flows disagree (or, with ``mask_motion_boundaries``, on a motion boundary).
 
     Raises:
         ValueError: the two flows do not both have shape (h w 2).
@@ -164,4 +189,7 @@ def occlusion_mask(flow_forward: np.ndarray, flow_backward: np.ndarray) -> np.nd
     backward_warped = backward_warp(flow_backward, flow_forward)  # (h w 2), F_b at p + F_f(p)
     round_trip = np.square(flow_forward + backward_warped).sum(-1)  # (h w)
     magnitudes = np.square(flow_forward).sum(-1) + np.square(backward_warped).sum(-1)  # (h w)
-    return round_trip < OCCLUSION_ALPHA * magnitudes + OCCLUSION_BETA
+    visible = round_trip < OCCLUSION_ALPHA * magnitudes + OCCLUSION_BETA
+    if mask_motion_boundaries:
+        visible &= ~motion_boundaries(flow_forward)
+    return visible

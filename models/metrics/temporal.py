@@ -70,7 +70,8 @@ def temporal_flickering(video: torch.Tensor, per_frame: bool = False) -> torch.T
     return scores if per_frame else scores.mean(dim=1)
 
 
-def warp_error(video: torch.Tensor, reference: torch.Tensor | None = None, per_frame: bool = False) -> torch.Tensor:
+def warp_error(video: torch.Tensor, reference: torch.Tensor | None = None, per_frame: bool = False,
+               mask_motion_boundaries: bool = False) -> torch.Tensor:
     """Warping error of Lai et al. (ECCV 2018), with OpenCV DIS flow (:data:`WARP_ERROR_FLOW` = ``"dis"``).
 
     For each frame pair (t, t+1), forward and backward DIS flow ``F_f``, ``F_b`` and the non-occlusion mask
@@ -84,13 +85,15 @@ def warp_error(video: torch.Tensor, reference: torch.Tensor | None = None, per_f
     (``evaluate_WarpError.py``): each pair is normalised by its own mask (the paper's ``Σ_t Σ_p / Σ M`` pools the masks
     instead; the two agree when the masks have equal size), and its 3-channel mask makes the squared
     difference a mean over channels, not a sum. A pair with an empty mask scores 0. FlowNet2 is replaced by DIS,
-    and the motion-boundary part of Lai et al.'s occlusion mask is not applied, so values are comparable only with
-    other ``warp_error_dis`` values.
+    so values are comparable only with other DIS values. Lai et al.'s mask also drops motion boundaries
+    (:func:`models.metrics.flow.motion_boundaries`); ``mask_motion_boundaries`` applies that test too (the
+    ``warp_error_dis_refflow_lai`` key of :func:`models.metrics.evaluate.evaluate_videos`).
 
     Args:
         video: float tensor (b c t h w) in [0, 1], c = 1 or 3, t ≥ 2: the frames O being judged.
         reference: optional float tensor of the same shape, the video the flow and masks come from.
         per_frame: return one error per frame pair instead of the clip mean.
+        mask_motion_boundaries: drop motion boundaries from the mask as well, as Lai et al.'s script does.
 
     Returns:
         float64 tensor (b,), or (b t−1) with ``per_frame``: mean squared error of pixel values in [0, 1]
@@ -112,7 +115,7 @@ def warp_error(video: torch.Tensor, reference: torch.Tensor | None = None, per_f
         for k in range(t - 1):
             flow_forward = dis_flow(grey[i, k], grey[i, k + 1])  # (h w 2)
             flow_backward = dis_flow(grey[i, k + 1], grey[i, k])  # (h w 2)
-            mask = occlusion_mask(flow_forward, flow_backward)  # (h w) bool
+            mask = occlusion_mask(flow_forward, flow_backward, mask_motion_boundaries)  # (h w) bool
             if not mask.any():
                 continue
             warped = backward_warp(frames[i, k + 1], flow_forward)  # (h w c)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
+from omegaconf.errors import MissingMandatoryValue
 
 from tests.conftest import CONFIG_DIR, compose_config
 
@@ -41,9 +42,15 @@ def test_every_experiment_builds_its_model_and_data(experiment, tmp_path):
         assert model.net.layout == cfg.model.net.layout and model.net.null_label == datamodule.num_classes
 
 
-def test_eval_config_composes(tmp_path):
-    cfg = compose_config("eval", ["ckpt_path=x.ckpt", f"paths.output_dir={tmp_path}"])
-    assert cfg.split == "test"
+def test_eval_config_needs_a_checkpoint_and_takes_run_and_trainer_overrides(tmp_path):
+    cfg = compose_config("eval", [f"paths.output_dir={tmp_path}"])
+    with pytest.raises(MissingMandatoryValue, match="ckpt_path"):
+        OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    cfg = compose_config("eval", ["ckpt_path=x.ckpt", f"paths.output_dir={tmp_path}", "+run_overrides.data.num_workers=0",
+                                  "trainer.devices=2", "+trainer.strategy=ddp"])
+    resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    assert resolved["run_overrides"] == {"data": {"num_workers": 0}}
+    assert resolved["trainer"] == {"devices": 2, "strategy": "ddp"}
 
 
 def test_direction_tasks_never_flip():

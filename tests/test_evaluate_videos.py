@@ -13,7 +13,7 @@ import torch
 from data.annotations import read_list_file
 from data.decoding import read_clip
 from data.moving_mnist_build import write_mp4
-from models.metrics import temporal
+from models.metrics import paired, temporal
 from models.metrics.evaluate import evaluate_videos
 from models.metrics.video_set import iter_batches, load_video_set
 from scripts.evaluate_videos import main as evaluate_main
@@ -85,15 +85,27 @@ def test_reported_values_equal_direct_metric_calls(tiny_mmnist, tmp_path):
     shutil.copytree(tiny_mmnist / "test", videos)
     for path in sorted(videos.glob("*.mp4"))[8:]:
         path.unlink()
-    result = evaluate_videos(videos, reference=videos, batch_size=3, progress=False)
-    clips = torch.stack([read_clip(str(p), range(8)) for p in sorted(videos.glob("*.mp4"))]).float() / 255
+    # The reference holds the same clips shifted by one: video i is paired with clip (i + 1) mod 8, a pairing that
+    # a mix-up of order or batches would break (and that the identity pairing would hide: every error 0).
+    paths = sorted(videos.glob("*.mp4"))
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    for i, path in enumerate(paths):
+        shutil.copy(paths[(i + 1) % len(paths)], reference / f"{i:03d}.mp4")
+    result = evaluate_videos(videos, reference=reference, batch_size=3, progress=False)
+    clips = torch.stack([read_clip(str(p), range(8)) for p in paths]).float() / 255
+    partners = clips.roll(-1, dims=0)  # partners[i] = clips[(i + 1) % 8]
     expected = temporal.temporal_flickering(clips).double().mean().item()
     assert result.metrics["temporal_flickering"] == pytest.approx(expected, abs=1e-12)
     expected = temporal.warp_error(clips).double().mean().item()
     assert result.metrics["warp_error_dis"] == pytest.approx(expected, rel=1e-9)
-    # Paired with itself: no error, no flow difference.
-    assert result.metrics["mse"] == 0 and result.metrics["mae"] == 0 and result.metrics["tof_farneback"] == 0
-    assert result.metrics["ssim"] == pytest.approx(1.0, abs=1e-6)
+    for key, metric in (("mse", paired.mse), ("mae", paired.mae), ("psnr", paired.psnr), ("ssim", paired.ssim),
+                        ("tof_farneback", paired.tof)):
+        per_clip = metric(clips, partners).double()
+        assert result.per_clip[key] == pytest.approx(per_clip.tolist(), rel=1e-6), key
+        assert result.metrics[key] > 0 and result.metrics[key] == pytest.approx(per_clip.mean().item(), rel=1e-6)
+    expected = temporal.warp_error(clips, reference=partners).double()
+    assert result.per_clip["warp_error_dis_refflow"] == pytest.approx(expected.tolist(), rel=1e-9)
     assert len(result.per_frame["temporal_flickering"]) == 7
     assert "fvd[i3d]" in result.skipped and "feature_consistency" in result.skipped
 

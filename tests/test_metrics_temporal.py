@@ -274,6 +274,85 @@ def test_ssim_is_torchmetrics_module_per_frame():  # the library call we wrap, a
     assert ssim(reference, reference).tolist() == pytest.approx([1.0, 1.0])
 
 
+def plain_tof(video: torch.Tensor, reference: torch.Tensor, tecogan: bool) -> float:
+    """tOF of one clip written the way TecoGAN's metrics.py loops: frames cutfr..n-cutfr-1 (cutfr 2) or all, OpenCV
+    grey of uint8 RGB, Farneback at (0.5, 3, 15, 3, 5, 1.2, 0), crop_8x8 of each flow, per-pixel L2, means."""
+    def grey(clip):  # (c t h w) float [0, 1] -> list of (h w) uint8
+        rgb = (clip.expand(3, -1, -1, -1) * 255).round().to(torch.uint8).permute(1, 2, 3, 0).numpy()
+        return [cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY) for frame in rgb]
+
+    def crop(flow):  # TecoGAN's crop_8x8, as written there
+        h = (flow.shape[0] // 32) * 32
+        w = (flow.shape[1] // 32) * 32
+        while h > flow.shape[0] - 16:
+            h -= 32
+        while w > flow.shape[1] - 16:
+            w -= 32
+        y, x = (flow.shape[0] - h) // 2, (flow.shape[1] - w) // 2
+        return flow[y:y + h, x:x + w]
+
+    out, tar = grey(video[0]), grey(reference[0])
+    cut = 2 if tecogan else 0
+    values = []
+    for i in range(cut, len(tar) - cut):
+        if i > cut:
+            flows = [cv2.calcOpticalFlowFarneback(a[i - 1], a[i], None, 0.5, 3, 15, 3, 5, 1.2, 0) for a in (tar, out)]
+            if tecogan:
+                flows = [crop(flow) for flow in flows]
+            diff = np.absolute(flows[0] - flows[1])
+            values.append(np.sqrt(np.sum(diff * diff, axis=-1)).mean())
+    return float(np.mean(values))
+
+
+@pytest.mark.parametrize("tecogan", [False, True])
+def test_tof_matches_a_plain_loop_like_tecogans_script(tecogan):
+    reference = translated_clip(2, 1, num_frames=9)
+    video = translated_clip(1, 0, num_frames=9, seed=3)
+    value = tof(video, reference, tecogan_protocol=tecogan)
+    assert value.item() == pytest.approx(plain_tof(video, reference, tecogan), rel=1e-6)
+    per_pair = tof(video, reference, per_frame=True, tecogan_protocol=tecogan)
+    assert per_pair.shape == (1, 4 if tecogan else 8)  # TecoGAN: pairs (2,3) ... (5,6) of 9 frames
+
+
+def test_tecogan_crop_keeps_the_central_multiple_of_32():
+    from models.metrics.paired import tecogan_crop
+
+    assert tecogan_crop(64, 64) == (slice(16, 48), slice(16, 48))
+    assert tecogan_crop(100, 180) == (slice(18, 82), slice(10, 170))  # 64 of 100 (96 > 84), 160 of 180
+    with pytest.raises(ValueError, match="too small"):
+        tecogan_crop(40, 64)
+
+
+def plain_motion_smoothness(video: torch.Tensor) -> list[float]:
+    """Per rebuilt frame of one clip, written out with cv2 calls: odd frame 2j+1 rebuilt from 2j and 2j+2 by
+    warping both half-way along DIS flow (Super SloMo's middle-frame flows), averaged, rounded to uint8, scored
+    (255 − MAE) / 255 against the real uint8 frame."""
+    clip = video[0]  # (c t h w)
+    rgb = (clip.expand(3, -1, -1, -1) * 255).round().to(torch.uint8).permute(1, 2, 3, 0).numpy()  # (t h w 3)
+    grey = [cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY) for frame in rgb]
+    floats = clip.expand(3, -1, -1, -1).permute(1, 2, 3, 0).numpy().astype(np.float32)  # (t h w 3)
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    h, w = grey[0].shape
+    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    scores = []
+    for j in range((clip.shape[1] - 1) // 2):
+        a, c = 2 * j, 2 * j + 2
+        f_ac, f_ca = dis.calc(grey[a], grey[c], None), dis.calc(grey[c], grey[a], None)
+        mid_to_a, mid_to_c = 0.25 * (f_ca - f_ac), 0.25 * (f_ac - f_ca)
+        warp = [cv2.remap(floats[k], xs + f[..., 0], ys + f[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                for k, f in ((a, mid_to_a), (c, mid_to_c))]
+        rebuilt = np.round(np.clip(0.5 * (warp[0] + warp[1]), 0, 1) * 255.0)
+        scores.append((255.0 - np.abs(rebuilt - rgb[2 * j + 1].astype(np.float64)).mean()) / 255.0)
+    return scores
+
+
+def test_motion_smoothness_matches_a_plain_loop():
+    video = translated_clip(2, 1, num_frames=8)  # 3 rebuilt frames: 1, 3, 5 (7 has no right neighbour)
+    expected = plain_motion_smoothness(video)
+    assert len(expected) == 3
+    np.testing.assert_allclose(motion_smoothness(video, per_frame=True)[0].numpy(), expected, rtol=0, atol=1e-6)
+
+
 def test_tof_of_identical_videos_is_zero_and_positive_otherwise():
     video = translated_clip(2, 1)
     assert tof(video, video, per_frame=True).abs().max().item() == 0.0

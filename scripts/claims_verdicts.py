@@ -16,10 +16,10 @@ verdict, so a reader can disagree with a rule rather than with the numbers. Hone
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 
+from data.files import write_text_atomic
 from models.metrics.stats import Interval, difference_ci, mean_ci
 
 CHANCE_DIRECTION = 1 / 8
@@ -270,7 +270,5 @@ def plot(scores: dict[str, dict], out: Path) -> list[Path]:
 def write(report: dict, scores: dict[str, dict], out: Path) -> None:
     """``claims.md``, ``claims.json`` (atomically) and the two PNGs."""
     for name, text in (("claims.md", markdown(report)), ("claims.json", json.dumps(report, indent=2) + "\n")):
-        tmp = out / f".{name}.tmp"
-        tmp.write_text(text)
-        os.replace(tmp, out / name)
+        write_text_atomic(out / name, text)
     plot(scores, out)

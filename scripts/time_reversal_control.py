@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from data.annotations import find_class_names, read_list_file, write_class_names
 from data.decoding import read_clip, video_info
 from data.moving_mnist import DIRECTION_NAMES
-from data.moving_mnist_build import write_mp4
+from data.video_writer import write_mp4
 from models.metrics.evaluate import evaluate_videos
 from models.metrics.report import write_report
 

@@ -16,7 +16,7 @@ from PIL import Image
 
 from data.annotations import read_list_file
 from data.decoding import read_clip
-from data.moving_mnist_build import DECODE_TOLERANCE
+from data.video_writer import DECODE_TOLERANCE
 from models.diffusion.module import VideoDiffusion, ema_decay_at, update_ema
 from models.diffusion.noise import NOISE_PRIORS, frame_correlation, sample_noise
 from models.diffusion.sampling import guided_prediction, sample_latents, training_target

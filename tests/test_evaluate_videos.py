@@ -12,7 +12,7 @@ import torch
 
 from data.annotations import read_list_file
 from data.decoding import read_clip
-from data.moving_mnist_build import write_mp4
+from data.video_writer import write_mp4
 from models.metrics import paired, temporal
 from models.metrics.evaluate import evaluate_videos
 from models.metrics.video_set import iter_batches, load_video_set

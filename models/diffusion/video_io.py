@@ -1,9 +1,9 @@
 """Write generated clips to disk (mp4 per clip, a gif grid per batch, a ``path label`` list) and to loggers.
 
-* mp4: grey clips (c = 1) go through :func:`data.moving_mnist_build.write_mp4`, the writer of the real data
+* mp4: grey clips (c = 1) go through :func:`data.video_writer.write_mp4`, the writer of the real data
   (lossless H.264, yuv420p), so generated and real files share one format; RGB clips (c = 3) through
-  :func:`write_rgb_mp4`, the same encoder settings with 4:4:4 chroma (libx264 qp=0), so colour is not subsampled.
-  Both write atomically.
+  :func:`data.video_writer.write_rgb_mp4`, the same encoder settings with 4:4:4 chroma (libx264 qp=0), so colour is
+  not subsampled. Both write atomically.
 * gif grid: one frame of the gif per video frame, clips tiled by ``torchvision.utils.make_grid``, saved by PIL.
 * loggers (:func:`log_videos`): the files above are written to ``<root_dir>/samples/epoch_XXX/`` for every run (this
   is what a CSV logger gets); wandb logs the gif grid as a ``wandb.Video`` (lossless H.264 uses the High 4:4:4
@@ -19,13 +19,12 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 from einops import rearrange
 from PIL import Image
 from torchvision.utils import make_grid
 
-from data.moving_mnist_build import _ENCODER, write_mp4
+from data.video_writer import write_mp4, write_rgb_mp4
 
 DEFAULT_FPS = 8  # the fps of the Moving MNIST data (data.moving_mnist_build.dataset_parameters)
 LIST_FILE = "samples.txt"
@@ -42,38 +41,6 @@ def to_uint8(video: torch.Tensor) -> torch.Tensor:
         uint8 tensor (b c t h w) in [0, 255], ``round((x + 1) · 127.5)``, on the CPU.
     """
     return ((video.detach().float().cpu() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
-
-
-def write_rgb_mp4(path: str | os.PathLike, frames: np.ndarray, fps: int) -> None:
-    """Write RGB frames as a lossless-luma H.264 mp4 with full chroma (yuv444p, qp=0), atomically.
-
-    Args:
-        path: destination ``.mp4``; its folder must exist.
-        frames: uint8 array (t h w c) with c = 3, in [0, 255], h and w even.
-        fps: frames per second stored in the container.
-
-    Raises:
-        ValueError: ``frames`` is not a uint8 (t h w 3) array with even h and w.
-    """
-    import av
-
-    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[3] != 3 or frames.shape[1] % 2 \
-            or frames.shape[2] % 2:
-        raise ValueError(f"frames must be uint8 (t h w 3) with even h and w, got {frames.dtype} {frames.shape}")
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with av.open(str(tmp), mode="w", format=_ENCODER["format"]) as container:
-            stream = container.add_stream(_ENCODER["codec"], rate=fps, options=dict(_ENCODER["options"]))
-            stream.height, stream.width = frames.shape[1:3]
-            stream.pix_fmt = "yuv444p"
-            for frame in frames:
-                container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
-            container.mux(stream.encode())  # flush
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def write_video(path: str | os.PathLike, video: torch.Tensor, fps: int = DEFAULT_FPS) -> None:

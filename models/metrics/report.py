@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from data.files import atomic_path, write_text_atomic
+
 
 @dataclass
 class EvaluationResult:
@@ -49,12 +51,6 @@ class EvaluationResult:
 
                 interval = mean_ci(self.per_clip[key])
                 self.ci95[key] = [interval.low, interval.high]
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _format(value: float) -> str:
@@ -102,10 +98,9 @@ def plot_per_frame(result: EvaluationResult, path: Path) -> None:
     fig.suptitle(f"{result.protocol.get('videos', '')}: mean over {result.protocol.get('num_clips', '?')} clips",
                  fontsize=9)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    with atomic_path(path, suffix=".tmp.png") as tmp:  # matplotlib picks the format from the name
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def write_report(result: EvaluationResult, out: str | os.PathLike) -> dict[str, Path]:
@@ -117,8 +112,8 @@ def write_report(result: EvaluationResult, out: str | os.PathLike) -> dict[str, 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     paths = {"json": out, "markdown": out.with_suffix(".md")}
-    _atomic_write(out, json.dumps(asdict(result), indent=2, sort_keys=False, default=str) + "\n")
-    _atomic_write(paths["markdown"], markdown_table(result))
+    write_text_atomic(out, json.dumps(asdict(result), indent=2, sort_keys=False, default=str) + "\n")
+    write_text_atomic(paths["markdown"], markdown_table(result))
     if any(result.per_frame.values()):
         paths["figure"] = out.with_name(f"{out.stem}_per_frame.png")
         plot_per_frame(result, paths["figure"])

@@ -28,9 +28,9 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-__all__ = ["evaluate", "evaluate_generation", "load_run_config"]
+__all__ = ["evaluate", "evaluate_generation"]
 
-from models.checkpointing import load_run_config, load_state_dict
+from models.run import load_run
 from train import scalar_metrics
 
 log = logging.getLogger(__name__)
@@ -45,9 +45,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     Raises:
         ValueError: ``split`` is not ``test`` or ``val``.
     """
-    run_cfg = load_run_config(cfg.ckpt_path)
-    if run_cfg.model.get("_target_", "").endswith("VideoDiffusion"):
+    run = load_run(cfg.ckpt_path)  # its kind comes from the class its config builds
+    if run.kind == "diffusion":
         return evaluate_generation(cfg)
+    run_cfg = run.config
     if cfg.split not in ("test", "val"):
         raise ValueError(f"split={cfg.split!r} must be 'test' or 'val'")
     if cfg.get("run_overrides"):
@@ -56,7 +57,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     datamodule = instantiate(run_cfg.data)
     model = instantiate(run_cfg.model)
-    model.load_state_dict(load_state_dict(cfg.ckpt_path), strict=True)
+    model.load_state_dict(run.state_dict(), strict=True)
     trainer_options = {"accelerator": run_cfg.trainer.accelerator, "devices": 1, "precision": run_cfg.trainer.precision,
                        **instantiate(cfg.get("trainer") or {})}  # e.g. trainer.devices=2 +trainer.strategy=ddp
     trainer = pl.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=True, **trainer_options)

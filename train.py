@@ -37,6 +37,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from models.checkpointing import AtomicCheckpointIO
+from models.run import run_dir_of
 
 log = logging.getLogger(__name__)
 LAST_CHECKPOINT = "checkpoints/last.ckpt"
@@ -123,7 +124,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         ValueError: a bad config value (raised by the module it configures, naming the field).
     """
     if cfg.get("ckpt_path"):
-        run_dir = Path(cfg.ckpt_path).resolve().parent.parent
+        run_dir = run_dir_of(cfg.ckpt_path)
         if not Path(cfg.ckpt_path).is_file():
             raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path} does not exist")
         if (run_dir / "config.yaml").is_file():

@@ -68,21 +68,6 @@ def load_state_dict(path: str | os.PathLike, map_location: str | torch.device = 
     return checkpoint.get("state_dict", checkpoint)
 
 
-def load_run_config(ckpt_path: str | Path) -> DictConfig:
-    """The resolved config saved by the run that wrote ``ckpt_path`` (``<run>/checkpoints/x.ckpt``).
-
-    Raises:
-        FileNotFoundError: the checkpoint or the run's ``config.yaml`` is missing.
-    """
-    ckpt_path = Path(ckpt_path)
-    if not ckpt_path.is_file():
-        raise FileNotFoundError(f"ckpt_path={ckpt_path} does not exist")
-    config = ckpt_path.resolve().parent.parent / "config.yaml"
-    if not config.is_file():
-        raise FileNotFoundError(f"{config} not found: eval.py needs the config.yaml that train.py saved for this run")
-    return OmegaConf.load(config)
-
-
 class ExactResume:
     """LightningModule mixin that makes a resumed run continue exactly as an uninterrupted one.
 

@@ -265,9 +265,9 @@ def load_pretrained(source: str | os.PathLike) -> torch.nn.Module:
     if source.suffix in (".pyth", ".pth"):
         raise ValueError(f"{source}: an official checkpoint has no architecture; build TimeSformer(...) and "
                          "load_state_dict(official_state_dict(path))")
-    from models.metrics.recognition import RecognitionModel  # a run of this project
+    from models.run import load_run  # a run of this project
 
-    return RecognitionModel(source).net
+    return load_run(source).expect("classifier").build_net()
 
 
 HEAD_KEYS = ("head.weight", "head.bias")

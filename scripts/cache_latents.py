@@ -31,6 +31,7 @@ from data.annotations import write_class_names
 from data.latents import SPLITS, cache_latents
 from models.diffusion.generate import dataset_class_names
 from models.diffusion.autoencoder import load_frame_autoencoder
+from models.run import load_run, run_dir_of
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
@@ -56,8 +57,7 @@ def run_config(autoencoder: Path) -> DictConfig | None:
     """The saved config of the run that wrote a checkpoint, or None for a diffusers folder."""
     if autoencoder.is_dir():
         return None
-    config = autoencoder.resolve().parent.parent / "config.yaml"
-    return OmegaConf.load(config) if config.is_file() else None
+    return load_run(autoencoder).expect("autoencoder").config
 
 
 def data_config(args: argparse.Namespace) -> DictConfig:
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
         if out is None:
             if run_config(args.autoencoder) is None:
                 raise ValueError("--out is required when --autoencoder is not a checkpoint of a train.py run")
-            out = args.autoencoder.resolve().parent.parent / "latents"
+            out = run_dir_of(args.autoencoder) / "latents"
         autoencoder = load_frame_autoencoder(args.autoencoder).to(args.device)
     except (ValueError, FileNotFoundError) as error:  # a message, not a traceback
         sys.exit(f"cache_latents.py: error: {error}")

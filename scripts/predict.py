@@ -53,14 +53,12 @@ def _hf_predict(folder: Path, video: Path) -> tuple[torch.Tensor, list[str]]:
 
 def _run_predict(source: Path, video: Path) -> tuple[torch.Tensor, list[str]]:
     """Class probabilities (k,) of a run of ours on ``video``, with the run's evaluation clip, and the class names."""
-    from omegaconf import OmegaConf
-
     from data.annotations import find_class_names
     from data.sampling import dense_indices
-    from models.metrics.recognition import RecognitionModel, resolve_checkpoint
+    from models.metrics.recognition import RecognitionModel
 
     model = RecognitionModel(source)
-    data = OmegaConf.load(resolve_checkpoint(source)[1]).data
+    data = model.config.data
     length = video_info(str(video)).num_frames
     indices = dense_indices(length, model.num_frames, int(data.get("frame_stride", 1)), train=False)
     frames = read_clip(str(video), indices).float()[None] / 255  # (1 c t h w) in [0, 1]

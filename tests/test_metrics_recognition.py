@@ -131,9 +131,13 @@ def test_bad_labels_and_bad_runs_raise_clear_errors(run, tmp_path):
     other = tmp_path / "other"
     make_run(other)
     cfg = OmegaConf.load(other / "config.yaml")
-    cfg.model._target_ = "models.diffusion.module.LatentDiffusion"
+    cfg.model._target_ = "models.diffusion.module.VideoDiffusion"  # the run kind comes from the class it builds
     OmegaConf.save(cfg, other / "config.yaml")
-    with pytest.raises(ValueError, match="not a recognition checkpoint"):
+    with pytest.raises(ValueError, match="a diffusion run .*VideoDiffusion.*not a classifier run"):
+        RecognitionModel(other)
+    cfg.model._target_ = "models.diffusion.module.LatentDiffusion"  # no such class
+    OmegaConf.save(cfg, other / "config.yaml")
+    with pytest.raises(ValueError, match="LatentDiffusion cannot be imported"):
         RecognitionModel(other)
 
     no_net = tmp_path / "no_net"
@@ -162,13 +166,13 @@ def test_recognition_frame_encoder_feeds_each_frame_as_a_one_frame_clip(run):
 
 @pytest.mark.slow
 def test_a_trained_run_matches_its_own_data_path_and_test_accuracy(train_config, tmp_path):
-    from eval import load_run_config
     from models.checkpointing import load_state_dict
+    from models.run import load_run
     from train import train
 
     metrics = train(train_config("debug=tiny", "trainer.max_epochs=1", output_dir=tmp_path / "run"))
     model = RecognitionModel(metrics["best_model_path"])
-    run_cfg = load_run_config(metrics["best_model_path"])
+    run_cfg = load_run(metrics["best_model_path"]).config
     datamodule = instantiate(run_cfg.data)
     datamodule.setup("test")
     classifier = instantiate(run_cfg.model).eval()

@@ -194,29 +194,11 @@ class FrameAutoencoder(nn.Module):
         self.vae.save_pretrained(path)
 
 
-def _strip_prefix(state_dict: dict[str, torch.Tensor], prefix: str, source: Path) -> dict[str, torch.Tensor]:
-    picked = {key[len(prefix):]: value for key, value in state_dict.items() if key.startswith(prefix)}
-    if not picked:
-        raise ValueError(f"{source}: no '{prefix}*' weights in the checkpoint (is it a stage-1 autoencoder run?)")
-    return picked
-
-
 def _from_run_checkpoint(path: Path) -> FrameAutoencoder:
-    from hydra.utils import instantiate
-    from omegaconf import OmegaConf
+    from models.run import load_run
 
-    from models.checkpointing import load_state_dict
-
-    config = path.resolve().parent.parent / "config.yaml"
-    if not config.is_file():
-        raise FileNotFoundError(f"{config} not found: loading {path} needs the config.yaml its training run saved")
-    net_cfg = OmegaConf.select(OmegaConf.load(config), "model.net")
-    target = net_cfg.get("_target_", "") if net_cfg is not None else ""
-    if not str(target).endswith("FrameAutoencoder"):
-        raise ValueError(f"{path}: its run config builds model.net={target or None}, not a FrameAutoencoder")
-    model = instantiate(net_cfg)
-    model.load_state_dict(_strip_prefix(load_state_dict(path), "net.", path), strict=True)
-    return model
+    run = load_run(path).expect("autoencoder")
+    return run.build_net()
 
 
 def load_frame_autoencoder(path: str | os.PathLike) -> FrameAutoencoder:

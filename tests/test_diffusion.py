@@ -3,6 +3,8 @@ conditioning, CFG, EMA, sample files read back, and stage 2 end to end through t
 
 from __future__ import annotations
 
+import copy
+
 import math
 from pathlib import Path
 
@@ -143,6 +145,23 @@ def test_ema_decay_warmup_matches_diffusers_ema_model():
     for update in (1, 2, 3, 50, 5000):
         assert ema_decay_at(update, 0.999) == pytest.approx(reference.get_decay(update))
     assert ema_decay_at(1, 0.999, warmup=False) == 0.999
+
+
+def test_ema_updates_equal_diffusers_ema_model_steps():
+    from diffusers.training_utils import EMAModel
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+    ours = copy.deepcopy(net)
+    reference = EMAModel(net.parameters(), decay=0.99)  # its own warm-up schedule, like ema_decay_at
+    for update in range(1, 8):
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(torch.randn_like(p))  # a training step
+        update_ema(ours, net, ema_decay_at(update, 0.99))
+        reference.step(net.parameters())
+    for ema_param, shadow in zip(ours.parameters(), reference.shadow_params):
+        torch.testing.assert_close(ema_param, shadow, rtol=1e-6, atol=1e-6)
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from diffusers.models.embeddings import (
@@ -207,6 +209,23 @@ def test_patches_return_to_their_place():
     expected = torch.zeros(T, S, S, dtype=torch.bool)
     expected[2, 4:6, 2:4] = True
     assert torch.equal(x.grad[0].abs().sum(0) > 0, expected)
+
+
+def test_embeddings_follow_their_closed_forms():
+    # Independent of diffusers, which now computes them: the formulas of Vaswani et al. / MAE / DiT entry by entry.
+    d, positions = 8, torch.tensor([0.0, 1.0, 5.0])
+    omega = 10000.0 ** (-torch.arange(d // 2, dtype=torch.float64) / (d // 2))
+    expected = torch.cat([torch.sin(positions[:, None].double() * omega), torch.cos(positions[:, None].double() * omega)], 1)
+    torch.testing.assert_close(sincos_1d(d, positions), expected.float())
+    grid = sincos_2d(d, (2, 3))  # row-major patches; first half encodes the column, second the row
+    torch.testing.assert_close(grid[4], torch.cat([sincos_1d(d // 2, torch.tensor([1.0]))[0],
+                                                   sincos_1d(d // 2, torch.tensor([1.0]))[0]]))  # patch (1, 1)
+    torch.testing.assert_close(grid[2], torch.cat([sincos_1d(d // 2, torch.tensor([2.0]))[0],
+                                                   sincos_1d(d // 2, torch.tensor([0.0]))[0]]))  # patch (0, 2)
+    steps = torch.tensor([0, 7, 999])
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(4, dtype=torch.float32) / 4)
+    args = steps.float()[:, None] * freqs[None]
+    torch.testing.assert_close(TimestepEmbedder.timestep_embedding(steps, 8), torch.cat([args.cos(), args.sin()], 1))
 
 
 def test_embeddings_match_diffusers():

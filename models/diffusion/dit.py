@@ -36,10 +36,13 @@ knows each frame's index but still never mixes frames; set ``temporal_pos_embed=
 
 from __future__ import annotations
 
-import math
 
 import torch
-import torch.nn.functional as F
+from diffusers.models.embeddings import (
+    get_1d_sincos_pos_embed_from_grid,
+    get_2d_sincos_pos_embed_from_grid,
+    get_timestep_embedding,
+)
 from einops import rearrange
 from timm.layers import Mlp
 from torch import nn
@@ -55,7 +58,8 @@ TIMESTEP_INITS = ("dit", "torch")
 
 
 def sincos_1d(embed_dim: int, positions: torch.Tensor) -> torch.Tensor:
-    """1D sin-cos position embedding (Vaswani et al. 2017; MAE's ``get_1d_sincos_pos_embed_from_grid``).
+    """1D sin-cos position embedding (Vaswani et al. 2017; MAE's ``get_1d_sincos_pos_embed_from_grid``), computed by
+    ``diffusers.models.embeddings.get_1d_sincos_pos_embed_from_grid``.
 
     Args:
         embed_dim: even output width d.
@@ -64,13 +68,12 @@ def sincos_1d(embed_dim: int, positions: torch.Tensor) -> torch.Tensor:
     Returns:
         float32 tensor (n d): ``[sin(pos·ω_k) | cos(pos·ω_k)]`` with ``ω_k = 10000^(-k/(d/2))``, k < d/2.
     """
-    omega = 10000.0 ** (-torch.arange(embed_dim // 2, dtype=torch.float64) / (embed_dim // 2))  # (d/2)
-    angles = positions.to(torch.float64)[:, None] * omega[None]  # (n d/2)
-    return torch.cat([angles.sin(), angles.cos()], dim=1).float()  # (n d)
+    return get_1d_sincos_pos_embed_from_grid(embed_dim, positions).float()  # (n d), computed in float64
 
 
 def sincos_2d(embed_dim: int, grid: tuple[int, int]) -> torch.Tensor:
-    """2D sin-cos position embedding of a patch grid, as MAE/DiT's ``get_2d_sincos_pos_embed``.
+    """2D sin-cos position embedding of a patch grid, as MAE/DiT's ``get_2d_sincos_pos_embed``, computed by
+    ``diffusers.models.embeddings.get_2d_sincos_pos_embed_from_grid`` (which also allows non-square grids).
 
     Args:
         embed_dim: output width d, divisible by 4.
@@ -80,9 +83,8 @@ def sincos_2d(embed_dim: int, grid: tuple[int, int]) -> torch.Tensor:
         float32 tensor (n d), n = gh·gw in row-major order; the first d/2 channels encode the column, the rest the row.
     """
     rows, cols = torch.meshgrid(torch.arange(grid[0]), torch.arange(grid[1]), indexing="ij")  # each (gh gw)
-    emb_cols = sincos_1d(embed_dim // 2, rearrange(cols, "gh gw -> (gh gw)"))  # (n d/2)
-    emb_rows = sincos_1d(embed_dim // 2, rearrange(rows, "gh gw -> (gh gw)"))  # (n d/2)
-    return torch.cat([emb_cols, emb_rows], dim=1)  # (n d)
+    coordinates = torch.stack([cols, rows]).float()  # (2 gh gw): column first, as diffusers' meshgrid(w, h)
+    return get_2d_sincos_pos_embed_from_grid(embed_dim, coordinates).float()  # (n d)
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -103,7 +105,7 @@ class TimestepEmbedder(nn.Module):
         )
 
     @staticmethod
-    def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: int = 10000) -> torch.Tensor:
         """Sinusoidal features of (possibly fractional) timesteps.
 
         Args:
@@ -113,14 +115,11 @@ class TimestepEmbedder(nn.Module):
 
         Returns:
             float32 tensor (b dim): ``[cos(ts·f_k) | sin(ts·f_k)]``, ``f_k = max_period^(-k/(dim/2))``; zero-padded
-            when ``dim`` is odd.
+            when ``dim`` is odd (``diffusers.models.embeddings.get_timestep_embedding``).
         """
-        half = dim // 2
-        steps = torch.arange(half, dtype=torch.float32, device=timesteps.device)  # (dim/2)
-        freqs = torch.exp(-math.log(max_period) * steps / half)  # (dim/2)
-        args = timesteps.float()[:, None] * freqs[None]  # (b dim/2)
-        embedding = torch.cat([args.cos(), args.sin()], dim=-1)  # (b 2·(dim/2))
-        return F.pad(embedding, (0, dim % 2))  # (b dim)
+        # diffusers' DiT setting: cos first, no frequency shift (identical to DiT's own timestep_embedding)
+        return get_timestep_embedding(timesteps, dim, flip_sin_to_cos=True, downscale_freq_shift=0,
+                                      max_period=max_period)  # (b dim)
 
     def forward(self, timesteps: torch.Tensor) -> torch.Tensor:
         """Map timesteps (b,) to embeddings (b d)."""

@@ -76,6 +76,12 @@ def min_snr_weights(scheduler: DDPMScheduler, timesteps: torch.Tensor, gamma: fl
 def update_ema(ema: nn.Module, net: nn.Module, decay: float) -> None:
     """One EMA step ``θ_ema ← decay·θ_ema + (1 − decay)·θ`` for every parameter; buffers are copied.
 
+    The same update as ``diffusers.training_utils.EMAModel.step`` (tested equal, with :func:`ema_decay_at` giving its
+    decay). It is kept, rather than ``EMAModel``, because the average here is a whole module: the checkpoint stores
+    it as ``ema.*`` next to ``net.*``, and validation and sampling run it as a network (``self.ema(x, t, y)``);
+    ``EMAModel`` keeps bare shadow tensors that would have to be copied into a module before every use, and the
+    stored runs behind the README's numbers would no longer load.
+
     Args:
         ema: the averaged copy (same architecture as ``net``).
         net: the trained module.

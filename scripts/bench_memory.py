@@ -17,9 +17,7 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # scripts/ is not a package
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

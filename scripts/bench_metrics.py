@@ -13,12 +13,10 @@ direction clips rendered into a temporary folder, with the corruptions of ``test
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # scripts/ is not a package
 
 import cv2
 import numpy as np

@@ -31,13 +31,10 @@ import contextlib
 import json
 import logging
 import shutil
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # scripts/ is not a package
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # claims_verdicts.py, cache_latents.py
 
 import torch
 
@@ -260,7 +257,7 @@ def stage_one(grid: Grid) -> Path:
 
 def latent_caches(grid: Grid, autoencoder: Path) -> dict[str, Path]:
     """One latent cache per dataset, encoded by the shared stage 1."""
-    import cache_latents
+    from scripts import cache_latents
 
     caches = {}
     reused = set(REUSE_ROWS) if grid.reuse_gen is not None else set()
@@ -343,7 +340,7 @@ def score_all(grid: Grid, ckpts: dict[str, Path], samples: dict[str, Path]) -> N
 def run(budget: Budget, out: Path, data_dir: Path | None = None, reuse_gen: Path | None = None,
         reuse_runs: dict[str, Path] | None = None) -> dict:
     """Make every run of the grid that is missing, score everything, and write the claims table."""
-    import claims_verdicts
+    from scripts import claims_verdicts
 
     start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)

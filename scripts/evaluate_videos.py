@@ -20,10 +20,8 @@ for every metric's formula, direction, range and what it substitutes.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # scripts/ is not a package
 
 import torch
 

@@ -14,7 +14,6 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # scripts/ is not a package
 
 from data.moving_mnist import VARIANTS
 from data.moving_mnist_build import build_dataset

@@ -15,10 +15,8 @@ from the run's test split (encoded by its autoencoder), and the labels are those
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # scripts/ is not a package
 
 import torch
 

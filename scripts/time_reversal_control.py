@@ -20,10 +20,8 @@ Writes ``<out>/{name}.json/.md/.png`` and prints a table of both accuracies.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # scripts/ is not a package
 
 import torch
 from tqdm.auto import tqdm

@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-
 
 def load(name: str):
-    """A script of scripts/ as a module (registered, as dataclasses need)."""
-    if name in sys.modules:
-        return sys.modules[name]
-    if str(SCRIPTS) not in sys.path:
-        sys.path.insert(0, str(SCRIPTS))
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    """A script of scripts/ as a module (scripts/ is a package of the install)."""
+    return importlib.import_module(f"scripts.{name}")
 
 
 def clips(p: float, n: int = 200) -> list[float]:

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 from data.annotations import Sample, find_class_names, read_classes, read_folder_tree, read_list_file
 from data.dataset import VideoClipDataset, check_files
 from data.samplers import EpochShuffleSampler, MidEpochResume, ShardSampler
-from data.transforms import eval_transform, train_transform
+from data.transforms import eval_transform, spatial_view_transform, train_transform
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,11 @@ class VideoDataModule(SplitDataModule):
             :class:`data.dataset.VideoClipDataset`). With persistent workers, epochs after the first decode nothing.
         time_reversal: play training clips backwards with probability 1/2 and relabel them with the opposite
             direction; needs compass class names (e.g. ``classes_direction.txt``). Exact for Moving MNIST direction.
+        test_views: the multi-view test of the test split, ``{"temporal": N, "spatial": 1 | 3}``: N windows spread
+            over each video (:func:`data.sampling.view_starts`) × 1 centre or 3 crops along the long side
+            (:func:`data.transforms.spatial_view_transform`). Test items then hold ``video`` (v c t h w), and the
+            classifier aggregates its scores per video (``model.view_aggregation``). TimeSformer: 1 × 3; SlowFast:
+            10 × 3. None or 1 × 1: one centred clip, as validation.
 
     Raises:
         ValueError: a bad value, naming the field.
@@ -137,6 +142,7 @@ class VideoDataModule(SplitDataModule):
         generate: dict[str, Any] | None = None,
         cache_videos: bool = False,
         time_reversal: bool = False,
+        test_views: dict[str, int] | None = None,
     ) -> None:
         super().__init__()
         for name, value in (("num_frames", num_frames), ("frame_stride", frame_stride),
@@ -164,6 +170,12 @@ class VideoDataModule(SplitDataModule):
         self.datasets: dict[str, VideoClipDataset] = {}
         self.class_names: list[str] | None = None
         self.time_reversal = bool(time_reversal)
+        views = {"temporal": 1, "spatial": 1, **(dict(test_views) if test_views else {})}
+        if set(views) != {"temporal", "spatial"}:
+            raise ValueError(f"data.test_views={dict(test_views)} may only set temporal and spatial")
+        self.test_views = None if views == {"temporal": 1, "spatial": 1} else views
+        if self.test_views is not None:  # checked here, so a bad value fails before any data is read
+            self.view_tf = spatial_view_transform(crop_size, resize_size, mean, std, int(views["spatial"]))
 
     def prepare_data(self) -> None:
         if self.generate is not None:
@@ -193,9 +205,11 @@ class VideoDataModule(SplitDataModule):
             train = split == "train"
             samples = self.read_split(split)
             reverse = self._reverse_labels() if train and self.time_reversal else None
+            views = self.test_views if split == "test" else None
+            transform = self.train_tf if train else self.view_tf if views else self.eval_tf
             self.datasets[split] = VideoClipDataset(
-                samples, train=train, transform=self.train_tf if train else self.eval_tf,
-                seed=self.seed, reverse_labels=reverse, **self.clip,
+                samples, train=train, transform=transform, seed=self.seed, reverse_labels=reverse,
+                temporal_views=int(views["temporal"]) if views else None, **self.clip,
             )
         return self.datasets[split]
 

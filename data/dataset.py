@@ -25,11 +25,12 @@ from functools import partial
 
 import numpy as np
 import torch
+from einops import rearrange
 from torch.utils.data import Dataset
 
 from data.annotations import Sample
 from data.decoding import VideoDecodeError, read_sampled_clip
-from data.sampling import dense_indices, segment_indices
+from data.sampling import dense_indices, segment_indices, view_indices
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,10 @@ class VideoClipDataset(Dataset):
         reverse_labels: time-reversal augmentation in training: with probability 1/2 (drawn from the item's seeded
             RNG) the clip is played backwards and its label ``y`` becomes ``reverse_labels[y]`` (for direction labels,
             the opposite direction: see :func:`data.latents.opposite_directions`). None: off.
+        temporal_views: the multi-view test (evaluation only): every item holds this many windows of the video
+            (:func:`data.sampling.view_indices`), each passed through ``transform``, which returns its spatial crops
+            (v_s c t h w) (:func:`data.transforms.spatial_view_transform`); ``video`` is then (v c t h w) with
+            v = temporal × spatial views, temporal-major. None: one clip per item.
 
     Items are dicts: ``video`` (c t h w) float32 after ``transform``, ``label`` int64, ``index`` of the sample actually
     returned, and ``decode_failures``: how many files failed before this item was read.
@@ -109,9 +114,14 @@ class VideoClipDataset(Dataset):
         seed: int = 0,
         cache_videos: bool = False,
         reverse_labels: Sequence[int] | None = None,
+        temporal_views: int | None = None,
     ) -> None:
         if sampling not in SAMPLING_MODES:
             raise ValueError(f"sampling={sampling!r} is not one of {SAMPLING_MODES}")
+        if temporal_views is not None and (train or temporal_views < 1):
+            raise ValueError(f"data.test_views.temporal={temporal_views}: multi-view clips are for evaluation, >= 1")
+        if temporal_views is not None and temporal_views > 1 and sampling != "dense":
+            raise ValueError(f"data.test_views.temporal={temporal_views} needs dense sampling, not {sampling!r}")
         self.samples = list(samples)
         self.num_frames = num_frames
         self.frame_stride = frame_stride
@@ -125,6 +135,7 @@ class VideoClipDataset(Dataset):
         self.cache_videos = cache_videos
         self.reverse_labels = None if reverse_labels is None else [int(label) for label in reverse_labels]
         self._videos: dict[int, torch.Tensor] = {}  # index -> uint8 (c T h w), filled on first read
+        self.temporal_views = temporal_views
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -134,6 +145,30 @@ class VideoClipDataset(Dataset):
             return partial(dense_indices, num_frames=self.num_frames, frame_stride=self.frame_stride,
                            train=self.train, rng=rng, short_video=self.short_video)
         return partial(segment_indices, num_frames=self.num_frames, train=self.train, rng=rng)
+
+    def _decode_views(self, index: int, sample: Sample) -> list[torch.Tensor]:
+        """The multi-view test's windows (:func:`data.sampling.view_indices`) of one video: a list of uint8 clips
+        (c t h w), each frame decoded once."""
+        windows: list[list[int]] = []
+
+        def union(num_frames: int) -> list[int]:
+            if self.sampling == "dense":
+                windows.extend(view_indices(num_frames, self.num_frames, self.frame_stride, self.temporal_views,
+                                            self.short_video))
+            else:
+                windows.append(segment_indices(num_frames, self.num_frames, train=False))
+            return sorted({i for window in windows for i in window})
+
+        if self.cache_videos:
+            video = self._videos.get(index)
+            if video is None:
+                video = self._videos[index] = read_sampled_clip(sample.path, lambda n: range(n))[0]
+            frames, decoded = video, union(video.shape[1])
+            position = {i: i for i in decoded}
+        else:
+            frames, decoded = read_sampled_clip(sample.path, union)
+            position = {i: k for k, i in enumerate(decoded)}
+        return [frames[:, [position[i] for i in window]] for window in windows]
 
     def _decode(self, index: int, sample: Sample, rng: np.random.Generator | None) -> torch.Tensor:
         """The sampled frames (c t h w) uint8 of one video, from the cache when ``cache_videos`` is on."""
@@ -161,7 +196,8 @@ class VideoClipDataset(Dataset):
         for attempt in range(MAX_RETRIES_PER_ITEM + 1):
             sample = self.samples[candidate]
             try:
-                clip = self._decode(candidate, sample, rng)
+                clip = (self._decode(candidate, sample, rng) if self.temporal_views is None
+                        else self._decode_views(candidate, sample))
                 break
             except VideoDecodeError as err:
                 if not self.train:
@@ -181,7 +217,11 @@ class VideoClipDataset(Dataset):
         label = sample.label
         if self.train and self.reverse_labels is not None and rng.random() < 0.5:
             clip, label = clip.flip(1), self.reverse_labels[label]  # (c t h w) backwards in time
-        video = self.transform(clip) if self.transform is not None else clip
+        if self.temporal_views is not None:  # views (v c t h w), temporal-major: the transform gives the crops
+            views = [self.transform(window) if self.transform is not None else window[None] for window in clip]
+            video = rearrange(torch.stack(views), "tv sv c t h w -> (tv sv) c t h w")
+        else:
+            video = self.transform(clip) if self.transform is not None else clip
         return {
             "video": video,
             "label": torch.tensor(label, dtype=torch.long),

@@ -118,3 +118,38 @@ def segment_indices(
         offsets = np.full(num_frames, seg_len / 2)
     indices = np.floor(starts + offsets).astype(np.int64)
     return [int(i) for i in np.clip(indices, 0, video_len - 1)]
+
+
+def view_starts(video_len: int, num_frames: int, frame_stride: int, num_views: int) -> list[int]:
+    """First frame of each of ``num_views`` test windows of a dense clip (the multi-view test).
+
+    The windows are spread uniformly from the first possible start to the last, ``round(i · max_start / (N − 1))``
+    for view i of N (PySlowFast's ``get_start_end_idx`` for the test clips); one view is the centred clip that
+    :func:`dense_indices` takes in evaluation. A video shorter than the span gives start 0 for every view.
+
+    Args:
+        video_len: frames in the video (>= 1).
+        num_frames, frame_stride: the clip, as in :func:`dense_indices`.
+        num_views: windows per video (>= 1); TimeSformer tests 1, SlowFast 10.
+
+    Returns:
+        ``num_views`` non-decreasing 0-based start frames.
+
+    Raises:
+        ValueError: a non-positive argument.
+    """
+    _check(video_len, num_frames, frame_stride)
+    if num_views < 1:
+        raise ValueError(f"num_views={num_views} must be >= 1")
+    max_start = max(video_len - clip_span(num_frames, frame_stride), 0)
+    if num_views == 1:
+        return [max_start // 2]
+    return [int(round(i * max_start / (num_views - 1))) for i in range(num_views)]
+
+
+def view_indices(video_len: int, num_frames: int, frame_stride: int, num_views: int,
+                 short_video: str = "loop") -> list[list[int]]:
+    """Frame indices of every test window (:func:`view_starts`), each like :func:`dense_indices`' clip."""
+    _check(video_len, num_frames, frame_stride, short_video)
+    return [_fit(start + frame_stride * np.arange(num_frames), video_len, short_video)
+            for start in view_starts(video_len, num_frames, frame_stride, num_views)]

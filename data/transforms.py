@@ -10,7 +10,7 @@ Something-Something v2); data configs for such tasks set ``flip: false``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from einops import rearrange
@@ -91,3 +91,43 @@ def eval_transform(crop_size: int, resize_size: int, mean: Sequence[float], std:
         raise ValueError(f"resize_size={resize_size} is smaller than crop_size={crop_size}")
     ops = [v2.Resize(resize_size, antialias=True), v2.CenterCrop(crop_size)]
     return ClipTransform(ops + _finish(mean, std))
+
+
+SPATIAL_VIEWS = (1, 3)
+
+
+def spatial_view_transform(crop_size: int, resize_size: int, mean: Sequence[float], std: Sequence[float],
+                           num_crops: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The multi-view test's spatial crops: resize the short side to ``resize_size``, then ``num_crops`` square crops
+    of ``crop_size`` along the long side, normalised.
+
+    One crop is the centre crop of :func:`eval_transform`. Three are TimeSformer's/PySlowFast's ``uniform_crop``
+    with ``spatial_idx`` 0, 1, 2: the start (left, or top for a portrait video), the centre and the end (right, or
+    bottom) of the long side, each centred on the short side.
+
+    Returns:
+        A callable mapping a uint8 clip (c t h w) to float32 views (v c t crop crop), v = ``num_crops``.
+
+    Raises:
+        ValueError: ``num_crops`` is not 1 or 3, or ``resize_size < crop_size``.
+    """
+    if num_crops not in SPATIAL_VIEWS:
+        raise ValueError(f"data.test_views.spatial={num_crops} must be one of {SPATIAL_VIEWS}")
+    if resize_size < crop_size:
+        raise ValueError(f"resize_size={resize_size} is smaller than crop_size={crop_size}")
+    resize = ClipTransform([v2.Resize(resize_size, antialias=True)])
+    finish = ClipTransform(_finish(mean, std))
+
+    def views(clip: torch.Tensor) -> torch.Tensor:
+        frames = resize(clip)  # (c t h w), uint8
+        h, w = frames.shape[-2:]
+        top, left = (h - crop_size) // 2, (w - crop_size) // 2
+        if num_crops == 1:
+            offsets = [(top, left)]
+        elif h > w:  # portrait: crops along the height
+            offsets = [(0, left), (top, left), (h - crop_size, left)]
+        else:
+            offsets = [(top, 0), (top, left), (top, w - crop_size)]
+        return torch.stack([finish(frames[..., y:y + crop_size, x:x + crop_size].contiguous()) for y, x in offsets])
+
+    return views

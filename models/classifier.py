@@ -8,6 +8,7 @@ from collections.abc import Callable
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from einops import rearrange, reduce
 from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
@@ -30,6 +31,32 @@ def classification_metrics(num_classes: int, prefix: str) -> MetricCollection:
     )
 
 
+VIEW_AGGREGATIONS = ("sum_logits", "mean_softmax")
+
+
+def aggregate_views(logits: torch.Tensor, aggregation: str) -> torch.Tensor:
+    """Per-video scores from the logits of its test views.
+
+    Args:
+        logits: float tensor (b v k): v views of each of b videos.
+        aggregation: ``"sum_logits"`` (TimeSformer's test code sums the views' logits) or ``"mean_softmax"``
+            (the average of the views' class probabilities, as PySlowFast's ``ensemble_method: sum`` of softmax
+            scores and ViViT's evaluation do up to a constant).
+
+    Returns:
+        float tensor (b k): logits for ``sum_logits``, log-probabilities for ``mean_softmax``, so that argmax and
+        cross-entropy apply to both.
+
+    Raises:
+        ValueError: an unknown aggregation.
+    """
+    if aggregation == "sum_logits":
+        return reduce(logits, "b v k -> b k", "sum")
+    if aggregation == "mean_softmax":
+        return reduce(logits.softmax(dim=-1), "b v k -> b k", "mean").clamp_min(1e-12).log()
+    raise ValueError(f"model.view_aggregation={aggregation!r} is not one of {VIEW_AGGREGATIONS}")
+
+
 class VideoClassifier(ExactResume, pl.LightningModule):
     """Cross-entropy training of a video classifier.
 
@@ -42,6 +69,8 @@ class VideoClassifier(ExactResume, pl.LightningModule):
         compile: compile ``net`` in place (``module.compile()`` keeps state-dict keys stable).
         pretrained: fine-tune from published or saved weights (an HF folder or a run of this project, see
             :func:`models.pretrained.init_from_pretrained`); the head is replaced when the class count differs.
+        view_aggregation: how a multi-view test (``video`` of shape (b v c t h w), ``data.test_views``) turns the
+            views' logits into one score per video (:func:`aggregate_views`).
 
     Logs ``train/loss``, ``train/acc_top1``, ``train/decode_failures``, ``{val,test}/loss`` and
     ``{val,test}/acc_top1``, ``acc_top5``, ``acc_mean_class``.
@@ -56,10 +85,13 @@ class VideoClassifier(ExactResume, pl.LightningModule):
         label_smoothing: float = 0.0,
         compile: bool = False,
         pretrained: str | None = None,
+        view_aggregation: str = "sum_logits",
     ) -> None:
         super().__init__()
         if not 0 <= label_smoothing < 1:
             raise ValueError(f"model.label_smoothing={label_smoothing} must be in [0, 1)")
+        if view_aggregation not in VIEW_AGGREGATIONS:
+            raise ValueError(f"model.view_aggregation={view_aggregation!r} is not one of {VIEW_AGGREGATIONS}")
         self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler"])
         self.net = net
         if pretrained:
@@ -89,8 +121,16 @@ class VideoClassifier(ExactResume, pl.LightningModule):
         self.log("train/decode_failures", float(self.decode_failures), on_step=False, on_epoch=True)
         return loss
 
+    def scores(self, video: torch.Tensor) -> torch.Tensor:
+        """Logits (b k) of clips (b c t h w), or per-video aggregated scores of multi-view items (b v c t h w)."""
+        if video.ndim == 5:
+            return self(video)
+        b = video.shape[0]
+        logits = self(rearrange(video, "b v c t h w -> (b v) c t h w"))  # every view of every video at once
+        return aggregate_views(rearrange(logits, "(b v) k -> b v k", b=b), self.hparams.view_aggregation)
+
     def _eval_step(self, batch: dict[str, torch.Tensor], stage: str, metrics: MetricCollection) -> None:
-        logits = self(batch["video"])
+        logits = self.scores(batch["video"])
         self.log(f"{stage}/loss", F.cross_entropy(logits, batch["label"]), prog_bar=False, sync_dist=True)
         metrics.update(logits, batch["label"])
         self.log_dict(metrics, prog_bar=stage == "val")

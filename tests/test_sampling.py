@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from data.sampling import clip_span, dense_indices, segment_indices
+from data.sampling import clip_span, dense_indices, segment_indices, view_indices, view_starts
 
 
 def test_dense_eval_is_the_centred_clip():
@@ -65,3 +65,16 @@ def test_segment_short_video_repeats_frames_in_range():
 def test_bad_arguments_raise(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+@pytest.mark.parametrize(("video_len", "views", "expected"), [
+    (100, 1, [(100 - 15) // 2]),          # one view: the centred evaluation clip
+    (100, 3, [0, 42, 85]),               # spread from the first to the last possible start (span 15 = 8 at stride 2)
+    (10, 4, [0, 0, 0, 0]),               # shorter than the span: every view starts at 0
+])
+def test_view_starts_spread_uniformly(video_len, views, expected):
+    assert view_starts(video_len, 8, 2, views) == expected
+    windows = view_indices(video_len, 8, 2, views)
+    assert [w[0] for w in windows] == [min(s, video_len - 1) for s in expected]
+    if views == 1:
+        assert windows == [dense_indices(video_len, 8, 2, train=False)]

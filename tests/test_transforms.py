@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from data.transforms import eval_transform, train_transform
+from data.transforms import eval_transform, spatial_view_transform, train_transform
 
 MEAN, STD = [0.45] * 3, [0.225] * 3
 
@@ -53,3 +53,27 @@ def test_bad_inputs_and_settings_raise():
         train_transform(64, 32, 48, False, MEAN, STD)
     with pytest.raises(ValueError, match="resize_size"):
         eval_transform(64, 32, MEAN, STD)
+
+
+def coordinate_clip(h: int, w: int, t: int = 2) -> torch.Tensor:
+    """uint8 (3 t h w): channel 0 holds the column index, channel 1 the row index, channel 2 the frame index."""
+    cols = torch.arange(w).expand(h, w)
+    rows = torch.arange(h)[:, None].expand(h, w)
+    frames = [torch.stack([cols, rows, torch.full((h, w), k)]) for k in range(t)]
+    return torch.stack(frames, dim=1).to(torch.uint8)
+
+
+@pytest.mark.parametrize(("h", "w", "expected"), [
+    (4, 10, [(0, 0), (0, 3), (0, 6)]),   # landscape: left, centre, right; vertically centred
+    (10, 4, [(0, 0), (3, 0), (6, 0)]),   # portrait: top, centre, bottom
+])
+def test_three_spatial_views_are_the_start_centre_and_end_of_the_long_side(h, w, expected):
+    views = spatial_view_transform(4, 4, [0, 0, 0], [1 / 255] * 3, num_crops=3)(coordinate_clip(h, w))
+    assert views.shape == (3, 3, 2, 4, 4)  # (v c t h w)
+    for view, (top, left) in zip(views, expected):
+        assert view[0, 0, 0, 0].item() == left and view[1, 0, 0, 0].item() == top  # the crop's top-left pixel
+    centre = spatial_view_transform(4, 4, [0, 0, 0], [1 / 255] * 3, num_crops=1)(coordinate_clip(h, w))
+    torch.testing.assert_close(centre[0], views[1])  # one view is the centre crop
+    torch.testing.assert_close(centre[0], eval_transform(4, 4, [0, 0, 0], [1 / 255] * 3)(coordinate_clip(h, w)))
+    with pytest.raises(ValueError, match="test_views.spatial=2"):
+        spatial_view_transform(4, 4, [0, 0, 0], [1, 1, 1], num_crops=2)

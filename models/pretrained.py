@@ -274,7 +274,10 @@ HEAD_KEYS = ("head.weight", "head.bias")
 
 
 def init_from_pretrained(net: torch.nn.Module, source: str | os.PathLike) -> list[str]:
-    """Copy the weights of :func:`load_pretrained` ``(source)`` into ``net``, to fine-tune from them.
+    """Copy the weights of :func:`load_pretrained` ``(source)`` into ``net``, to fine-tune from them. An official
+    TimeSformer ``.pyth`` file (which has no architecture of its own) fills ``net`` through
+    :func:`official_state_dict`, so ``train.py model.pretrained=TimeSformer_divST_8x32_224_K400.pyth`` works when
+    the config builds the matching model.
 
     The classifier head is kept as ``net`` initialised it when its shape differs (another class count); every other
     parameter must exist in both with the same shape.
@@ -285,7 +288,10 @@ def init_from_pretrained(net: torch.nn.Module, source: str | os.PathLike) -> lis
     Raises:
         ValueError: a non-head key is missing, unexpected or of another shape (the message names them).
     """
-    state = load_pretrained(source).state_dict()
+    if Path(source).suffix in (".pyth", ".pth"):
+        state = official_state_dict(source)
+    else:
+        state = load_pretrained(source).state_dict()
     own = net.state_dict()
     replaced = [k for k in HEAD_KEYS if k in own and k in state and state[k].shape != own[k].shape]
     for key in replaced:

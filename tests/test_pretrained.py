@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.pretrained import (hf_to_ours, load_pretrained, official_state_dict, ours_to_hf, timesformer_from_hf,
-                               vivit_from_hf)
+from models.pretrained import (hf_to_ours, init_from_pretrained, load_pretrained, official_state_dict, ours_to_hf,
+                               timesformer_from_hf, vivit_from_hf)
 from models.timesformer import TimeSformer
 
 transformers = pytest.importorskip("transformers")
@@ -66,6 +66,12 @@ def test_key_maps_round_trip_and_refuse_foreign_keys(tmp_path):
     reloaded = TimeSformer(img_size=32, patch_size=8, num_classes=5, num_frames=4, embed_dim=16, depth=2, num_heads=2)
     reloaded.load_state_dict(official_state_dict(path), strict=True)
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), reloaded.state_dict().values()))
+    # Fine-tuning from it (model.pretrained=...pyth): every weight but a head of another class count is copied.
+    target = TimeSformer(img_size=32, patch_size=8, num_classes=3, num_frames=4, embed_dim=16, depth=2, num_heads=2)
+    head = target.head.weight.clone()
+    assert init_from_pretrained(target, path) == ["head.weight", "head.bias"]
+    assert torch.equal(target.head.weight, head) and torch.equal(target.blocks[1].attn.qkv.weight,
+                                                                  model.blocks[1].attn.qkv.weight)
 
 
 def test_a_folder_that_does_not_fit_names_the_keys(tmp_path):

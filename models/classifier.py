@@ -69,6 +69,8 @@ class VideoClassifier(ExactResume, pl.LightningModule):
         compile: compile ``net`` in place (``module.compile()`` keeps state-dict keys stable).
         pretrained: fine-tune from published or saved weights (an HF folder or a run of this project, see
             :func:`models.pretrained.init_from_pretrained`); the head is replaced when the class count differs.
+        pretrained_tubelet_init: ``central_frame`` or ``filter``: how a timm image ViT's patch kernel becomes a tubelet
+            kernel when ``pretrained`` is one (:func:`models.inflate.inflate_patch_kernel`).
         view_aggregation: how a multi-view test (``video`` of shape (b v c t h w), ``data.test_views``) turns the
             views' logits into one score per video (:func:`aggregate_views`).
 
@@ -86,6 +88,7 @@ class VideoClassifier(ExactResume, pl.LightningModule):
         compile: bool = False,
         pretrained: str | None = None,
         view_aggregation: str = "sum_logits",
+        pretrained_tubelet_init: str = "central_frame",
     ) -> None:
         super().__init__()
         if not 0 <= label_smoothing < 1:
@@ -97,7 +100,7 @@ class VideoClassifier(ExactResume, pl.LightningModule):
         if pretrained:
             from models.pretrained import init_from_pretrained
 
-            replaced = init_from_pretrained(self.net, pretrained)
+            replaced = init_from_pretrained(self.net, pretrained, pretrained_tubelet_init)
             log.info("initialised from %s%s", pretrained, f" (new {', '.join(replaced)})" if replaced else "")
         if compile:
             self.net.compile()

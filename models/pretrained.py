@@ -273,11 +273,24 @@ def load_pretrained(source: str | os.PathLike) -> torch.nn.Module:
 HEAD_KEYS = ("head.weight", "head.bias")
 
 
-def init_from_pretrained(net: torch.nn.Module, source: str | os.PathLike) -> list[str]:
+def _is_image_vit(path: str | os.PathLike) -> bool:
+    """Whether a weights file is a timm image ViT (flat keys, no ``time_embed``), rather than an official video one."""
+    from models.inflate import read_image_vit
+
+    try:
+        state = read_image_vit(path)
+    except ValueError:
+        return False
+    return "time_embed" not in state
+
+
+def init_from_pretrained(net: torch.nn.Module, source: str | os.PathLike,
+                         tubelet_init: str = "central_frame") -> list[str]:
     """Copy the weights of :func:`load_pretrained` ``(source)`` into ``net``, to fine-tune from them. An official
     TimeSformer ``.pyth`` file (which has no architecture of its own) fills ``net`` through
     :func:`official_state_dict`, so ``train.py model.pretrained=TimeSformer_divST_8x32_224_K400.pyth`` works when
-    the config builds the matching model.
+    the config builds the matching model. A timm ImageNet ViT (``.safetensors``/``.pth``) is inflated into ``net``
+    (:func:`models.inflate.inflate_from_image_vit`; tubelets by ``tubelet_init``).
 
     The classifier head is kept as ``net`` initialised it when its shape differs (another class count); every other
     parameter must exist in both with the same shape.
@@ -288,6 +301,10 @@ def init_from_pretrained(net: torch.nn.Module, source: str | os.PathLike) -> lis
     Raises:
         ValueError: a non-head key is missing, unexpected or of another shape (the message names them).
     """
+    if Path(source).suffix in (".safetensors", ".pth", ".bin") and _is_image_vit(source):
+        from models.inflate import inflate_from_image_vit  # an ImageNet ViT of timm: inflated as the papers do
+
+        return inflate_from_image_vit(net, source, tubelet_init)
     if Path(source).suffix in (".pyth", ".pth"):
         state = official_state_dict(source)
     else:

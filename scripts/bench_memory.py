@@ -19,7 +19,6 @@ import sys
 import time
 
 
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", choices=("timesformer", "vivit"), default="timesformer")

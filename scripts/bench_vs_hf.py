@@ -43,6 +43,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def peak_rss_gb() -> float:
+    """Peak resident memory of this process so far, in GB (Linux reports ``ru_maxrss`` in kB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+
+
 def build(config: str, num_frames: int, img_size: int):
     """The model of one configuration, in training mode, taking (b c t h w) and returning logits (b 400)."""
     import torch
@@ -72,7 +77,7 @@ def measure(args: argparse.Namespace) -> dict:
     if args.child == "floor":
         for p in model.parameters():
             p.grad = torch.zeros_like(p)
-        return {"seconds": float("nan"), "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}
+        return {"seconds": float("nan"), "peak_rss_gb": peak_rss_gb()}
     video = torch.randn(1, 3, args.num_frames, args.img_size, args.img_size)
     times = []
     for step in range(args.steps + 1):
@@ -81,7 +86,7 @@ def measure(args: argparse.Namespace) -> dict:
         model.zero_grad(set_to_none=False)  # gradients stay allocated, as in training
         if step:
             times.append(time.perf_counter() - start)
-    return {"seconds": statistics.median(times), "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}
+    return {"seconds": statistics.median(times), "peak_rss_gb": peak_rss_gb()}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -109,7 +114,8 @@ def main(argv: list[str] | None = None) -> None:
         m = median[config]
         speed = "" if config == "floor" else (f", {m['seconds']:.2f} s a step, "
                                               f"speed {hf['seconds'] / m['seconds']:.2f}x HF")
-        print(f"{config:10s} peak RSS {m['peak_rss_gb']:.2f} GB ({m['peak_rss_gb'] / hf['peak_rss_gb']:.2f}x HF){speed}")
+        memory = f"peak RSS {m['peak_rss_gb']:.2f} GB ({m['peak_rss_gb'] / hf['peak_rss_gb']:.2f}x HF)"
+        print(f"{config:10s} {memory}{speed}")
 
 
 if __name__ == "__main__":

@@ -69,7 +69,7 @@ echo "== 7/7 scoring the samples"
 $PY scripts/evaluate_videos.py --videos "$OUT/samples/samples.txt" --classifier "$CLASSIFIER" \
   --groups temporal accuracy --threads "$THREADS" --out "$OUT/samples_metrics.json"
 if [[ -f "$OUT/samples/reference.txt" ]]; then  # frame-conditioned: the generated frames against the real ones
-  k=$($PY -c "from models.checkpointing import load_run_config as c; print(c('$OUT/dit/checkpoints/last.ckpt').model.num_cond_frames)")
+  k=$($PY -c "from models.run import load_run; print(load_run('$OUT/dit/checkpoints/last.ckpt').config.model.num_cond_frames)")
   $PY scripts/evaluate_videos.py --videos "$OUT/samples/samples.txt" --reference "$OUT/samples/reference.txt" \
     --start-frame "$k" --groups paired accuracy --threads "$THREADS" --out "$OUT/continuation_metrics.json"
 fi  # (its flow_direction_accuracy is that of the generated frames alone: the given ones move correctly by construction)

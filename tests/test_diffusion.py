@@ -4,6 +4,7 @@ conditioning, CFG, EMA, sample files read back, and stage 2 end to end through t
 from __future__ import annotations
 
 import copy
+import json
 
 import math
 from pathlib import Path
@@ -610,3 +611,23 @@ def test_rows_by_label_puts_each_label_on_its_own_row_and_pads_with_black():
     assert [int(tile.max()) for tile in tiles] == [10, 0, 0, 20, 30, 0]
     with pytest.raises(ValueError, match="same non-zero number"):
         rows_by_label(clips, [0, 1])
+
+
+def test_score_samples_samples_and_scores_the_final_weights(dit_config, tmp_path):
+    from models.diffusion.generate import generate_to_folder
+    from train import train
+
+    run = tmp_path / "scored"
+    train(dit_config("debug=tiny", "trainer.max_epochs=1", "trainer.limit_train_batches=2", "test=false",
+                     "model.num_log_samples=0", "callbacks.motion_curve.every_n_steps=1000",
+                     "callbacks.score_samples.num_samples=4", "callbacks.score_samples.steps=2", output_dir=run))
+    report = json.loads((run / "samples_metrics.json").read_text())
+    assert report["protocol"]["num_clips"] == 4 and "temporal_flickering" in report["metrics"]
+    assert "classifier_accuracy" in report["skipped"]  # no classifier given
+    # The samples are those of the run's final weights: drawn again from last.ckpt, they are the same clips.
+    again = generate_to_folder(run / "checkpoints" / "last.ckpt", tmp_path / "again", 4, steps=2, grey=True,
+                               progress=False)
+    first = read_list_file(run / "samples" / "samples.txt", run / "samples")
+    second = read_list_file(again, again.parent)
+    for a, b in zip(first, second):
+        assert torch.equal(read_clip(a.path, range(8)), read_clip(b.path, range(8)))

@@ -111,6 +111,23 @@ def auto_resume_path(cfg: DictConfig) -> str | None:
     return str(last)
 
 
+def apply_source_preprocessing(cfg: DictConfig) -> None:
+    """With ``model.pretrained``, take the input protocol (mean, std, crop and resize size) from the source where it
+    states one (:func:`models.pretrained.source_preprocessing`), so the run is fed as the weights were trained and
+    its ``config.yaml`` records it. Values that change are logged."""
+    source = OmegaConf.select(cfg, "model.pretrained")
+    if not source or "data" not in cfg:
+        return
+    from models.pretrained import source_preprocessing
+
+    stated = {key: value for key, value in source_preprocessing(source).items() if key in cfg.data}
+    changed = {key: value for key, value in stated.items()
+               if OmegaConf.to_container(OmegaConf.create({"v": cfg.data[key]}))["v"] != value}
+    for key, value in changed.items():
+        log.info("data.%s=%s, as %s states (was %s)", key, value, source, cfg.data[key])
+        cfg.data[key] = value
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit (and optionally test) the configured model.
 
@@ -123,6 +140,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     Raises:
         ValueError: a bad config value (raised by the module it configures, naming the field).
     """
+    apply_source_preprocessing(cfg)
     if cfg.get("ckpt_path"):
         run_dir = run_dir_of(cfg.ckpt_path)
         if not Path(cfg.ckpt_path).is_file():

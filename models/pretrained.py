@@ -271,6 +271,41 @@ def load_pretrained(source: str | os.PathLike) -> torch.nn.Module:
 
 
 HEAD_KEYS = ("head.weight", "head.bias")
+PREPROCESSOR_FILE = "preprocessor_config.json"  # what HF's image processors save beside the weights
+
+
+def source_preprocessing(source: str | os.PathLike) -> dict:
+    """The input protocol a pretrained source states, as ``data.*`` values: ``mean``, ``std`` (of [0, 1] pixels),
+    ``crop_size`` and ``resize_size`` (pixels).
+
+    * an HF folder: its ``preprocessor_config.json`` (``image_mean``, ``image_std``, ``crop_size``,
+      ``size.shortest_edge``), as ``save_pretrained`` of the image processor writes it;
+    * a run of this project: its ``config.yaml``'s ``data`` values;
+    * anything else (an official ``.pyth``, a timm file) states nothing: ``{}``.
+    """
+    source = Path(source)
+    stated: dict = {}
+    if source.is_dir() and (source / PREPROCESSOR_FILE).is_file():
+        config = json.loads((source / PREPROCESSOR_FILE).read_text())
+        if "image_mean" in config and "image_std" in config:
+            stated.update(mean=[float(v) for v in config["image_mean"]], std=[float(v) for v in config["image_std"]])
+        crop = config.get("crop_size")
+        if isinstance(crop, dict) and "height" in crop:
+            stated["crop_size"] = int(crop["height"])
+        size = config.get("size")
+        if isinstance(size, dict) and "shortest_edge" in size:
+            stated["resize_size"] = int(size["shortest_edge"])
+        return stated
+    if source.suffix == ".ckpt" or (source.is_dir() and (source / "config.yaml").is_file()):
+        from omegaconf import OmegaConf
+
+        from models.run import CONFIG_FILE, run_dir_of
+
+        folder = source if source.is_dir() else run_dir_of(source)
+        data = OmegaConf.load(folder / CONFIG_FILE).data
+        return {key: (list(data[key]) if key in ("mean", "std") else int(data[key]))
+                for key in ("mean", "std", "crop_size", "resize_size") if data.get(key) is not None}
+    return stated
 
 
 def _is_image_vit(path: str | os.PathLike) -> bool:
@@ -318,4 +353,4 @@ def init_from_pretrained(net: torch.nn.Module, source: str | os.PathLike,
 
 
 __all__ = ["HF_BLOCK", "HF_TOP", "hf_to_ours", "init_from_pretrained", "load_pretrained", "load_strictly",
-           "official_state_dict", "ours_to_hf", "timesformer_from_hf", "vivit_from_hf"]
+           "official_state_dict", "ours_to_hf", "source_preprocessing", "timesformer_from_hf", "vivit_from_hf"]

@@ -142,3 +142,31 @@ def test_predict_names_the_classes_of_an_hf_folder(tiny_mmnist, tmp_path):
     assert sum(p for _, p in ranking) == pytest.approx(1.0) and ranking[0][1] >= ranking[-1][1]
     with pytest.raises(FileNotFoundError, match="not found"):
         _predict_module().predict(tmp_path / "hf", tmp_path / "missing.mp4")
+
+
+def test_the_sources_input_protocol_is_used_and_recorded(tmp_path, train_config):
+    """An HF folder's preprocessor_config.json sets data.mean/std/crop/resize; the run's config.yaml records them."""
+    import json
+
+    from omegaconf import OmegaConf
+
+    from models.pretrained import source_preprocessing
+    from train import train
+
+    config = transformers.TimesformerConfig(image_size=64, patch_size=16, num_frames=8, hidden_size=32,
+                                            num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+                                            num_labels=8)
+    transformers.TimesformerForVideoClassification(config).save_pretrained(tmp_path / "hf")
+    (tmp_path / "hf" / "preprocessor_config.json").write_text(json.dumps({
+        "image_mean": [0.5, 0.4, 0.3], "image_std": [0.2, 0.25, 0.3], "crop_size": {"height": 64, "width": 64},
+        "size": {"shortest_edge": 72}, "image_processor_type": "VideoMAEImageProcessor"}))
+    assert source_preprocessing(tmp_path / "hf") == {"mean": [0.5, 0.4, 0.3], "std": [0.2, 0.25, 0.3],
+                                                     "crop_size": 64, "resize_size": 72}
+    run = tmp_path / "run"
+    train(train_config("~experiment", f"model.pretrained={tmp_path / 'hf'}", "model.net.depth=2",
+                       "model.net.num_heads=4", "data.num_workers=0", "debug=fast_dev_run", output_dir=run))
+    saved = OmegaConf.load(run / "config.yaml").data
+    assert list(saved.mean) == [0.5, 0.4, 0.3] and list(saved.std) == [0.2, 0.25, 0.3] and saved.resize_size == 72
+    # A run of ours states its own protocol; a file without one states nothing.
+    assert source_preprocessing(run)["resize_size"] == 72
+    assert source_preprocessing(tmp_path / "hf" / "model.safetensors") == {}

@@ -26,8 +26,9 @@ def test_bench_train_prints_the_throughput_line(tiny_mmnist, capsys):
     match = BENCH_LINE.match(last)
     assert match, last
     rate, percent, peak = (float(group) for group in match.groups())
-    assert rate == pytest.approx(figures["flops_per_step"] / figures["seconds"] / 1e9, rel=0.01)
-    assert percent == pytest.approx(100 * rate / peak, abs=0.1)
+    # The line prints one decimal: allow its rounding (± 0.05), not a relative margin that a slow machine exceeds.
+    assert rate == pytest.approx(figures["flops_per_step"] / figures["seconds"] / 1e9, abs=0.051)
+    assert percent == pytest.approx(100 * rate / peak, abs=100 * 0.051 / peak + 0.051)
     assert figures["flops_per_step"] > 0 and peak > 0
 
 

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from data.annotations import Sample, find_class_names, read_classes, read_folder_tree, read_list_file
 from data.dataset import VideoClipDataset, check_files
-from data.samplers import EpochShuffleSampler, MidEpochResume, ShardSampler
+from data.samplers import EpochShuffleSampler, ShardSampler
 from data.transforms import eval_transform, spatial_view_transform, train_transform
 
 log = logging.getLogger(__name__)
@@ -47,21 +47,58 @@ def clip_loader(dataset: Dataset, batch_size: int, seed: int, num_workers: int, 
 STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
 
 
-class SplitDataModule(MidEpochResume, pl.LightningDataModule):
+class SplitDataModule(pl.LightningDataModule):
     """What the project's DataModules share: one dataset per split, built on demand by :meth:`load_split`, and the
     loaders of :func:`clip_loader` (seeded, sharded, resumable training order; file order for evaluation).
+
+    Checkpoints record how far into its epoch the training loader got (:meth:`state_dict`); a resumed run starts at
+    that epoch (the next one if it had finished) and skips the batches already trained on, so it sees exactly the
+    clips an uninterrupted run would.
 
     Subclasses set ``datasets = {}``, ``batch_size``, ``num_workers``, ``pin_memory``, ``seed`` and implement
     :meth:`load_split`.
     """
 
     datasets: dict[str, Dataset]
+    batch_size: int
     num_workers: int
     pin_memory: bool
+    seed: int
+    _resume_at: tuple[int, int] | None = None  # (epoch to start in, items of this process's shard to skip)
 
     def load_split(self, split: str) -> Dataset:
         """Build (or return the already built) dataset of ``split`` (``train``, ``val`` or ``test``)."""
         raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        """How far into its epoch the training loader got (saved by Lightning in every checkpoint)."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return {}
+        done = int(trainer.fit_loop.epoch_loop.batch_progress.current.completed)
+        return {"epoch": int(trainer.current_epoch), "batches_done": done,
+                "epoch_finished": bool(done >= trainer.num_training_batches)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Called on resume before the dataloaders are built: remember where the interrupted run stopped."""
+        if not state_dict:
+            return
+        epoch = int(state_dict["epoch"])
+        if state_dict.get("epoch_finished"):
+            self._resume_at = (epoch + 1, 0)
+        else:
+            self._resume_at = (epoch, int(state_dict["batches_done"]) * int(self.batch_size))
+
+    def train_sampler(self, dataset_len: int) -> EpochShuffleSampler:
+        """The training sampler, positioned where the checkpoint being resumed stopped. The epoch is set here
+        because Lightning may draw the first indices (worker prefetch) before its ``set_epoch`` call."""
+        sampler = EpochShuffleSampler(dataset_len, self.seed)
+        if self._resume_at is not None:
+            epoch, skip = self._resume_at
+            sampler.set_epoch(epoch)
+            sampler.resume_at(epoch, skip)
+            self._resume_at = None
+        return sampler
 
     def setup(self, stage: str | None = None) -> None:
         for split in STAGE_SPLITS.get(stage, ("train", "val", "test")):

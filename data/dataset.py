@@ -160,9 +160,7 @@ class VideoClipDataset(Dataset):
             return sorted({i for window in windows for i in window})
 
         if self.cache_videos:
-            video = self._videos.get(index)
-            if video is None:
-                video = self._videos[index] = read_sampled_clip(sample.path, lambda n: range(n))[0]
+            video = self._cached_video(index, sample)
             frames, decoded = video, union(video.shape[1])
             position = {i: i for i in decoded}
         else:
@@ -174,10 +172,15 @@ class VideoClipDataset(Dataset):
         """The sampled frames (c t h w) uint8 of one video, from the cache when ``cache_videos`` is on."""
         if not self.cache_videos:
             return read_sampled_clip(sample.path, self._sampler(rng))[0]
+        video = self._cached_video(index, sample)
+        return video[:, self._sampler(rng)(video.shape[1])]  # (c t h w)
+
+    def _cached_video(self, index: int, sample: Sample) -> torch.Tensor:
+        """Every frame (c T h w) uint8 of one video, decoded on its first read and kept (``cache_videos``)."""
         video = self._videos.get(index)
         if video is None:
             video = self._videos[index] = read_sampled_clip(sample.path, lambda num_frames: range(num_frames))[0]
-        return video[:, self._sampler(rng)(video.shape[1])]  # (c t h w)
+        return video
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
         """Read one clip; ``key`` is an index, or ``(index, epoch)`` from :class:`data.samplers.EpochShuffleSampler`."""

@@ -17,14 +17,14 @@ epoch (with the same augmentation, since it is keyed by ``(index, epoch)``).
 
 **Mid-epoch resume:** :meth:`EpochShuffleSampler.resume_at` skips the first items of one epoch's shard, the ones a run
 consumed before it was interrupted, so a run restarted from a mid-epoch checkpoint sees exactly the clips an
-uninterrupted run would (see :class:`MidEpochResume`).
+uninterrupted run would (see :class:`data.datamodule.SplitDataModule`). Its length stays the full shard's
+(``DistributedSampler``'s ``num_samples``): Lightning counts a resumed epoch's batches from the restored step.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -93,9 +93,6 @@ class EpochShuffleSampler(DistributedSampler):
             self._resume = None
         return iter([(index, epoch) for index in shard])
 
-    def __len__(self) -> int:
-        return self.num_samples  # the full shard: Lightning counts a resumed epoch's batches from the restored step
-
 
 class ShardSampler(DistributedSampler):
     """Evaluation order: indices ``rank, rank + world, ...`` of the dataset, without padding.
@@ -118,45 +115,3 @@ class ShardSampler(DistributedSampler):
 
     def __len__(self) -> int:
         return len(range(self.rank, self.dataset_len, self.num_replicas))
-
-
-class MidEpochResume:
-    """``LightningDataModule`` mixin: checkpoints record how far into its epoch the training loader got.
-
-    Lightning saves :meth:`state_dict` in every checkpoint and calls :meth:`load_state_dict` on resume before it
-    builds the dataloaders. :meth:`train_sampler` then starts at the checkpoint's epoch (the next one if that epoch had
-    finished) and skips the batches the interrupted run had trained on. The epoch is set when the sampler is built
-    because Lightning may draw the first indices (worker prefetch) before its ``set_epoch`` call. The class using it
-    sets ``batch_size`` (per process) and ``seed``.
-    """
-
-    batch_size: int
-    seed: int
-    _resume_at: tuple[int, int] | None = None  # (epoch to start in, items of this process's shard to skip)
-
-    def state_dict(self) -> dict[str, Any]:
-        trainer = getattr(self, "trainer", None)
-        if trainer is None:
-            return {}
-        done = int(trainer.fit_loop.epoch_loop.batch_progress.current.completed)
-        return {"epoch": int(trainer.current_epoch), "batches_done": done,
-                "epoch_finished": bool(done >= trainer.num_training_batches)}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        if not state_dict:
-            return
-        epoch = int(state_dict["epoch"])
-        if state_dict.get("epoch_finished"):
-            self._resume_at = (epoch + 1, 0)
-        else:
-            self._resume_at = (epoch, int(state_dict["batches_done"]) * int(self.batch_size))
-
-    def train_sampler(self, dataset_len: int) -> EpochShuffleSampler:
-        """The training sampler, positioned where the checkpoint being resumed stopped."""
-        sampler = EpochShuffleSampler(dataset_len, self.seed)
-        if self._resume_at is not None:
-            epoch, skip = self._resume_at
-            sampler.set_epoch(epoch)
-            sampler.resume_at(epoch, skip)
-            self._resume_at = None
-        return sampler

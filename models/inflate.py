@@ -28,8 +28,6 @@ from einops import repeat
 from timm.layers import resample_abs_pos_embed
 from torch import nn
 
-from models.checkpointing import load_state_dict
-
 TUBELET_INITS = ("central_frame", "filter")
 HEAD_KEYS = ("head.weight", "head.bias")
 
@@ -52,8 +50,7 @@ def read_image_vit(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         state = torch.load(path, map_location="cpu", weights_only=True)
         for key in ("state_dict", "model"):
             state = state.get(key, state) if isinstance(state, dict) else state
-        state = load_state_dict(path) if not isinstance(state, dict) else state
-    if not {"patch_embed.proj.weight", "blocks.0.attn.qkv.weight"} <= set(state):
+    if not isinstance(state, dict) or not {"patch_embed.proj.weight", "blocks.0.attn.qkv.weight"} <= set(state):
         raise ValueError(f"{path}: not a timm ViT state dict (first keys: {list(state)[:4]})")
     return state
 

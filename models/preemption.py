@@ -4,7 +4,7 @@ Lightning turns SIGTERM into a ``SIGTERMException`` at the end of the current tr
 once (rank 0's flag is broadcast). :class:`SaveOnPreemption` then writes ``last.ckpt`` (atomically, by rank 0, through
 the trainer's checkpoint plugin) before the process exits. Together with:
 
-* the datamodule's mid-epoch state (:class:`data.samplers.MidEpochResume`): the resumed epoch skips the batches that
+* the datamodule's mid-epoch state (:class:`data.datamodule.SplitDataModule`): the resumed epoch skips the batches that
   were already trained on;
 * the torch RNG states in every checkpoint (:class:`models.checkpointing.ExactResume`): dropout, drop-path and
   diffusion noise continue the same random stream;

@@ -308,15 +308,16 @@ def source_preprocessing(source: str | os.PathLike) -> dict:
     return stated
 
 
-def _is_image_vit(path: str | os.PathLike) -> bool:
-    """Whether a weights file is a timm image ViT (flat keys, no ``time_embed``), rather than an official video one."""
+def _image_vit_state(path: str | os.PathLike) -> dict[str, torch.Tensor] | None:
+    """A timm image ViT's state dict (flat keys, no ``time_embed``), or None for another file (an official video
+    checkpoint). Read once: the caller inflates from it."""
     from models.inflate import read_image_vit
 
     try:
         state = read_image_vit(path)
     except ValueError:
-        return False
-    return "time_embed" not in state
+        return None
+    return None if "time_embed" in state else state
 
 
 def init_from_pretrained(net: torch.nn.Module, source: str | os.PathLike,
@@ -336,10 +337,11 @@ def init_from_pretrained(net: torch.nn.Module, source: str | os.PathLike,
     Raises:
         ValueError: a non-head key is missing, unexpected or of another shape (the message names them).
     """
-    if Path(source).suffix in (".safetensors", ".pth", ".bin") and _is_image_vit(source):
+    image_vit = _image_vit_state(source) if Path(source).suffix in (".safetensors", ".pth", ".bin") else None
+    if image_vit is not None:
         from models.inflate import inflate_from_image_vit  # an ImageNet ViT of timm: inflated as the papers do
 
-        return inflate_from_image_vit(net, source, tubelet_init)
+        return inflate_from_image_vit(net, image_vit, tubelet_init)
     if Path(source).suffix in (".pyth", ".pth"):
         state = official_state_dict(source)
     else:

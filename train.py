@@ -37,7 +37,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from models.checkpointing import AtomicCheckpointIO
-from models.run import run_dir_of
+from models.run import read_run_config, run_dir_of
 
 log = logging.getLogger(__name__)
 LAST_CHECKPOINT = "checkpoints/last.ckpt"
@@ -102,7 +102,7 @@ def auto_resume_path(cfg: DictConfig) -> str | None:
     saved = Path(cfg.paths.output_dir) / "config.yaml"
     if saved.is_file():
         current = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
-        differences = config_differences(OmegaConf.load(saved), current)
+        differences = config_differences(read_run_config(saved), current)
         if differences:
             raise ValueError(f"{cfg.paths.output_dir} holds an interrupted run with a different config "
                              f"({', '.join(differences[:5])}); rerun with resume=never to overwrite it, or use "
@@ -113,12 +113,12 @@ def auto_resume_path(cfg: DictConfig) -> str | None:
 
 def apply_source_preprocessing(cfg: DictConfig) -> None:
     """With ``model.pretrained``, take the input protocol (mean, std, crop and resize size) from the source where it
-    states one (:func:`models.pretrained.source_preprocessing`), so the run is fed as the weights were trained and
-    its ``config.yaml`` records it. Values that change are logged."""
+    states one (:func:`models.recognition.pretrained.source_preprocessing`), so the run is fed as the weights were trained
+    and its ``config.yaml`` records it. Values that change are logged."""
     source = OmegaConf.select(cfg, "model.pretrained")
     if not source or "data" not in cfg:
         return
-    from models.pretrained import source_preprocessing
+    from models.recognition.pretrained import source_preprocessing
 
     stated = {key: value for key, value in source_preprocessing(source).items() if key in cfg.data}
     changed = {key: value for key, value in stated.items()

@@ -11,8 +11,8 @@ from torch import nn
 from torch.distributed.fsdp.wrap import ModuleWrapPolicy
 
 from models.diffusion.dit import DiTBlock
-from models.timesformer import Block
-from models.vivit import EncoderBlock, FactorisedBlock
+from models.recognition.timesformer import Block
+from models.recognition.vivit import EncoderBlock, FactorisedBlock
 
 TRANSFORMER_BLOCKS: tuple[type[nn.Module], ...] = (Block, EncoderBlock, FactorisedBlock, DiTBlock)
 

@@ -6,6 +6,10 @@ stage 2, latent caching, sampling, ``predict.py``) goes through it.
 The run's kind comes from the class its config builds (``model._target_``, imported and checked with
 ``issubclass``), so a renamed or subclassed LightningModule is still recognised, and a config that builds something
 else is named in the error.
+
+Saved configs name classes by import path. When a module moves, :data:`MOVED_MODULES` maps its old path to the new
+one, and :func:`read_run_config` rewrites every ``_target_`` it finds, so runs trained before the move still load,
+evaluate and resume.
 """
 
 from __future__ import annotations
@@ -25,6 +29,41 @@ CONFIG_FILE = "config.yaml"
 NET_PREFIX = "net."  # the LightningModules keep the network as ``self.net``
 KINDS = ("classifier", "autoencoder", "diffusion")
 
+# Old module path -> new, for ``_target_`` values of configs saved before a move. The recognition models moved
+# from ``models/`` into ``models/recognition/`` (2026-11).
+MOVED_MODULES = {f"models.{name}": f"models.recognition.{name}"
+                 for name in ("timesformer", "vivit", "classifier", "frame_classifier", "pretrained", "inflate")}
+
+
+def migrate_target(target: str) -> str:
+    """``target`` with a moved module's old path replaced by its new one (unchanged if nothing moved).
+
+    >>> migrate_target("models.timesformer.TimeSformer")
+    'models.recognition.timesformer.TimeSformer'
+    """
+    module, _, name = target.rpartition(".")
+    return f"{MOVED_MODULES[module]}.{name}" if module in MOVED_MODULES else target
+
+
+def _migrate(node):
+    if isinstance(node, dict):
+        return {key: migrate_target(value) if key == "_target_" and isinstance(value, str) else _migrate(value)
+                for key, value in node.items()}
+    if isinstance(node, list):
+        return [_migrate(value) for value in node]
+    return node
+
+
+def read_run_config(path: str | os.PathLike) -> DictConfig:
+    """A run's saved ``config.yaml``, with the ``_target_`` paths of moved modules brought up to date
+    (:data:`MOVED_MODULES`).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+    """
+    config = OmegaConf.load(path)
+    return OmegaConf.create(_migrate(OmegaConf.to_container(config, resolve=False)))
+
 
 def run_dir_of(ckpt: str | os.PathLike) -> Path:
     """The run folder of a checkpoint ``<run>/checkpoints/<name>.ckpt``."""
@@ -32,7 +71,7 @@ def run_dir_of(ckpt: str | os.PathLike) -> Path:
 
 
 def _kind(config: DictConfig, source: Path) -> str:
-    from models.classifier import VideoClassifier
+    from models.recognition.classifier import VideoClassifier
     from models.diffusion.autoencoder_module import AutoencoderModule
     from models.diffusion.module import VideoDiffusion
 
@@ -58,7 +97,7 @@ class Run:
         dir: the run folder.
         ckpt: the checkpoint file chosen.
         config: the run's resolved config (``<dir>/config.yaml``).
-        kind: ``"classifier"`` (:class:`models.classifier.VideoClassifier`), ``"autoencoder"``
+        kind: ``"classifier"`` (:class:`models.recognition.classifier.VideoClassifier`), ``"autoencoder"``
             (:class:`models.diffusion.autoencoder_module.AutoencoderModule`) or ``"diffusion"``
             (:class:`models.diffusion.module.VideoDiffusion`).
     """
@@ -133,5 +172,5 @@ def load_run(path: str | os.PathLike, checkpoint: str = "best.ckpt") -> Run:
     if not config_path.is_file():
         raise FileNotFoundError(f"{config_path} not found: a checkpoint is read with the config.yaml that train.py "
                                 f"saved in its run folder (<run>/config.yaml beside <run>/checkpoints/)")
-    config = OmegaConf.load(config_path)
+    config = read_run_config(config_path)
     return Run(dir=folder, ckpt=ckpt, config=config, kind=_kind(config, ckpt))

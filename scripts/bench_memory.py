@@ -34,8 +34,8 @@ def measure(args: argparse.Namespace) -> dict:
     """One configuration, in this process: ViT-B sizes, fp32, batch 1."""
     import torch
 
-    from models.timesformer import TimeSformer
-    from models.vivit import ViViT
+    from models.recognition.timesformer import TimeSformer
+    from models.recognition.vivit import ViViT
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -5,7 +5,7 @@
 
 Configurations, each in a process of its own (peak resident memory, ``ru_maxrss``, is per process):
 
-* ``ours``: :class:`models.timesformer.TimeSformer`;
+* ``ours``: :class:`models.recognition.timesformer.TimeSformer`;
 * ``ours+ckpt``: the same with ``grad_checkpointing=True`` (every block recomputed in the backward pass);
 * ``hf``: ``transformers.TimesformerForVideoClassification`` with the same sizes (``attn_implementation="eager"``:
   HF's TimeSformer has no other);
@@ -60,7 +60,7 @@ def build(config: str, num_frames: int, img_size: int):
                                       attention_type="divided_space_time")
         hf = TimesformerForVideoClassification(hf_config).train()
         return hf, lambda video: hf(pixel_values=video.transpose(1, 2)).logits  # HF takes (b t c h w)
-    from models.timesformer import TimeSformer
+    from models.recognition.timesformer import TimeSformer
 
     ours = TimeSformer(img_size=img_size, patch_size=16, num_classes=400, num_frames=num_frames, embed_dim=768,
                        depth=12, num_heads=12, grad_checkpointing=config == "ours+ckpt").train()

@@ -30,7 +30,7 @@ KINETICS_MEAN, KINETICS_STD = [0.45, 0.45, 0.45], [0.225, 0.225, 0.225]
 
 def _hf_predict(folder: Path, video: Path) -> tuple[torch.Tensor, list[str]]:
     """Class probabilities (k,) of an HF folder's model on ``video``, and the class names."""
-    from models.pretrained import load_pretrained
+    from models.recognition.pretrained import load_pretrained
 
     config = json.loads((folder / "config.json").read_text())
     processor = folder / "preprocessor_config.json"
@@ -72,7 +72,8 @@ def predict(source: str | Path, video: str | Path, topk: int = 5) -> list[tuple[
 
     Raises:
         FileNotFoundError: ``source`` or ``video`` does not exist.
-        ValueError: ``topk`` < 1, or a source that cannot be loaded (see :func:`models.pretrained.load_pretrained`).
+        ValueError: ``topk`` < 1, or a source that cannot be loaded (see
+            :func:`models.recognition.pretrained.load_pretrained`).
     """
     source, video = Path(source), Path(video)
     if topk < 1:

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from models.diffusion.dit import VideoDiT
-from models.timesformer import TimeSformer
-from models.vivit import ViViT
+from models.recognition.timesformer import TimeSformer
+from models.recognition.vivit import ViViT
 
 
 def make(kind: str, checkpointing: bool) -> torch.nn.Module:

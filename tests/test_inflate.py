@@ -8,10 +8,10 @@ from safetensors.torch import save_file
 from timm.layers import resample_abs_pos_embed
 from timm.models.vision_transformer import VisionTransformer
 
-from models.inflate import inflate_from_image_vit, inflate_patch_kernel
-from models.pretrained import init_from_pretrained
-from models.timesformer import TimeSformer
-from models.vivit import ViViT
+from models.recognition.inflate import inflate_from_image_vit, inflate_patch_kernel
+from models.recognition.pretrained import init_from_pretrained
+from models.recognition.timesformer import TimeSformer
+from models.recognition.vivit import ViViT
 
 SIZES = dict(patch_size=8, embed_dim=16, depth=2, num_heads=2)
 

@@ -10,7 +10,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from models.frame_classifier import FrameClassifier
+from models.recognition.frame_classifier import FrameClassifier
 from models.metrics.evaluate import evaluate_videos
 from models.metrics.identity import digit_accuracy, frame_predictions, identity_consistency, segments_of
 from models.metrics.recognition import RecognitionModel

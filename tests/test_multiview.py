@@ -11,7 +11,7 @@ from torch import nn
 from data.decoding import read_clip
 from data.sampling import view_indices
 from data.transforms import eval_transform
-from models.classifier import VideoClassifier, aggregate_views
+from models.recognition.classifier import VideoClassifier, aggregate_views
 from tests.conftest import compose_config
 
 

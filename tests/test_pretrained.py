@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.pretrained import (hf_to_ours, init_from_pretrained, load_pretrained, official_state_dict, ours_to_hf,
-                               timesformer_from_hf, vivit_from_hf)
-from models.timesformer import TimeSformer
+from models.recognition.pretrained import (hf_to_ours, init_from_pretrained, load_pretrained, official_state_dict,
+                                           ours_to_hf, timesformer_from_hf, vivit_from_hf)
+from models.recognition.timesformer import TimeSformer
 
 transformers = pytest.importorskip("transformers")
 
@@ -150,7 +150,7 @@ def test_the_sources_input_protocol_is_used_and_recorded(tmp_path, train_config)
 
     from omegaconf import OmegaConf
 
-    from models.pretrained import source_preprocessing
+    from models.recognition.pretrained import source_preprocessing
     from train import train
 
     config = transformers.TimesformerConfig(image_size=64, patch_size=16, num_frames=8, hidden_size=32,

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from models.attention import Attention, reference_attention
-from models.timesformer import ATTENTION_TYPES, TimeSformer
+from models.recognition.timesformer import ATTENTION_TYPES, TimeSformer
 
 
 def tiny(attention_type: str = "divided_space_time", **kwargs) -> TimeSformer:

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from models.attention import SplitHeadAttention
-from models.vivit import VARIANTS, FactorisedBlock, ViViT
+from models.recognition.vivit import VARIANTS, FactorisedBlock, ViViT
 
 
 def tiny(variant: int, **kw) -> ViViT:

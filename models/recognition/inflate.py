@@ -90,7 +90,8 @@ def inflate_from_image_vit(net: nn.Module, source: str | os.PathLike | dict[str,
     """Initialise a TimeSformer or ViViT ``net`` in place from an image ViT's weights.
 
     Args:
-        net: a :class:`models.timesformer.TimeSformer` or :class:`models.vivit.ViViT` of the ViT's width and depth.
+        net: a :class:`models.recognition.timesformer.TimeSformer` or :class:`models.recognition.vivit.ViViT` of the
+            ViT's width and depth.
         source: a timm ViT checkpoint file (:func:`read_image_vit`) or its state dict.
         tubelet_init: ``central_frame`` or ``filter`` for a tubelet embedding (``tubelet_size > 1``).
 

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import torch
 
-from models.timesformer import TimeSformer
-from models.vivit import ViViT
+from models.recognition.timesformer import TimeSformer
+from models.recognition.vivit import ViViT
 
 HF_TOP = {
     "timesformer.embeddings.cls_token": "cls_token",
@@ -178,7 +178,8 @@ def _hf_config(folder: Path, model_type: str) -> dict:
 
 
 def vivit_from_hf(folder: str | os.PathLike) -> ViViT:
-    """Our :class:`models.vivit.ViViT` (``variant=1``) with the weights of an HF ``VivitForVideoClassification`` folder.
+    """Our :class:`models.recognition.vivit.ViViT` (``variant=1``) with the weights of an HF
+    ``VivitForVideoClassification`` folder.
 
     Args:
         folder: a local ``save_pretrained`` folder; nothing is downloaded.
@@ -297,12 +298,10 @@ def source_preprocessing(source: str | os.PathLike) -> dict:
             stated["resize_size"] = int(size["shortest_edge"])
         return stated
     if source.suffix == ".ckpt" or (source.is_dir() and (source / "config.yaml").is_file()):
-        from omegaconf import OmegaConf
-
-        from models.run import CONFIG_FILE, run_dir_of
+        from models.run import CONFIG_FILE, read_run_config, run_dir_of
 
         folder = source if source.is_dir() else run_dir_of(source)
-        data = OmegaConf.load(folder / CONFIG_FILE).data
+        data = read_run_config(folder / CONFIG_FILE).data
         return {key: (list(data[key]) if key in ("mean", "std") else int(data[key]))
                 for key in ("mean", "std", "crop_size", "resize_size") if data.get(key) is not None}
     return stated
@@ -311,7 +310,7 @@ def source_preprocessing(source: str | os.PathLike) -> dict:
 def _image_vit_state(path: str | os.PathLike) -> dict[str, torch.Tensor] | None:
     """A timm image ViT's state dict (flat keys, no ``time_embed``), or None for another file (an official video
     checkpoint). Read once: the caller inflates from it."""
-    from models.inflate import read_image_vit
+    from models.recognition.inflate import read_image_vit
 
     try:
         state = read_image_vit(path)
@@ -326,7 +325,7 @@ def init_from_pretrained(net: torch.nn.Module, source: str | os.PathLike,
     TimeSformer ``.pyth`` file (which has no architecture of its own) fills ``net`` through
     :func:`official_state_dict`, so ``train.py model.pretrained=TimeSformer_divST_8x32_224_K400.pyth`` works when
     the config builds the matching model. A timm ImageNet ViT (``.safetensors``/``.pth``) is inflated into ``net``
-    (:func:`models.inflate.inflate_from_image_vit`; tubelets by ``tubelet_init``).
+    (:func:`models.recognition.inflate.inflate_from_image_vit`; tubelets by ``tubelet_init``).
 
     The classifier head is kept as ``net`` initialised it when its shape differs (another class count); every other
     parameter must exist in both with the same shape.
@@ -339,7 +338,8 @@ def init_from_pretrained(net: torch.nn.Module, source: str | os.PathLike,
     """
     image_vit = _image_vit_state(source) if Path(source).suffix in (".safetensors", ".pth", ".bin") else None
     if image_vit is not None:
-        from models.inflate import inflate_from_image_vit  # an ImageNet ViT of timm: inflated as the papers do
+        # an ImageNet ViT of timm: inflated as the papers do
+        from models.recognition.inflate import inflate_from_image_vit
 
         return inflate_from_image_vit(net, image_vit, tubelet_init)
     if Path(source).suffix in (".pyth", ".pth"):

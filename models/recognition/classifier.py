@@ -68,9 +68,10 @@ class VideoClassifier(ExactResume, pl.LightningModule):
         label_smoothing: cross-entropy label smoothing in [0, 1).
         compile: compile ``net`` in place (``module.compile()`` keeps state-dict keys stable).
         pretrained: fine-tune from published or saved weights (an HF folder or a run of this project, see
-            :func:`models.pretrained.init_from_pretrained`); the head is replaced when the class count differs.
+            :func:`models.recognition.pretrained.init_from_pretrained`); the head is replaced when the class count
+            differs.
         pretrained_tubelet_init: ``central_frame`` or ``filter``: how a timm image ViT's patch kernel becomes a tubelet
-            kernel when ``pretrained`` is one (:func:`models.inflate.inflate_patch_kernel`).
+            kernel when ``pretrained`` is one (:func:`models.recognition.inflate.inflate_patch_kernel`).
         view_aggregation: how a multi-view test (``video`` of shape (b v c t h w), ``data.test_views``) turns the
             views' logits into one score per video (:func:`aggregate_views`).
 
@@ -98,7 +99,7 @@ class VideoClassifier(ExactResume, pl.LightningModule):
         self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler"])
         self.net = net
         if pretrained:
-            from models.pretrained import init_from_pretrained
+            from models.recognition.pretrained import init_from_pretrained
 
             replaced = init_from_pretrained(self.net, pretrained, pretrained_tubelet_init)
             log.info("initialised from %s%s", pretrained, f" (new {', '.join(replaced)})" if replaced else "")

@@ -9,10 +9,13 @@ Configurations, each in a process of its own (peak resident memory, ``ru_maxrss`
 * ``ours+ckpt``: the same with ``grad_checkpointing=True`` (every block recomputed in the backward pass);
 * ``hf``: ``transformers.TimesformerForVideoClassification`` with the same sizes (``attn_implementation="eager"``:
   HF's TimeSformer has no other);
-* ``floor``: torch imported and our model built, with its gradients allocated, and no step: the memory no
-  activation setting can remove.
+* ``floor`` and ``hf-floor``: torch imported and the model (ours, HF's) built, with its gradients allocated, and no
+  step: the memory no activation setting can remove.
 
-The configurations run interleaved, ``--rounds`` times (ours, hf, ours+ckpt, floor, ours, hf, ...), so drift in the
+Besides the ratios of peak memory, it prints each step's memory above its own model's floor (the activations and
+the step's temporaries, which is what activation checkpointing acts on) and its ratio to HF's.
+
+The configurations run interleaved, ``--rounds`` times (ours, hf, ours+ckpt, floor, hf-floor, ours, ...), so drift in the
 machine's load falls on all of them alike. Each process times ``--steps`` forward + backward passes after one
 warm-up and reports their median. Printed: the median over rounds of each configuration, and the ratios to HF.
 """
@@ -29,7 +32,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = ("ours", "hf", "ours+ckpt", "floor")
+CONFIGS = ("ours", "hf", "ours+ckpt", "floor", "hf-floor")
+FLOOR_OF = {"ours": "floor", "ours+ckpt": "floor", "hf": "hf-floor"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -52,7 +56,7 @@ def build(config: str, num_frames: int, img_size: int):
     """The model of one configuration, in training mode, taking (b c t h w) and returning logits (b 400)."""
     import torch
 
-    if config == "hf":
+    if config in ("hf", "hf-floor"):
         from transformers import TimesformerConfig, TimesformerForVideoClassification
 
         hf_config = TimesformerConfig(image_size=img_size, patch_size=16, num_frames=num_frames, hidden_size=768,
@@ -74,7 +78,7 @@ def measure(args: argparse.Namespace) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     model, forward = build(args.child, args.num_frames, args.img_size)
-    if args.child == "floor":
+    if args.child not in FLOOR_OF:  # a floor: gradients allocated, no step
         for p in model.parameters():
             p.grad = torch.zeros_like(p)
         return {"seconds": float("nan"), "peak_rss_gb": peak_rss_gb()}
@@ -103,19 +107,23 @@ def main(argv: list[str] | None = None) -> None:
                 command += ["--threads", str(args.threads)]
             result = json.loads(subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT).stdout)
             runs[config].append(result)
-            print(f"round {round_index + 1}/{args.rounds} {config:10s} peak RSS {result['peak_rss_gb']:.2f} GB, "
+            print(f"round {round_index + 1}/{args.rounds} {config:10s} peak RSS {result['peak_rss_gb']:.3f} GB, "
                   f"{result['seconds']:.2f} s a step", flush=True)
     median = {config: {key: statistics.median(r[key] for r in results) for key in ("seconds", "peak_rss_gb")}
               for config, results in runs.items()}
     hf = median["hf"]
     print(f"\nTimeSformer ViT-B/16 {args.num_frames}x{args.img_size}, divided, batch 1, fp32, forward + backward; "
           f"median of {args.rounds} rounds")
+    hf_step = hf["peak_rss_gb"] - median["hf-floor"]["peak_rss_gb"]
     for config in CONFIGS:
         m = median[config]
-        speed = "" if config == "floor" else (f", {m['seconds']:.2f} s a step, "
-                                              f"speed {hf['seconds'] / m['seconds']:.2f}x HF")
         memory = f"peak RSS {m['peak_rss_gb']:.2f} GB ({m['peak_rss_gb'] / hf['peak_rss_gb']:.2f}x HF)"
-        print(f"{config:10s} {memory}{speed}")
+        if config not in FLOOR_OF:
+            print(f"{config:10s} {memory}")
+            continue
+        step = m["peak_rss_gb"] - median[FLOOR_OF[config]]["peak_rss_gb"]
+        print(f"{config:10s} {memory}, step above its floor {step:.2f} GB ({step / hf_step:.2f}x HF's), "
+              f"{m['seconds']:.2f} s a step, speed {hf['seconds'] / m['seconds']:.2f}x HF")
 
 
 if __name__ == "__main__":

@@ -156,3 +156,26 @@ def test_bench_memory_prints_both_configurations_and_the_ratio():
     lines = out.strip().splitlines()
     assert "grad_checkpointing off: peak RSS" in lines[0] and "grad_checkpointing on: peak RSS" in lines[1]
     assert lines[2].startswith("checkpointing: ") and "x the memory" in lines[2]
+
+
+@pytest.mark.slow  # five ViT-B processes: about 30 s
+def test_bench_vs_hf_ratios_follow_from_the_measured_rounds():
+    import re
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "scripts/bench_vs_hf.py", "--img-size", "32", "--num-frames", "2",
+                          "--steps", "1", "--rounds", "1", "--threads", "1"],
+                         check=True, capture_output=True, text=True).stdout
+    peak = {m[1]: float(m[2]) for m in re.finditer(r"round 1/1 (\S+)\s+peak RSS ([\d.]+) GB", out)}
+    assert set(peak) == {"ours", "hf", "ours+ckpt", "floor", "hf-floor"}
+    summary = {line.split()[0]: line for line in out.split("median of 1 rounds")[1].strip().splitlines()}
+    hf_step = peak["hf"] - peak["hf-floor"]
+    for config in ("ours", "ours+ckpt"):
+        step = peak[config] - peak["floor"]
+        printed = re.search(r"step above its floor ([\d.]+) GB \(([\d.]+)x HF's\)", summary[config])
+        assert float(printed[1]) == pytest.approx(step, abs=0.0061)  # rounds are printed to 0.001 GB, the summary 0.01
+        ratio = step / hf_step
+        assert float(printed[2]) == pytest.approx(ratio, abs=0.001 * (1 + ratio) / hf_step + 0.0051)
+        assert f"({peak[config] / peak['hf']:.2f}x HF)" in summary[config]
+    assert "step above" not in summary["floor"] and "step above" not in summary["hf-floor"]

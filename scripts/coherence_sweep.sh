@@ -20,7 +20,7 @@ CLASSIFIER=${CLASSIFIER:-outputs/demo/divided/checkpoints/best.ckpt}
 $PY train.py -m experiment="$EXPERIMENTS" model.noise_prior="$PRIORS" seed="$SEEDS" \
   data.root="$AE/latents" model.autoencoder_path="$AE/checkpoints/best.ckpt" \
   callbacks.score_samples.num_samples=256 callbacks.score_samples.steps=50 \
-  callbacks.score_samples.classifier="$CLASSIFIER" \
+  "callbacks.score_samples.classifier='$CLASSIFIER'" \
   callbacks.progress_bar.refresh_rate=50 hydra.sweep.dir="$OUT" ${DIT_ARGS:-}
 $PY scripts/summarize_sweep.py "$OUT" --metric flow_direction_accuracy
 $PY scripts/generation_table.py "$OUT"/*/samples_metrics.json

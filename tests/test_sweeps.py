@@ -60,3 +60,22 @@ def test_submitit_local_sweep_runs_both_jobs_and_the_summary_reads_them(tiny_mmn
     rows = list(csv.DictReader((sweep / "summary.csv").open()))
     assert len(rows) == 1 and int(rows[0]["n"]) == 2
     assert (sweep / "summary.png").is_file()
+
+
+def test_coherence_sweep_passes_a_run_folder_path_with_hydra_characters_as_one_value(tmp_path):
+    """Hydra run folders are named like ``experiment=X,seed=0``; a classifier path inside one must reach the sweep
+    as a single quoted value, or Hydra's override grammar rejects the command (it did)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    stub = tmp_path / "python"  # records the train.py command instead of training
+    stub.write_text(f'#!/usr/bin/env bash\n[[ "$1" == train.py ]] && printf "%s\\n" "$@" > {tmp_path}/args\nexit 0\n')
+    stub.chmod(0o755)
+    classifier = "outputs/seeds/experiment=mmnist_direction_divided,seed=0/checkpoints/best.ckpt"
+    env = {**os.environ, "PY": str(stub), "CLASSIFIER": classifier, "EXPERIMENTS": "mmnist_dit", "PRIORS": "iid",
+           "SEEDS": "1,2"}
+    subprocess.run(["bash", "scripts/coherence_sweep.sh"], cwd=ROOT, env=env, check=True, capture_output=True)
+    args = (tmp_path / "args").read_text().splitlines()[1:]  # after "train.py"
+    overrides = {o.key_or_group: o for o in OverridesParser.create().parse_overrides([a for a in args if a != "-m"])}
+    assert overrides["callbacks.score_samples.classifier"].value() == classifier
+    assert overrides["seed"].is_sweep_override() and list(overrides["seed"].sweep_iterator()) == [1, 2]
+    assert overrides["experiment"].value() == "mmnist_dit"

@@ -71,9 +71,9 @@ def run_dir_of(ckpt: str | os.PathLike) -> Path:
 
 
 def _kind(config: DictConfig, source: Path) -> str:
-    from models.recognition.classifier import VideoClassifier
     from models.diffusion.autoencoder_module import AutoencoderModule
     from models.diffusion.module import VideoDiffusion
+    from models.recognition.classifier import VideoClassifier
 
     target = OmegaConf.select(config, "model._target_")
     if not target:

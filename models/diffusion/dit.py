@@ -36,6 +36,7 @@ knows each frame's index but still never mixes frames; set ``temporal_pos_embed=
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 
 import torch
 from diffusers.models.embeddings import (
@@ -259,7 +260,10 @@ class VideoDiT(nn.Module):
             with k > 1 is no longer frame-independent.
         embed_dim, depth, num_heads, mlp_ratio: transformer size.
         num_classes: class count; 0 makes an unconditional model (only the null row). Row ``num_classes`` of the
-            label table is the null label (``null_label``) used for classifier-free guidance.
+            label table is the null label (``null_label``) used for classifier-free guidance. A mapping
+            ``{set: class count}`` (e.g. ``{"digit": 10, "direction": 8}``) conditions on several label sets at
+            once: one table per set (``y_embedders[set]``), their rows summed into ``c``, and ``null_label`` is then
+            ``{set: class count}`` (see :mod:`models.diffusion.labels`).
         layout: ``interleaved | late_fusion | divided | split_heads | joint | space_only`` (module docstring).
         temporal_pos_embed: ``none | sincos | learned`` (learned starts at zero).
         zero_init_temporal: start temporal attentions at zero output (module docstring).
@@ -287,7 +291,7 @@ class VideoDiT(nn.Module):
         depth: int = 12,
         num_heads: int = 6,
         mlp_ratio: float = 4.0,
-        num_classes: int = 0,
+        num_classes: int | Mapping[str, int] = 0,
         layout: str = "divided",
         temporal_pos_embed: str = "sincos",
         zero_init_temporal: bool = True,
@@ -309,9 +313,11 @@ class VideoDiT(nn.Module):
             raise ValueError(f"label_embed_std={label_embed_std} must be > 0")
         if tubelet_size < 1 or num_frames % tubelet_size:
             raise ValueError(f"num_frames={num_frames} is not divisible by tubelet_size={tubelet_size}")
-        if num_frames < 1 or depth < 1 or num_classes < 0:
-            raise ValueError(f"need num_frames >= 1, depth >= 1, num_classes >= 0; got num_frames={num_frames}, "
-                             f"depth={depth}, num_classes={num_classes}")
+        label_sets = dict(num_classes) if isinstance(num_classes, Mapping) else None
+        counts = list(label_sets.values()) if label_sets is not None else [num_classes]
+        if num_frames < 1 or depth < 1 or min(counts, default=-1) < 0:
+            raise ValueError(f"need num_frames >= 1, depth >= 1, num_classes >= 0 (and at least one label set); got "
+                             f"num_frames={num_frames}, depth={depth}, num_classes={num_classes}")
         if embed_dim % 4:
             raise ValueError(f"embed_dim={embed_dim} must be divisible by 4 (2D sin-cos position embedding)")
         if layout in ("interleaved", "late_fusion") and depth % 2:
@@ -321,15 +327,18 @@ class VideoDiT(nn.Module):
         self.in_channels = in_channels
         self.patch_size = patch_size
         self.tubelet_size = tubelet_size
-        self.num_classes = num_classes
-        self.null_label = num_classes
+        self.num_classes = {k: int(v) for k, v in label_sets.items()} if label_sets is not None else int(num_classes)
+        self.null_label = self.num_classes  # the row after the last class, per set
         self.layout = layout
         self.grad_checkpointing = grad_checkpointing
         self.grid_size = (input_size // patch_size, input_size // patch_size)
 
         self.x_embedder = PatchEmbed(patch_size, in_channels, embed_dim, tubelet_size)
         self.t_embedder = TimestepEmbedder(embed_dim)
-        self.y_embedder = LabelEmbedder(num_classes, embed_dim)
+        if label_sets is None:  # one label set: DiT's module name, so single-set checkpoints load unchanged
+            self.y_embedder = LabelEmbedder(int(num_classes), embed_dim)
+        else:
+            self.y_embedders = nn.ModuleDict({name: LabelEmbedder(int(n), embed_dim) for name, n in label_sets.items()})
         self.register_buffer("pos_embed", sincos_2d(embed_dim, self.grid_size)[None], persistent=False)  # (1 n d)
         if temporal_pos_embed == "sincos":
             temp_embed = sincos_1d(embed_dim, torch.arange(num_frames // tubelet_size))[None]  # (1 t' d)
@@ -360,7 +369,8 @@ class VideoDiT(nn.Module):
         weight = self.x_embedder.proj.weight  # (d c p p) or (d c k p p), initialised like a linear layer
         nn.init.xavier_uniform_(rearrange(weight, "d c ... -> d (c ...)"))
         nn.init.zeros_(self.x_embedder.proj.bias)
-        nn.init.normal_(self.y_embedder.embedding_table.weight, std=label_embed_std)
+        for embedder in self.label_embedders().values():
+            nn.init.normal_(embedder.embedding_table.weight, std=label_embed_std)
         if timestep_embed_init == "dit":
             nn.init.normal_(self.t_embedder.mlp[0].weight, std=0.02)
             nn.init.normal_(self.t_embedder.mlp[2].weight, std=0.02)
@@ -379,8 +389,47 @@ class VideoDiT(nn.Module):
         nn.init.zeros_(self.final_layer.linear.weight)
         nn.init.zeros_(self.final_layer.linear.bias)
 
+    def label_embedders(self) -> dict[str, LabelEmbedder]:
+        """The label tables by set name (``{"label": y_embedder}`` for a single-set model)."""
+        if hasattr(self, "y_embedders"):
+            return dict(self.y_embedders.items())
+        return {"label": self.y_embedder}
+
+    def embed_labels(self, labels: torch.Tensor | Mapping[str, torch.Tensor] | None, b: int,
+                     device: torch.device) -> torch.Tensor:
+        """The summed label embedding (b d); a set missing from ``labels`` (or ``labels=None``) gets its null row.
+
+        Raises:
+            ValueError: a label tensor of the wrong shape, a dict for a single-set model (or a tensor for a
+                multi-set one), or an unknown set name.
+        """
+        if not hasattr(self, "y_embedders"):
+            if labels is None:
+                labels = torch.full((b,), self.null_label, dtype=torch.long, device=device)
+            if not torch.is_tensor(labels):
+                raise ValueError(f"this model has one label set; got labels for {sorted(labels)}")
+            if labels.shape != (b,):
+                raise ValueError(f"labels has shape {tuple(labels.shape)}, expected ({b},)")
+            return self.y_embedder(labels)  # (b d)
+        labels = {} if labels is None else labels
+        if torch.is_tensor(labels):
+            raise ValueError(f"this model is conditioned on label sets {list(self.y_embedders)}: pass a dict")
+        unknown = set(labels) - set(self.y_embedders)
+        if unknown:
+            raise ValueError(f"label sets {sorted(unknown)} are not among the model's {list(self.y_embedders)}")
+        out = 0
+        for name, embedder in self.y_embedders.items():
+            value = labels.get(name)
+            if value is None:
+                value = torch.full((b,), self.null_label[name], dtype=torch.long, device=device)
+            if value.shape != (b,):
+                raise ValueError(f"labels[{name!r}] has shape {tuple(value.shape)}, expected ({b},)")
+            out = out + embedder(value)  # (b d)
+        return out
+
     def forward(
-        self, x: torch.Tensor, timesteps: torch.Tensor, labels: torch.Tensor | None = None
+        self, x: torch.Tensor, timesteps: torch.Tensor,
+        labels: torch.Tensor | Mapping[str, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """Predict the diffusion target (ε or v) for noisy latents.
 
@@ -389,7 +438,7 @@ class VideoDiT(nn.Module):
                 ``temporal_pos_embed="none"``, t == num_frames.
             timesteps: tensor (b,) (or a scalar, used for the whole batch), int or float, in scheduler steps.
             labels: long tensor (b,) in [0, num_classes], where ``null_label`` == num_classes means "no class";
-                ``None`` means all null.
+                ``None`` means all null. A multi-set model takes ``{set: long tensor (b,)}``; a missing set is null.
 
         Returns:
             Tensor (b c t h w), same dtype as ``x``.
@@ -409,19 +458,75 @@ class VideoDiT(nn.Module):
             timesteps = timesteps.expand(b)
         if timesteps.shape != (b,):
             raise ValueError(f"timesteps has shape {tuple(timesteps.shape)}, expected ({b},)")
-        if labels is None:
-            labels = torch.full((b,), self.null_label, dtype=torch.long, device=x.device)
-        if labels.shape != (b,):
-            raise ValueError(f"labels has shape {tuple(labels.shape)}, expected ({b},)")
 
         tokens, (gh, gw) = self.x_embedder(x)  # (b t' n d), t' = t / tubelet_size
         tokens = tokens + self.pos_embed[:, None]  # (b t' n d)
         if self.temp_embed is not None:
             tokens = tokens + self.temp_embed[:, :, None]  # (b t' n d)
-        c = self.t_embedder(timesteps) + self.y_embedder(labels)  # (b d)
+        c = self.t_embedder(timesteps) + self.embed_labels(labels, b, x.device)  # (b d)
         for block in self.blocks:
             tokens = run_block(block, tokens, c, checkpointing=self.grad_checkpointing)  # (b t' n d)
         out = self.final_layer(tokens, c)  # (b t' n (k p p c))
         p, k = self.patch_size, self.tubelet_size
         return rearrange(out, "b t (gh gw) (k p1 p2 c) -> b c (t k) (gh p1) (gw p2)",
                          gh=gh, k=k, p1=p, p2=p)  # (b c t h w)
+
+
+def image_to_video_state_dict(image_state: Mapping[str, torch.Tensor], video: VideoDiT) -> dict[str, torch.Tensor]:
+    """Map the weights of an image DiT (``layout="space_only"``, one frame per token) onto a video DiT.
+
+    The video model then starts as the image model applied to every frame (Video LDM, Blattmann et al. 2023,
+    arXiv 2304.08818; AnimateDiff, arXiv 2307.04725; Open-Sora 1.0): spatial attention, MLPs, embeddings and the
+    final layer are copied; what the image model lacks keeps the video model's own initialisation, which is an
+    identity at step 0 when ``zero_init_temporal`` is on (temporal ``proj`` zero) and ``temporal_pos_embed`` is
+    ``none`` or ``learned`` (zero); label sets the image model was not conditioned on get zero tables, so they add
+    nothing until trained. Each ``divided`` block's adaLN rows are (space, time, MLP) × (shift, scale, gate); the
+    image block's are (space, MLP), so its rows are split around the video model's own temporal rows.
+
+    Args:
+        image_state: the image model's state dict (``VideoDiT`` keys, no prefix).
+        video: the video model to fill (``layout`` ``divided`` or ``space_only``; its patch size, width, depth and
+            heads equal the image model's).
+
+    Returns:
+        A complete state dict for ``video`` (load it with ``strict=True``).
+
+    Raises:
+        ValueError: another layout, or keys or shapes that do not line up (named in the message), e.g. an image
+            model of another size or one with temporal layers.
+    """
+    if video.layout not in ("divided", "space_only"):
+        raise ValueError(f"image weights map onto layout 'divided' or 'space_only', not {video.layout!r}")
+    if any(".temporal_attn." in key for key in image_state):
+        raise ValueError("the image state dict has temporal attention layers: train the image stage with "
+                         "model.net.layout=space_only")
+    target = video.state_dict()
+    out: dict[str, torch.Tensor] = {}
+    used: set[str] = set()
+    dim = video.pos_embed.shape[-1]
+    for key, value in target.items():
+        source = key
+        if key.startswith("y_embedders.") and key not in image_state and "y_embedder.embedding_table.weight" in \
+                image_state and len(video.label_embedders()) == 1:
+            source = "y_embedder.embedding_table.weight"  # a one-set image model, named as DiT
+        if ".temporal_attn." in key or key == "temp_embed":
+            out[key] = value.clone()  # the video model's own (zero-output) initialisation
+            continue
+        if key.startswith("y_embedders.") and source not in image_state:
+            out[key] = torch.zeros_like(value)  # a label set the image model never saw: adds nothing at step 0
+            continue
+        if source not in image_state:
+            raise ValueError(f"the image state dict has no {source!r} for the video model's {key!r}")
+        weight = image_state[source]
+        used.add(source)
+        if key.endswith("adaLN_modulation.1.weight") or key.endswith("adaLN_modulation.1.bias"):
+            if key.startswith("blocks.") and weight.shape[0] == 6 * dim and value.shape[0] == 9 * dim:
+                weight = torch.cat([weight[: 3 * dim], value[3 * dim : 6 * dim], weight[3 * dim :]])  # space|time|mlp
+        if weight.shape != value.shape:
+            raise ValueError(f"{key}: image weight {tuple(weight.shape)} does not fit the video model's "
+                             f"{tuple(value.shape)}")
+        out[key] = weight.clone()
+    unused = sorted(set(image_state) - used - {"temp_embed"})
+    if unused:
+        raise ValueError(f"image weights with no place in the video model: {unused[:5]}")
+    return out

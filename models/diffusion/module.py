@@ -4,7 +4,8 @@ Training (Ho et al. 2020; Latte, Ma et al. 2024): clean latents ``x_start`` (cac
 encoded on the fly from ``"video"`` by the frozen autoencoder, posterior mean in both cases, so the two paths agree),
 ``timesteps ~ U{0..T−1}``, noise from the configured PYoCo prior, ``x_noisy = DDPMScheduler.add_noise(x_start,
 noise, timesteps)``, and MSE to ε or v. Labels are replaced by the null label with probability ``label_dropout``
-(classifier-free guidance training). With ``num_cond_frames = k > 0`` the first k frames of ``x_noisy`` are the
+(classifier-free guidance training); with ``conditioning`` naming several label sets (``[digit, direction]``), each
+set is dropped on its own. With ``num_cond_frames = k > 0`` the first k frames of ``x_noisy`` are the
 clean latents and are left out of the loss (frame-conditioned prediction).
 
 An EMA copy of the net (``ema``, saved in the checkpoint) is used for ``val/loss`` (the online net's is
@@ -27,6 +28,7 @@ from diffusers.training_utils import compute_snr
 from torch import nn
 
 from models.checkpointing import ExactResume
+from models.diffusion import labels as label_sets
 from models.diffusion.noise import NOISE_PRIORS, sample_noise
 from models.diffusion.sampling import SAMPLERS, check_scheduler_config, sample_latents, training_target
 from models.diffusion.video_io import DEFAULT_FPS, log_videos, to_uint8
@@ -104,7 +106,15 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
         scheduler: partial learning-rate ``scheduler(optimizer, total_steps=...)`` stepped every step, or None.
         noise_scheduler: ``DDPMScheduler`` kwargs (``num_train_timesteps``, ``beta_schedule`` linear |
             squaredcos_cap_v2, ``prediction_type`` epsilon | v_prediction, ...).
-        num_classes: classes of the labels; 0 for unconditional training (labels ignored).
+        num_classes: classes of the labels; 0 for unconditional training (labels ignored). With ``conditioning``,
+            a mapping ``{set: class count}`` with exactly those sets (the net's ``num_classes`` too).
+        conditioning: None (the batch's one ``label``, as DiT) or the label sets to condition on, e.g.
+            ``["digit", "direction"]``: batch keys ``label_<set>`` (see :class:`data.latents.LatentClipDataset`),
+            one embedding table each (:class:`models.diffusion.dit.VideoDiT`), summed.
+        init_from: optional checkpoint of an image-stage run (``model.net.layout=space_only``, one frame): its EMA
+            weights initialise ``net`` and ``ema`` through :func:`models.diffusion.dit.image_to_video_state_dict`
+            when training starts (``setup("fit")``, before a resumed run's checkpoint is restored), so the video
+            model starts as the image model applied to every frame (Video LDM, AnimateDiff).
         num_frames: latent frames t (the autoencoder keeps the frame count).
         latent_channels: c of the latents.
         latent_size: latent side h = w (pixels / autoencoder downsample factor).
@@ -114,7 +124,8 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
         noise_prior: ``iid | mixed | progressive`` (PYoCo) or ``shared`` (one noise for every frame), used in training
             and sampling alike.
         noise_alpha: the prior's α (None: its default).
-        label_dropout: probability in [0, 1) of training a sample with the null label.
+        label_dropout: probability in [0, 1) of training a sample with the null label; with several sets, one
+            probability for all or ``{set: probability}``.
         num_cond_frames: k clean leading frames given to the model (0: plain generation).
         ema_decay: EMA decay in [0, 1); Latte uses 0.9999 over ~1e5+ steps, 0.999 suits short CPU runs.
         ema_warmup: ramp the decay up as ``min(ema_decay, (1 + s) / (10 + s))`` (diffusers' ``EMAModel``; see
@@ -140,14 +151,16 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None,
         noise_scheduler: Mapping[str, Any],
-        num_classes: int,
+        num_classes: int | Mapping[str, int],
         num_frames: int,
         latent_channels: int,
         latent_size: int,
         autoencoder_path: str | None = None,
         noise_prior: str = "iid",
         noise_alpha: float | None = None,
-        label_dropout: float = 0.1,
+        label_dropout: float | Mapping[str, float] = 0.1,
+        conditioning: list[str] | None = None,
+        init_from: str | None = None,
         num_cond_frames: int = 0,
         ema_decay: float = 0.999,
         ema_warmup: bool = True,
@@ -160,11 +173,29 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
         compile: bool = False,
     ) -> None:
         super().__init__()
+        # plain containers (not Hydra's DictConfig), so checkpoints load with torch.load(weights_only=True)
+        num_classes = {str(k): int(v) for k, v in num_classes.items()} if isinstance(num_classes, Mapping) \
+            else int(num_classes)
+        if isinstance(label_dropout, Mapping):
+            label_dropout = {str(k): float(v) for k, v in label_dropout.items()}
         noise_scheduler = check_scheduler_config(noise_scheduler)
         if noise_prior not in NOISE_PRIORS:
             raise ValueError(f"model.noise_prior={noise_prior!r} must be one of {NOISE_PRIORS}")
-        if not 0 <= label_dropout < 1:
+        dropouts = label_dropout.values() if isinstance(label_dropout, Mapping) else [label_dropout]
+        if not all(0 <= p < 1 for p in dropouts):
             raise ValueError(f"model.label_dropout={label_dropout} must be in [0, 1)")
+        if conditioning is not None:
+            conditioning = [str(name) for name in conditioning]
+            sizes = dict(num_classes) if isinstance(num_classes, Mapping) else {}
+            if not conditioning or sorted(sizes) != sorted(conditioning):
+                raise ValueError(f"model.conditioning={conditioning} needs model.num_classes to give a class count for "
+                                 f"exactly those sets, e.g. {{digit: 10, direction: 8}}; got {num_classes}")
+            if getattr(net, "null_label", None) != sizes:
+                raise ValueError(f"model.conditioning={conditioning} with class counts {sizes}, but the net's label "
+                                 f"tables are {getattr(net, 'num_classes', None)} (set model.net.num_classes)")
+        elif isinstance(num_classes, Mapping):
+            raise ValueError(f"model.num_classes={dict(num_classes)} is per label set: name the sets in "
+                             "model.conditioning")
         if not 0 <= num_cond_frames < num_frames:
             raise ValueError(f"model.num_cond_frames={num_cond_frames} must be in [0, num_frames={num_frames})")
         tubelet = int(getattr(net, "tubelet_size", 1))
@@ -267,17 +298,39 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
         per_clip = (prediction[:, :, k:].float() - target[:, :, k:].float()).square().mean(dim=(1, 2, 3, 4))  # (b,)
         return (min_snr_weights(self.train_scheduler, timesteps, self.hparams.snr_gamma) * per_clip).mean()
 
-    def _labels(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
-        return batch["label"].long() if self.hparams.num_classes > 0 else None
+    @property
+    def label_sizes(self) -> dict[str, int]:
+        """Class count of each conditioning set (``{"label": n}`` for a one-set model; n = 0: unconditional)."""
+        if self.hparams.conditioning:
+            return {name: int(self.hparams.num_classes[name]) for name in self.hparams.conditioning}
+        return {"label": int(self.hparams.num_classes)}
+
+    @property
+    def conditional(self) -> bool:
+        """Whether the model takes labels at all."""
+        return bool(self.hparams.conditioning) or int(self.hparams.num_classes) > 0
+
+    def _labels(self, batch: Mapping[str, torch.Tensor]) -> label_sets.Labels | None:
+        """The conditioning labels of a batch: ``label`` (one set), ``{set: label_<set>}`` or None.
+
+        Raises:
+            ValueError: a conditioning set the batch does not carry (the message names the cache to rewrite).
+        """
+        if not self.hparams.conditioning:
+            return batch["label"].long() if self.hparams.num_classes > 0 else None
+        missing = [name for name in self.hparams.conditioning if f"label_{name}" not in batch]
+        if missing:
+            raise ValueError(f"model.conditioning={list(self.hparams.conditioning)}: the batch has no {missing} labels; "
+                             "write the latent cache with them (scripts/cache_latents.py --label-sets ...)")
+        return {name: batch[f"label_{name}"].long() for name in self.hparams.conditioning}
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x_start = self.latents(batch)
         b = x_start.shape[0]
         labels = self._labels(batch)
-        if labels is not None and self.hparams.label_dropout > 0:
+        if labels is not None:
             # CPU draws from the global generator, whose state the checkpoint saves.
-            drop = (torch.rand(b) < self.hparams.label_dropout).to(labels.device)
-            labels = torch.where(drop, torch.full_like(labels, self.net.null_label), labels)
+            labels = label_sets.drop(labels, self.net.null_label, self.hparams.label_dropout)
         timesteps = torch.randint(0, self.train_scheduler.config.num_train_timesteps, (b,)).to(self.device)
         noise = sample_noise(x_start.shape, self.hparams.noise_prior, self.hparams.noise_alpha).to(x_start)
         loss = self.diffusion_loss(self.net, x_start, labels, timesteps, noise)
@@ -298,7 +351,9 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
         self.log(f"{stage}/loss_raw", self.diffusion_loss(self.net, x_start, labels, timesteps, noise), sync_dist=True)
         if stage == "val" and batch_idx == 0:
             n = self.hparams.num_log_samples
-            self._val_reference = (x_start[:n], batch["label"][:n].long())
+            labels = self._labels(batch) if self.conditional else batch["label"].long()
+            self._val_reference = (x_start[:n], labels[:n] if torch.is_tensor(labels)
+                                   else {name: value[:n] for name, value in labels.items()})
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._eval_step(batch, batch_idx, "val")
@@ -315,6 +370,16 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
             decay = ema_decay_at(self.trainer.global_step, self.hparams.ema_decay, self.hparams.ema_warmup)
             update_ema(self.ema, self.net, decay)
             self._ema_step = self.trainer.global_step
+
+    def setup(self, stage: str) -> None:
+        # model.init_from: the image stage's weights, before Lightning restores a resumed run's checkpoint (setup
+        # runs first), so a resumed run continues from its own weights. Loaded once per process.
+        if stage == "fit" and self.hparams.init_from and not getattr(self, "_initialised_from", False):
+            weights = image_weights(self.hparams.init_from, self.net)
+            self.net.load_state_dict(weights, strict=True)
+            self.ema.load_state_dict(weights, strict=True)
+            self._initialised_from = True
+            log.info("initialised net and ema from the image stage %s", self.hparams.init_from)
 
     def on_train_start(self) -> None:
         self._ema_step = self.trainer.global_step
@@ -340,7 +405,8 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
         """Sample clips with the EMA net and decode them.
 
         Args:
-            labels: int64 tensor (b,) of class indices, or None (unconditional; give ``num_samples``).
+            labels: int64 tensor (b,) of class indices, ``{set: int64 (b,)}`` for a multi-set model (a set's null
+                label leaves it free), or None (unconditional; give ``num_samples``).
             num_samples: b when ``labels`` is None.
             cond_latents: float tensor (b c k h w), the clean first k = ``num_cond_frames`` latent frames, or None.
             generator: seeds the sampler (see :func:`models.diffusion.sampling.sample_latents`).
@@ -359,7 +425,7 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
             raise ValueError(f"model.num_cond_frames={k}: cond_latents must be given exactly when k > 0")
         if cond_latents is not None and cond_latents.shape[2] != k:
             raise ValueError(f"cond_latents has {cond_latents.shape[2]} frames, model.num_cond_frames={k}")
-        b = len(labels) if labels is not None else int(num_samples)
+        b = label_sets.batch_size_of(labels) if labels is not None else int(num_samples)
         options = {**self.hparams.sampling, **{key: value for key, value in sampling.items() if value is not None}}
         latents = sample_latents(
             self.ema, self.hparams.noise_scheduler, (b, *self.latent_shape), labels=labels,
@@ -379,13 +445,40 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
             return
         x_start, labels = self._val_reference
         k = self.hparams.num_cond_frames
-        if k == 0:  # every class in turn; with frame conditioning the validation clips' own labels
-            labels = torch.arange(n, device=self.device) % max(self.hparams.num_classes, 1)
-        labels = labels if self.hparams.num_classes > 0 else None
+        if k == 0:  # every class (combination) in turn; with frame conditioning the validation clips' own labels
+            grid = label_sets.balanced_grid({name: max(size, 1) for name, size in self.label_sizes.items()}, n)
+            labels = ({name: torch.tensor(value, device=self.device) for name, value in grid.items()}
+                      if self.hparams.conditioning else torch.tensor(grid["label"], device=self.device))
+        labels = labels if self.conditional else None
         generator = torch.Generator().manual_seed(self.hparams.val_seed)
         videos = self.generate(labels, num_samples=len(x_start) if k else n,
                                cond_latents=x_start[:, :, :k] if k else None, generator=generator)
-        folder = log_videos(self.trainer.loggers, videos, labels.tolist() if labels is not None else [-1] * len(videos),
+        first = labels if labels is None or torch.is_tensor(labels) else labels[self.hparams.conditioning[0]]
+        folder = log_videos(self.trainer.loggers, videos, first.tolist() if first is not None else [-1] * len(videos),
                             root_dir=self.trainer.default_root_dir, epoch=self.current_epoch,
                             step=self.global_step, fps=self.hparams.fps)
         log.info("epoch %d samples: %s", self.current_epoch, folder)
+
+
+def image_weights(path: str | Path, net: nn.Module) -> dict[str, torch.Tensor]:
+    """The EMA weights of an image-stage checkpoint, mapped onto ``net`` (see ``model.init_from``).
+
+    Read with ``torch.load(weights_only=True)``: a checkpoint is data, never code.
+
+    Raises:
+        FileNotFoundError: the checkpoint does not exist.
+        ValueError: it holds no EMA weights, or they do not map onto ``net`` (named in the message).
+    """
+    from models.diffusion.dit import image_to_video_state_dict
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model.init_from={path}: no such checkpoint (train the image stage first)")
+    state = torch.load(path, map_location="cpu", weights_only=True).get("state_dict", {})
+    ema = {key[len("ema."):]: value for key, value in state.items() if key.startswith("ema.")}
+    if not ema:
+        raise ValueError(f"model.init_from={path}: no 'ema.*' weights; is it a stage-2 checkpoint of train.py?")
+    try:
+        return image_to_video_state_dict(ema, net)
+    except ValueError as error:
+        raise ValueError(f"model.init_from={path}: {error}") from error

@@ -36,6 +36,7 @@ from diffusers import DDIMScheduler, DDPMScheduler
 from torch import nn
 from tqdm.auto import tqdm
 
+from models.diffusion import labels as label_sets
 from models.diffusion.noise import sample_noise
 
 PREDICTION_TYPES = ("epsilon", "v_prediction")
@@ -97,7 +98,7 @@ def guided_prediction(
     net: nn.Module,
     x_noisy: torch.Tensor,
     timesteps: torch.Tensor,
-    labels: torch.Tensor | None,
+    labels: label_sets.Labels | None,
     guidance_scale: float = 1.0,
 ) -> torch.Tensor:
     """Network output with classifier-free guidance.
@@ -106,16 +107,18 @@ def guided_prediction(
         net: maps (x (b c t h w), timesteps (b,), labels (b,) | None) to (b c t h w); has ``null_label``.
         x_noisy: float tensor (b c t h w).
         timesteps: int64 tensor (b,).
-        labels: int64 tensor (b,) of class indices, or None (unconditional: the null label).
-        guidance_scale: s; 1 is the plain conditional prediction (one forward pass), 0 the unconditional one.
+        labels: int64 tensor (b,) of class indices, ``{set: int64 (b,)}`` (several label sets), or None
+            (unconditional: the null label).
+        guidance_scale: s; 1 is the plain conditional prediction (one forward pass), 0 the unconditional one. With
+            several sets the unconditional branch nulls every set (joint guidance).
 
     Returns:
         ``uncond + s·(cond − uncond)``, float tensor (b c t h w) (Ho & Salimans 2022, eq. 6).
     """
     if labels is None or guidance_scale == 1.0:
         return net(x_noisy, timesteps, labels)
-    null = torch.full_like(labels, net.null_label)
-    both = net(torch.cat([x_noisy, x_noisy]), torch.cat([timesteps, timesteps]), torch.cat([labels, null]))
+    null = label_sets.null_like(labels, net.null_label)
+    both = net(torch.cat([x_noisy, x_noisy]), torch.cat([timesteps, timesteps]), label_sets.concat(labels, null))
     cond, uncond = both.chunk(2)  # (b c t h w) each
     return uncond + guidance_scale * (cond - uncond)
 
@@ -131,7 +134,7 @@ def sample_latents(
     net: nn.Module,
     scheduler_config: Mapping[str, Any],
     shape: tuple[int, int, int, int, int],
-    labels: torch.Tensor | None = None,
+    labels: label_sets.Labels | None = None,
     noise_prior: str = "iid",
     alpha: float | None = None,
     sampler: str = "ddim",
@@ -148,7 +151,7 @@ def sample_latents(
         net: the denoiser (see :func:`guided_prediction`), in eval mode; it runs on its parameters' device.
         scheduler_config: the ``DDPMScheduler`` kwargs the net was trained with (see :func:`check_scheduler_config`).
         shape: (b c t h w) of the latents to draw.
-        labels: int64 tensor (b,) of class indices, or None for unconditional sampling.
+        labels: int64 tensor (b,) of class indices, ``{set: int64 (b,)}``, or None for unconditional sampling.
         noise_prior: ``"iid"``, ``"mixed"``, ``"progressive"`` (PYoCo) or ``"shared"``, for the initial latent and, when the
             step is stochastic, the fresh noise of every step.
         alpha: the prior's α (None: its default).
@@ -181,8 +184,8 @@ def sample_latents(
     if not 1 <= num_inference_steps <= num_train_timesteps:
         raise ValueError(f"num_inference_steps={num_inference_steps} must be in [1, {num_train_timesteps}]")
     batch_size, _, num_frames = shape[:3]
-    if labels is not None and tuple(labels.shape) != (batch_size,):
-        raise ValueError(f"labels of shape {tuple(labels.shape)} do not match the batch size {batch_size}")
+    if labels is not None and label_sets.batch_size_of(labels) != batch_size:
+        raise ValueError(f"labels for {label_sets.batch_size_of(labels)} clips do not match the batch size {batch_size}")
     if labels is None and guidance_scale != 1.0:
         raise ValueError(f"guidance_scale={guidance_scale} needs labels (classifier-free guidance is conditional)")
     num_cond = 0 if cond_latents is None else cond_latents.shape[2]
@@ -197,8 +200,7 @@ def sample_latents(
     device = tensor.device if tensor is not None else torch.device("cpu")
     scheduler = DDIMScheduler.from_config({**config, "set_alpha_to_one": True})
     scheduler.set_timesteps(num_inference_steps, device=device)
-    if labels is not None:
-        labels = labels.to(device)
+    labels = label_sets.to_device(labels, device)
     if cond_latents is not None:
         cond_latents = cond_latents.to(device=device, dtype=torch.float32)
 

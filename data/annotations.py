@@ -144,9 +144,10 @@ def write_class_names(folder: str | os.PathLike, names: list[str]) -> Path:
 def find_class_names(list_file: str | os.PathLike) -> list[str] | None:
     """The class names that go with a list file, found by the project's two conventions, or None.
 
-    1. ``classes.txt`` in the list file's folder (what the sample writer puts beside ``samples.txt``);
-    2. ``classes_<task>.txt`` beside a list file named ``<split>_<task>.txt`` (what the Moving MNIST builder writes:
-       ``test_direction.txt`` → ``classes_direction.txt``).
+    1. ``classes_<task>.txt`` beside a list file named ``<split>_<task>.txt`` (what the Moving MNIST builder writes:
+       ``test_direction.txt`` → ``classes_direction.txt``; the sample writer's ``samples_digit.txt`` →
+       ``classes_digit.txt``);
+    2. ``classes.txt`` in the list file's folder (what the sample writer puts beside ``samples.txt``).
 
     Args:
         list_file: a ``path label`` list file.
@@ -157,7 +158,7 @@ def find_class_names(list_file: str | os.PathLike) -> list[str] | None:
     list_file = Path(list_file)
     candidates = [list_file.parent / CLASSES_FILE]
     if "_" in list_file.stem:
-        candidates.append(list_file.parent / f"classes_{list_file.stem.split('_', 1)[1]}.txt")
+        candidates.insert(0, list_file.parent / f"classes_{list_file.stem.split('_', 1)[1]}.txt")
     for candidate in candidates:
         if candidate.is_file():
             return read_classes(candidate)

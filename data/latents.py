@@ -5,6 +5,9 @@ fsync, ``os.replace``) and readable with ``torch.load(weights_only=True)``:
 
 * ``latents``: float32 (N c_lat t h' w'), the scaled posterior means ``FrameAutoencoder.encode(video)``;
 * ``labels``: int64 (N); ``paths``: list of N video paths (str), in annotation-file order;
+* ``label_sets`` (optional): ``{set name: int64 (N)}``, further labels of the same clips (e.g. ``digit`` and
+  ``direction`` for Moving MNIST direction), read from the dataset's ``<split>_<set>.txt`` files and matched by path;
+  ``meta["label_set_classes"]`` holds each set's class names and ``meta["label_set"]`` names the set of ``labels``;
 * ``meta``: dict of plain values: ``format_version``, the split, the autoencoder it came from, its
   ``scaling_factor``/``shift_factor``/``downsample_factor``, the clip settings (``num_frames``, ``frame_stride``,
   ``crop_size``), the evaluation transform's ``repr``, and what the caller adds (the script adds the data config).
@@ -32,7 +35,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from data.annotations import CLASSES_FILE, read_classes
+from data.annotations import CLASSES_FILE, find_class_names, read_classes, read_list_file
 from data.datamodule import SplitDataModule, VideoDataModule
 from data.dataset import VideoClipDataset
 from models.checkpointing import save_atomic
@@ -80,9 +83,35 @@ def encode_dataset(autoencoder: torch.nn.Module, dataset: VideoClipDataset, batc
     return torch.cat(latents), torch.cat(labels), paths
 
 
+def split_label_set(paths: Sequence[str], list_file: str | os.PathLike, root: str | os.PathLike) -> torch.Tensor:
+    """The labels of another label set for the clips ``paths``, matched by resolved path.
+
+    Args:
+        paths: video paths of the encoded clips (as recorded in the cache).
+        list_file: a ``path label`` annotation file of the same clips (e.g. ``test_digit.txt``).
+        root: folder its paths are relative to.
+
+    Returns:
+        int64 tensor (N), aligned with ``paths``.
+
+    Raises:
+        FileNotFoundError: ``list_file`` does not exist.
+        ValueError: a clip of ``paths`` is not in ``list_file`` (the message names both).
+    """
+    by_path = {str(Path(sample.path).resolve()): sample.label for sample in read_list_file(list_file, root)}
+    labels = []
+    for path in paths:
+        label = by_path.get(str(Path(path).resolve()))
+        if label is None:
+            raise ValueError(f"{list_file}: has no label for {path}; label sets must list the same clips")
+        labels.append(int(label))
+    return torch.tensor(labels, dtype=torch.long)
+
+
 def cache_latents(autoencoder: torch.nn.Module, datamodule: VideoDataModule, out_dir: str | os.PathLike,
                   splits: Sequence[str] = SPLITS, batch_size: int = 8, num_workers: int = 0,
-                  source: str = "", extra_meta: dict[str, Any] | None = None) -> dict[str, Path]:
+                  source: str = "", extra_meta: dict[str, Any] | None = None,
+                  label_sets: Sequence[str] = ()) -> dict[str, Path]:
     """Encode the given splits and write ``<out_dir>/<split>.pt`` for each (layout in the module docstring).
 
     Args:
@@ -93,6 +122,9 @@ def cache_latents(autoencoder: torch.nn.Module, datamodule: VideoDataModule, out
         batch_size, num_workers: loader settings.
         source: where the autoencoder came from, recorded in ``meta``.
         extra_meta: more plain values to record in ``meta`` (e.g. the data config).
+        label_sets: further label sets to store beside ``labels``, each read from ``<root>/<split>_<set>.txt``
+            with class names from ``<root>/classes_<set>.txt`` (the Moving MNIST builder's layout); the split's own
+            annotation file gives the set of ``labels`` (``train_direction.txt``: ``direction``).
 
     Returns:
         The path written for each split.
@@ -115,13 +147,20 @@ def cache_latents(autoencoder: torch.nn.Module, datamodule: VideoDataModule, out
             **(extra_meta or {}),
         }
         record = {"latents": latents, "labels": labels, "paths": paths, "meta": meta}
+        if label_sets:
+            root = Path(datamodule.root)
+            own = Path(str(datamodule.splits[split])).stem.split("_", 1)[-1]
+            record["label_sets"] = {name: split_label_set(paths, root / f"{split}_{name}.txt", root)
+                                    for name in label_sets}
+            meta["label_set"] = own
+            meta["label_set_classes"] = {name: find_class_names(root / f"{split}_{name}.txt") for name in label_sets}
         written[split] = save_atomic(record, Path(out_dir) / f"{split}.pt")
         log.info("%s: %d clips -> %s (latents %s)", split, len(paths), written[split], tuple(latents.shape))
     return written
 
 
 class LatentClipDataset(Dataset):
-    """Cached latent clips of one split.
+    """Cached latent clips of one split, or their single frames.
 
     Args:
         path: a ``<split>.pt`` file written by :func:`cache_latents`.
@@ -130,17 +169,23 @@ class LatentClipDataset(Dataset):
             and its label ``y`` becomes ``reverse_labels[y]``. Exact for the per-frame latents of Moving MNIST
             ``direction``, where a reversed clip is bit for bit a clip of the opposite direction (see
             :func:`opposite_directions`). Plain integer keys (evaluation) are never reversed.
+            The set of ``labels`` and its entry in ``label_sets`` are relabelled; other sets (a digit) are unchanged.
         seed: base seed of the reversal draws.
+        single_frames: items are the cache's single frames (item i is frame ``i % t`` of clip ``i // t``, with the
+            clip's labels): every frame of the training clips as image data, for an image stage (VDM, Ho et al. 2022;
+            Video LDM, Blattmann et al. 2023).
 
-    Items are dicts: ``latents`` float32 (c_lat t h' w'), scaled for diffusion; ``label`` int64; ``index`` int64.
+    Items are dicts: ``latents`` float32 (c_lat t h' w') (t = 1 with ``single_frames``), scaled for diffusion;
+    ``label`` int64; ``label_<set>`` int64 for each of the cache's ``label_sets``; ``index`` int64.
     Keys may be indices or ``(index, epoch)`` pairs from :class:`data.samplers.EpochShuffleSampler`.
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: the file is not a latent cache of this format.
+        ValueError: the file is not a latent cache of this format, or ``single_frames`` with ``reverse_labels``.
     """
 
-    def __init__(self, path: str | os.PathLike, reverse_labels: Sequence[int] | None = None, seed: int = 0) -> None:
+    def __init__(self, path: str | os.PathLike, reverse_labels: Sequence[int] | None = None, seed: int = 0,
+                 single_frames: bool = False) -> None:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"latent cache {path} does not exist (write it with scripts/cache_latents.py)")
@@ -156,19 +201,33 @@ class LatentClipDataset(Dataset):
         self.labels: torch.Tensor = record["labels"]
         self.paths: list[str] = list(record["paths"])
         self.meta: dict[str, Any] = dict(record["meta"])
+        self.label_sets: dict[str, torch.Tensor] = dict(record.get("label_sets", {}))
         self.reverse_labels = None if reverse_labels is None else torch.as_tensor(list(reverse_labels))
         self.seed = seed
+        if single_frames and reverse_labels is not None:
+            raise ValueError(f"{path}: single frames have no time to reverse (data.time_reversal with "
+                             "data.single_frames)")
+        self.single_frames = single_frames
+        self.frames_per_clip = self.latents.shape[2] if single_frames else 1
 
     def __len__(self) -> int:
-        return self.latents.shape[0]
+        return self.latents.shape[0] * self.frames_per_clip
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
         index, epoch = key if isinstance(key, tuple) else (key, None)
-        latents, label = self.latents[index], self.labels[index]
+        clip, frame = divmod(int(index), self.frames_per_clip)
+        latents, label = self.latents[clip], self.labels[clip]
+        others = {name: labels[clip] for name, labels in self.label_sets.items()}
+        if self.single_frames:
+            latents = latents[:, frame : frame + 1]  # (c 1 h w)
         if self.reverse_labels is not None and epoch is not None:
             if np.random.default_rng([self.seed, epoch, index]).random() < 0.5:
                 latents, label = latents.flip(1), self.reverse_labels[label]  # (c t h w) backwards in time
-        return {"latents": latents, "label": label, "index": torch.tensor(index, dtype=torch.long)}
+                own = self.meta.get("label_set")
+                if own in others:
+                    others[own] = label
+        return {"latents": latents, "label": label, **{f"label_{name}": value for name, value in others.items()},
+                "index": torch.tensor(index, dtype=torch.long)}
 
 
 def opposite_directions(class_names: Sequence[str]) -> list[int]:
@@ -230,6 +289,8 @@ class LatentDataModule(SplitDataModule):
         seed: seeds the training shuffle order (per epoch, as in ``VideoDataModule``) and the reversals.
         time_reversal: play training clips backwards with probability 1/2 and relabel them with the opposite
             direction (:class:`LatentClipDataset`); needs compass class names in ``<root>/classes.txt``.
+        single_frames: serve every frame of every clip as a one-frame item (an image stage); ``num_frames``
+            must then be 1.
 
     Attributes:
         class_names: the names in ``<root>/classes.txt`` (label order), or None.
@@ -242,7 +303,7 @@ class LatentDataModule(SplitDataModule):
     def __init__(self, root: str, train: str = "train.pt", val: str = "val.pt", test: str = "test.pt",
                  num_classes: int = 8, num_frames: int = 8, crop_size: int = 64, batch_size: int = 32,
                  num_workers: int = 0, pin_memory: str | bool = "auto", seed: int = 0,
-                 time_reversal: bool = False) -> None:
+                 time_reversal: bool = False, single_frames: bool = False) -> None:
         super().__init__()
         for name, value in (("num_classes", num_classes), ("num_frames", num_frames), ("crop_size", crop_size),
                             ("batch_size", batch_size)):
@@ -250,6 +311,9 @@ class LatentDataModule(SplitDataModule):
                 raise ValueError(f"data.{name}={value} must be >= 1")
         if num_workers < 0:
             raise ValueError(f"data.num_workers={num_workers} must be >= 0")
+        if single_frames and (num_frames != 1 or time_reversal):
+            raise ValueError(f"data.single_frames=true serves one frame per item: it needs data.num_frames=1 (got "
+                             f"{num_frames}) and data.time_reversal=false (got {time_reversal})")
         self.root = Path(root)
         self.files = {"train": train, "val": val, "test": test}
         self.num_classes = num_classes
@@ -264,6 +328,13 @@ class LatentDataModule(SplitDataModule):
         names = self.root / CLASSES_FILE
         self.class_names: list[str] | None = read_classes(names) if names.is_file() else None
         self.time_reversal = time_reversal
+        self.single_frames = single_frames
+
+    @property
+    def label_set_classes(self) -> dict[str, list[str] | None]:
+        """Class names of each of the cache's further label sets (read from the train cache), e.g.
+        ``{"digit": ["0", ...], "direction": ["E", ...]}``; empty when the cache has none."""
+        return dict(self.load_split("train").meta.get("label_set_classes", {}))
 
     def _reverse_labels(self) -> list[int] | None:
         """The label of each class played backwards, when ``time_reversal`` is on (checked when the train split loads,
@@ -281,8 +352,10 @@ class LatentDataModule(SplitDataModule):
         """
         if split not in self.datasets:
             reverse = self._reverse_labels() if split == "train" else None
-            dataset = LatentClipDataset(self.root / self.files[split], reverse_labels=reverse, seed=self.seed)
+            dataset = LatentClipDataset(self.root / self.files[split], reverse_labels=reverse, seed=self.seed,
+                                        single_frames=self.single_frames)
             _, _, t, h, _ = dataset.latents.shape
+            t = 1 if self.single_frames else t
             side = h * dataset.meta["downsample_factor"]
             if t != self.num_frames:
                 raise ValueError(f"data.num_frames={self.num_frames} but {dataset.path} holds {t}-frame clips")

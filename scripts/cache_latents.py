@@ -4,6 +4,7 @@ Example:
     python scripts/cache_latents.py --autoencoder outputs/gen/autoencoder/checkpoints/best.ckpt
     python scripts/cache_latents.py --autoencoder /models/sd-vae --data mmnist_generation --out outputs/gen/sd_latents
     python scripts/cache_latents.py --autoencoder <ckpt> data.root=/data/other_mmnist --splits val test
+    python scripts/cache_latents.py --autoencoder <ckpt> --label-sets digit direction   # "a 7 moving NE"
 
 With a stage-1 checkpoint of ours, the clips are read with the data config of its own training run (so the pixel
 normalisation is the one it was trained with) and the caches go to ``<run>/latents/`` unless ``--out`` says
@@ -44,6 +45,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data", default=None,
                         help="data config name in configs/data (default: the checkpoint's own run config)")
     parser.add_argument("--splits", nargs="+", choices=SPLITS, default=list(SPLITS), help="default: all")
+    parser.add_argument("--label-sets", nargs="+", default=[],
+                        help="further label sets to store with each clip, read from <data.root>/<split>_<set>.txt "
+                             "(e.g. digit direction: a model can then be asked for 'a 7 moving NE')")
     parser.add_argument("--batch-size", type=int, default=8, help="clips per batch (default: %(default)s)")
     parser.add_argument("--num-workers", type=int, default=1, help="decoding processes (default: %(default)s)")
     parser.add_argument("--num-threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
@@ -100,7 +104,8 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     written = cache_latents(autoencoder, datamodule, out, args.splits, args.batch_size, args.num_workers,
                             source=str(args.autoencoder),
-                            extra_meta={"data": OmegaConf.to_container(data_cfg, resolve=True)})
+                            extra_meta={"data": OmegaConf.to_container(data_cfg, resolve=True)},
+                            label_sets=args.label_sets)
     names = dataset_class_names(data_cfg)
     if names is not None:  # the sample writer copies them beside samples.txt (flow_direction_accuracy reads them)
         write_class_names(out, names)

@@ -5,10 +5,14 @@
     python eval.py ckpt_path=... trainer.devices=2 +trainer.strategy=ddp   # data parallel: the same metrics
     python eval.py ckpt_path=outputs/gen/dit/checkpoints/best.ckpt num_samples=128 \
         classifier=outputs/demo/divided/checkpoints/best.ckpt        # a generation checkpoint
+    python eval.py ckpt_path=outputs/gen/digits/checkpoints/last.ckpt num_samples=8 grey=true \
+        labels.digit=7 labels.direction=NE digit_classifier=outputs/frame_digit/checkpoints/best.ckpt   # "a 7 moving NE"
 
 A **generation** checkpoint (a ``VideoDiffusion`` run) is evaluated by sampling ``num_samples`` labelled clips into
 ``<output_dir>/samples`` and scoring them with the same code as ``scripts/evaluate_videos.py``
-(``generation_metrics.{json,md}`` and a per-frame figure); ``classifier`` adds motion accuracy.
+(``generation_metrics.{json,md}`` and a per-frame figure); ``classifier`` adds motion accuracy and
+``digit_classifier`` digit accuracy and identity consistency. A model conditioned on several label sets draws a
+balanced grid of their combinations, or what ``labels`` asks for (``labels.digit=7 labels.direction=NE``).
 
 The run's ``config.yaml`` (next to ``checkpoints/``) rebuilds the data and model; ``run_overrides`` patches it.
 Weights are read with ``torch.load(weights_only=True)`` and loaded strictly. Prints the split's metrics and writes
@@ -94,9 +98,14 @@ def evaluate_generation(cfg: DictConfig) -> dict[str, Any]:
     if cfg.num_samples < 1:
         raise ValueError(f"num_samples={cfg.num_samples} must be at least 1")
     output_dir = Path(cfg.paths.output_dir)
+    request = {str(k): str(v) for k, v in (cfg.get("labels") or {}).items()}
     samples = generate_to_folder(cfg.ckpt_path, output_dir / "samples", cfg.num_samples, steps=cfg.get("steps"),
-                                 seed=cfg.seed, grey=cfg.get("grey", False))
-    result = evaluate_videos(samples, classifier=cfg.get("classifier"), groups=["temporal", "accuracy"])
+                                 seed=cfg.seed, grey=cfg.get("grey", False), guidance_scale=cfg.get("guidance_scale"),
+                                 requests=[request] if request else None)
+    digits = samples.parent / "samples_digit.txt"
+    result = evaluate_videos(samples, classifier=cfg.get("classifier"), groups=["temporal", "accuracy"],
+                             digit_classifier=cfg.get("digit_classifier"),
+                             digit_labels=digits if digits.is_file() else None)
     paths = write_report(result, output_dir / "generation_metrics.json")
     print(summarise(result))
     print(f"metrics written to {paths['json']}")

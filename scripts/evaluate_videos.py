@@ -9,6 +9,10 @@ Examples:
     # slide shows: does every slide keep one digit? (a per-frame digit classifier, slides cut at frame 4)
     python scripts/evaluate_videos.py --videos outputs/slides/samples.txt --groups temporal accuracy \
         --digit-classifier outputs/frame_digit/checkpoints/best.ckpt --cuts 4 --out outputs/slides_metrics.json
+    # samples of a model asked for digit and direction: motion against the directions, digits against the digits
+    python scripts/evaluate_videos.py --videos outputs/gen/moving/samples/samples.txt \
+        --digit-labels outputs/gen/moving/samples/samples_digit.txt \
+        --digit-classifier outputs/frame_digit/checkpoints/best.ckpt --groups temporal accuracy --out m.json
     # paired metrics and FVD against real clips
     python scripts/evaluate_videos.py --videos gen/ --reference real/ --i3d weights/i3d_torchscript.pt --out m.json
 
@@ -38,6 +42,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--classifier", help="recognition checkpoint of this framework (accuracy, FVD features)")
     parser.add_argument("--digit-classifier", help="per-frame recognition checkpoint (data.num_frames=1) for "
                         "identity_consistency and digit_accuracy")
+    parser.add_argument("--digit-labels", help="list file of the same clips whose labels are the digits to check "
+                        "(a multi-set sampler's samples_digit.txt), when --videos carries another label set")
     parser.add_argument("--cuts", type=int, nargs="*", default=[],
                         help="frames where a new slide starts, for identity consistency per slide (default: none)")
     parser.add_argument("--frame-order", default="forward", choices=("forward", "reversed", "shuffled", "frozen"),
@@ -68,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
                              encoder=args.encoder, num_frames=args.num_frames, batch_size=args.batch_size,
                              groups=args.groups, classes=args.classes, start_frame=args.start_frame,
                              digit_classifier=args.digit_classifier, cuts=args.cuts,
-                             frame_order=args.frame_order, order_seed=args.order_seed)
+                             frame_order=args.frame_order, order_seed=args.order_seed, digit_labels=args.digit_labels)
     paths = write_report(result, args.out)
     print(summarise(result))
     print("wrote " + ", ".join(str(p) for p in paths.values()))

@@ -2,6 +2,9 @@
 
     # validation top-1 per epoch of five seeds (the CSV logger's metrics.csv of each run)
     python scripts/plot_curves.py outputs/seeds/divided_s*/ --metric val/acc_top1 --x epoch --out curves.png
+    # both halves of coherence while a video stage learns: motion, digit and identity (motion_curve.csv)
+    python scripts/plot_curves.py outputs/gen/digits/dit --metric flow_direction_accuracy digit_accuracy \
+        identity_consistency --out outputs/gen/digits/curves.png
     # stage-2 motion learning curves (motion_curve.csv, written by the MotionCurve callback)
     python scripts/plot_curves.py outputs/gen/dit outputs/gen/dit_space_only --metric flow_direction_accuracy \\
         --x step --out motion_curve.png --target 0.8 --chance 0.125
@@ -45,21 +48,24 @@ def read_curve(run: Path, metric: str, x: str) -> list[tuple[float, float]]:
     raise ValueError(f"{run}: no file with columns {metric!r} and {x!r} (looked in {[str(f) for f in files]})")
 
 
-def plot(runs: list[Path], metric: str, x: str, out: Path, labels: list[str] | None = None,
+def plot(runs: list[Path], metric: str | list[str], x: str, out: Path, labels: list[str] | None = None,
          target: float | None = None, chance: float | None = None, title: str | None = None) -> Path:
-    """Draw one line per run and write ``out`` (PNG, 100 dpi, a few tens of kB)."""
+    """Draw one line per run and metric and write ``out`` (PNG, 100 dpi, a few tens of kB)."""
+    metrics = [metric] if isinstance(metric, str) else list(metric)
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
     for i, run in enumerate(runs):
-        points = read_curve(run, metric, x)
-        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", markersize=3,
-                label=labels[i] if labels else run.name)
+        for name in metrics:
+            points = read_curve(run, name, x)
+            label = labels[i] if labels else run.name
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", markersize=3,
+                    label=f"{label}: {name}" if len(metrics) > 1 else label)
     if target is not None:
         ax.axhline(target, color="green", linestyle="--", linewidth=1, label=f"target {target:g}")
     if chance is not None:
         ax.axhline(chance, color="grey", linestyle=":", linewidth=1, label=f"chance {chance:g}")
     ax.set_xlabel(x)
-    ax.set_ylabel(metric)
-    ax.set_title(title or metric)
+    ax.set_ylabel(metrics[0] if len(metrics) == 1 else "value")
+    ax.set_title(title or ", ".join(metrics))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -72,7 +78,8 @@ def plot(runs: list[Path], metric: str, x: str, out: Path, labels: list[str] | N
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", type=Path, help="run folders")
-    parser.add_argument("--metric", required=True, help="column to plot, e.g. val/acc_top1")
+    parser.add_argument("--metric", required=True, nargs="+",
+                        help="column(s) to plot, e.g. val/acc_top1; several draw one line per run and column")
     parser.add_argument("--x", default="step", help="x column: step or epoch (default: %(default)s)")
     parser.add_argument("--out", required=True, type=Path, help="PNG to write")
     parser.add_argument("--labels", nargs="+", help="one legend label per run")

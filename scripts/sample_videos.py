@@ -4,23 +4,32 @@ Examples:
     python scripts/sample_videos.py --ckpt outputs/gen/dit/checkpoints/best.ckpt --num-samples 64 --out gen_samples
     python scripts/sample_videos.py --ckpt CKPT --num-samples 16 --labels 0 2 --sampler ddpm --steps 100 \\
         --guidance-scale 2 --out gen_samples_guided
+    # a model conditioned on label sets (model.conditioning=[digit,direction]): ask for "a 7 moving NE"
+    python scripts/sample_videos.py --ckpt CKPT --num-samples 4 --digit 7 --direction NE --out a_seven_moving_ne
+    python scripts/sample_videos.py --ckpt CKPT --num-samples 256 --out grid      # every digit x direction, balanced
+    python scripts/sample_videos.py --ckpt CKPT --num-samples 8 --labels-file requests.txt --out requested
 
 Writes ``OUT/videos/00000.mp4 ...``, ``OUT/samples.txt`` (``videos/00000.mp4 label`` per line, the list format of
 ``data.annotations.read_list_file``, so ``scripts/evaluate_videos.py --videos OUT/samples.txt`` scores them) and
 ``OUT/grid.gif`` (one row per class, its first 8 clips; unconditional runs: the first 64). The model is rebuilt from the run's ``config.yaml`` and the EMA weights are
-read with ``torch.load(weights_only=True)``. With ``num_cond_frames = k > 0`` the first k frames of each clip come
+read with ``torch.load(weights_only=True)``. A model conditioned on several label sets takes ``--<set> VALUE`` for
+each set it knows (a class name or index; a set left out is free) or ``--labels-file`` (one ``set=value ...`` request
+per line, cycled), and otherwise draws a balanced grid of every combination; it also writes ``samples_<set>.txt`` per
+set, so ``scripts/evaluate_videos.py --videos OUT/samples.txt --digit-labels OUT/samples_digit.txt`` scores motion and
+digits in one call. With ``num_cond_frames = k > 0`` the first k frames of each clip come
 from the run's test split (encoded by its autoencoder), and the labels are those clips' labels.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
 import torch
 
-from models.diffusion.generate import generate_to_folder
+from models.diffusion.generate import generate_to_folder, read_label_requests
 from models.diffusion.video_io import GRID_FILE
 
 
@@ -39,15 +48,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--autoencoder", help="replaces the run's model.autoencoder_path")
     parser.add_argument("--grey", action="store_true", help="write grey clips (mean of the decoded RGB channels)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    return parser.parse_args(argv)
+    parser.add_argument("--labels-file", type=Path,
+                        help="label requests, one clip per line as 'digit=7 direction=NE' (multi-set models)")
+    args, rest = parser.parse_known_args(argv)
+    # --<set> VALUE pairs for the label sets of a multi-set model (their names come from the checkpoint)
+    pairs = list(zip(rest[::2], rest[1::2]))
+    if len(rest) % 2 or any(not flag.startswith("--") or value.startswith("--") for flag, value in pairs):
+        parser.error(f"unrecognised arguments {rest}: label requests are '--<set> VALUE' pairs, e.g. --digit 7")
+    args.request = {flag[2:].replace("-", "_"): value for flag, value in pairs}
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    list_file = generate_to_folder(args.ckpt, args.out, args.num_samples, labels=args.labels, steps=args.steps,
-                                   sampler=args.sampler, guidance_scale=args.guidance_scale, eta=args.eta,
-                                   seed=args.seed, batch_size=args.batch_size, autoencoder_path=args.autoencoder,
-                                   device=args.device, grey=args.grey)
+    try:
+        requests = read_label_requests(args.labels_file) if args.labels_file else ([args.request] if args.request
+                                                                                     else None)
+        list_file = generate_to_folder(args.ckpt, args.out, args.num_samples, labels=args.labels, steps=args.steps,
+                                       sampler=args.sampler, guidance_scale=args.guidance_scale, eta=args.eta,
+                                       seed=args.seed, batch_size=args.batch_size,
+                                       autoencoder_path=args.autoencoder,
+                                       device=args.device, grey=args.grey, requests=requests)
+    except (ValueError, FileNotFoundError) as error:  # a bad request or path: a message, not a traceback
+        sys.exit(f"sample_videos.py: error: {error}")
     print(f"wrote {args.num_samples} clips, {list_file} and {list_file.parent / GRID_FILE}")
 
 

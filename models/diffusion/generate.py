@@ -6,7 +6,7 @@ run's ``config.yaml``, the checkpoint is read with ``torch.load(weights_only=Tru
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -14,6 +14,7 @@ from hydra.utils import instantiate
 from tqdm.auto import tqdm
 
 from data.annotations import CLASSES_FILE, find_class_names, read_classes, write_class_names
+from models.diffusion import labels as label_sets
 from models.diffusion.module import VideoDiffusion
 from models.diffusion.video_io import GRID_FILE, LIST_FILE, gif_bytes, rows_by_label, write_clips
 from models.run import load_run
@@ -72,13 +73,67 @@ def _condition_batches(ckpt_path: str | Path, model: VideoDiffusion, batch_size:
         for batch in datamodule.test_dataloader():
             paths = [_source_path(dataset, int(i)) for i in batch["index"]]
             batch = {key: value.to(model.device) if torch.is_tensor(value) else value for key, value in batch.items()}
-            yield batch["label"].long(), model.latents(batch)[:, :, :k], paths
+            labels = model._labels(batch) if model.hparams.conditioning else batch["label"].long()
+            yield labels, model.latents(batch)[:, :, :k], paths
 
 
 def _source_path(dataset, index: int) -> str:
     """The video file a test item came from (latent caches record it in ``paths``; clip datasets in ``samples``)."""
     path = dataset.paths[index] if hasattr(dataset, "paths") else dataset.samples[index].path
     return str(Path(path).resolve())
+
+
+def label_set_classes(ckpt_path: str | Path, model: VideoDiffusion) -> tuple[dict[str, list[str] | None], str]:
+    """Class names of each conditioning set of a multi-set run, and the set ``samples.txt`` lists.
+
+    ``samples.txt`` lists the data's own label set (the one the cache's ``labels`` hold, e.g. the direction of
+    Moving MNIST direction) when the model is conditioned on it, else the first conditioning set.
+    """
+    data_cfg = load_run(ckpt_path).config.data
+    root = Path(str(data_cfg.get("root", "")))
+    meta, classes = {}, {}
+    train = root / str(data_cfg.get("train", "train.pt"))
+    if train.is_file():
+        meta = torch.load(train, map_location="cpu", weights_only=True)["meta"]
+        classes = dict(meta.get("label_set_classes", {}))
+    conditioning = list(model.hparams.conditioning)
+    own = meta.get("label_set")
+    return {name: classes.get(name) for name in conditioning}, own if own in conditioning else conditioning[0]
+
+
+def read_label_requests(path: str | Path) -> list[dict[str, str]]:
+    """Read a label request file: one clip request per line, ``set=value`` pairs (``digit=7 direction=NE``).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: a malformed line, naming the file and line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"label request file not found: {path}")
+    requests = []
+    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        pairs = [part.split("=", 1) for part in line.split()]
+        if any(len(pair) != 2 or not all(pair) for pair in pairs):
+            raise ValueError(f"{path}:{lineno}: expected 'set=value' pairs such as 'digit=7 direction=NE', got {line!r}")
+        requests.append(dict(pairs))
+    if not requests:
+        raise ValueError(f"{path}: no label requests")
+    return requests
+
+
+def _multi_set_labels(model: VideoDiffusion, classes: Mapping[str, list[str] | None], num_samples: int,
+                      requests: Sequence[Mapping[str, str]] | None) -> dict[str, list[int]]:
+    """Per-set labels of every clip: the balanced grid over all sets, or the requests cycled (a set a request
+    leaves out is null: free)."""
+    sizes = model.label_sizes
+    if not requests:
+        return label_sets.balanced_grid(sizes, num_samples)
+    parsed = [label_sets.parse_request(request, classes, sizes) for request in requests]
+    return {name: [parsed[i % len(parsed)][name] for i in range(num_samples)] for name in sizes}
 
 
 def generate_to_folder(
@@ -96,6 +151,7 @@ def generate_to_folder(
     device: str = "cpu",
     grey: bool = False,
     progress: bool = True,
+    requests: Sequence[Mapping[str, str]] | None = None,
 ) -> Path:
     """Sample ``num_samples`` clips with the checkpoint's EMA weights and write them to ``out_dir``.
 
@@ -113,11 +169,17 @@ def generate_to_folder(
         grey: average the decoded RGB channels and write grey clips, in the real data's exact format, for data that
             is grey (Moving MNIST): a decoder's small channel differences then do not tint the clips.
         progress: show a progress bar over clips.
+        requests: for a model conditioned on several label sets: what each clip should show, e.g.
+            ``[{"digit": "7", "direction": "NE"}]`` (class names or indices; cycled over the clips; a set left out
+            is free). None: a balanced grid, every combination of the sets equally often
+            (:func:`models.diffusion.labels.balanced_grid`). ``labels`` is for one-set models.
 
     Returns:
         The ``samples.txt`` written (``videos/NNNNN.mp4 label`` lines); ``classes.txt`` goes beside it when the
         run's data names its classes, and with frame conditioning ``reference.txt`` lists the real clips that were
-        continued (absolute paths, same order), for paired metrics against the ground truth.
+        continued (absolute paths, same order), for paired metrics against the ground truth. A multi-set model also
+        writes ``samples_<set>.txt`` and ``classes_<set>.txt`` for every set (a null label is written as -1), and
+        its grid has one row per class of the first set and one column per class of the second.
 
     Raises:
         ValueError: ``num_samples`` < 1, or a label outside [0, num_classes).
@@ -125,6 +187,15 @@ def generate_to_folder(
     if num_samples < 1 or batch_size < 1:
         raise ValueError(f"num_samples={num_samples} and batch_size={batch_size} must be >= 1")
     model = load_model(ckpt_path, autoencoder_path, device)
+    if model.hparams.conditioning:
+        if labels is not None:
+            raise ValueError(f"this model is conditioned on label sets {list(model.hparams.conditioning)}: ask with "
+                             "--digit 7 --direction NE (requests), not --labels")
+        return _generate_multi_set(model, ckpt_path, out_dir, num_samples, requests, steps, sampler, guidance_scale,
+                                   eta, seed, batch_size, grey, progress)
+    if requests:
+        raise ValueError("label requests (--digit 7 --direction NE) need a model conditioned on label sets "
+                         "(model.conditioning); this one takes --labels")
     num_classes = model.hparams.num_classes
     labels = list(range(max(num_classes, 1))) if labels is None else [int(label) for label in labels]
     bad = [label for label in labels if not 0 <= label < max(num_classes, 1)]
@@ -174,4 +245,65 @@ def generate_to_folder(
     names = dataset_class_names(load_run(ckpt_path).config.data) if num_classes > 0 else None
     if names is not None:  # beside samples.txt, so scripts/evaluate_videos.py scores direction without flags
         write_class_names(out_dir, names)
+    return list_file
+
+
+def _generate_multi_set(model: VideoDiffusion, ckpt_path, out_dir, num_samples: int, requests, steps, sampler,
+                        guidance_scale, eta, seed: int, batch_size: int, grey: bool, progress: bool) -> Path:
+    """:func:`generate_to_folder` for a model conditioned on several label sets."""
+    classes, listed = label_set_classes(ckpt_path, model)
+    names = list(model.label_sizes)
+    k = model.hparams.num_cond_frames
+    conditions = _condition_batches(ckpt_path, model, batch_size) if k else None
+    wanted = None if conditions is not None else _multi_set_labels(model, classes, num_samples, requests)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    generator = torch.Generator().manual_seed(seed)
+    written: dict[str, list[int]] = {name: [] for name in names}
+    lines: list[str] = []
+    references: list[str] = []
+    grid: dict[tuple[int, ...], torch.Tensor] = {}  # the first clip of every combination of the first two sets
+    bar = tqdm(total=num_samples, desc="clips", unit="clip", disable=not progress)
+    while len(lines) < num_samples:
+        n = min(batch_size, num_samples - len(lines))
+        cond_latents = None
+        if conditions is not None:
+            batch_labels, cond_latents, paths = next(conditions)
+            n = min(n, len(cond_latents))
+            batch_labels = {name: value[:n] for name, value in batch_labels.items()}
+            cond_latents = cond_latents[:n]
+            references += [f"{path} {int(label)}" for path, label in zip(paths[:n], batch_labels[listed].tolist())]
+        else:
+            start = len(lines)
+            batch_labels = {name: torch.tensor(wanted[name][start : start + n], device=model.device) for name in names}
+        videos = model.generate(batch_labels, cond_latents=cond_latents, generator=generator, sampler=sampler,
+                                num_inference_steps=steps, guidance_scale=guidance_scale, eta=eta)
+        if grey:
+            videos = videos.float().mean(dim=1, keepdim=True).round().to(torch.uint8)  # (b 1 t h w)
+        values = {name: [int(v) if int(v) < model.label_sizes[name] else -1 for v in batch_labels[name].tolist()]
+                  for name in names}
+        lines += write_clips(out_dir, videos, values[listed], model.hparams.fps, start_index=len(lines))
+        for i, video in enumerate(videos):
+            key = tuple(values[name][i] for name in names[:2])
+            grid.setdefault(key, video)
+        for name in names:
+            written[name] += values[name]
+        bar.update(n)
+    bar.close()
+    paths = [line.rsplit(maxsplit=1)[0] for line in lines]
+    for name in names:
+        (out_dir / f"samples_{name}.txt").write_text("".join(f"{p} {v}\n" for p, v in zip(paths, written[name])))
+        if classes.get(name):
+            (out_dir / f"classes_{name}.txt").write_text("\n".join(classes[name]) + "\n")
+    list_file = out_dir / LIST_FILE
+    list_file.write_text("\n".join(lines) + "\n")
+    if classes.get(listed):
+        write_class_names(out_dir, classes[listed])
+    if references:
+        (out_dir / REFERENCE_FILE).write_text("\n".join(references) + "\n")
+    rows = sorted({key[0] for key in grid})
+    cols = sorted({key[-1] for key in grid}) if len(names) > 1 else [None]
+    blank = torch.zeros_like(next(iter(grid.values())))
+    tiles = [grid.get((r, c) if c is not None else (r,), blank) for r in rows for c in cols]
+    (out_dir / GRID_FILE).write_bytes(gif_bytes(torch.stack(tiles), model.hparams.fps, nrow=len(cols)))
     return list_file

@@ -31,14 +31,19 @@ class ScoreSamples(pl.Callback):
         grey: write grey clips (grey data such as Moving MNIST).
         groups: metric groups of :func:`models.metrics.evaluate.evaluate_videos`.
         seed: sampler seed.
+        digit_classifier: per-frame digit classifier for ``digit_accuracy`` and ``identity_consistency`` (None:
+            skipped). A multi-set model's digits are read from ``samples/samples_digit.txt``.
+        guidance_scale: classifier-free guidance of the samples (None: the run's ``model.sampling``).
     """
 
     def __init__(self, num_samples: int = 0, steps: int | None = None, classifier: str | None = None,
-                 grey: bool = True, groups: tuple[str, ...] = ("temporal", "accuracy"), seed: int = 0) -> None:
+                 grey: bool = True, groups: tuple[str, ...] = ("temporal", "accuracy"), seed: int = 0,
+                 digit_classifier: str | None = None, guidance_scale: float | None = None) -> None:
         if num_samples < 0:
             raise ValueError(f"callbacks.score_samples.num_samples={num_samples} must be >= 0")
         self.num_samples, self.steps, self.classifier = num_samples, steps, classifier
         self.grey, self.groups, self.seed = grey, tuple(groups), seed
+        self.digit_classifier, self.guidance_scale = digit_classifier, guidance_scale
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.num_samples == 0:
@@ -53,7 +58,10 @@ class ScoreSamples(pl.Callback):
         from models.metrics.report import write_report
 
         samples = generate_to_folder(ckpt, run / "samples", self.num_samples, steps=self.steps, seed=self.seed,
-                                     grey=self.grey, progress=False)
-        result = evaluate_videos(samples, classifier=self.classifier, groups=self.groups, progress=False)
+                                     grey=self.grey, progress=False, guidance_scale=self.guidance_scale)
+        digits = samples.parent / "samples_digit.txt"
+        result = evaluate_videos(samples, classifier=self.classifier, groups=self.groups, progress=False,
+                                 digit_classifier=self.digit_classifier,
+                                 digit_labels=digits if digits.is_file() and samples.name != digits.name else None)
         write_report(result, run / "samples_metrics.json")
         log.info("scored %d samples: %s", self.num_samples, run / "samples_metrics.json")

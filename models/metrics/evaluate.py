@@ -32,6 +32,7 @@ import itertools
 import os
 from collections import defaultdict
 from collections.abc import Callable, Collection
+from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
@@ -105,6 +106,7 @@ def evaluate_videos(
     cuts: Collection[int] = (),
     frame_order: str = "forward",
     order_seed: int = 0,
+    digit_labels: str | os.PathLike | None = None,
 ) -> EvaluationResult:
     """Compute every applicable metric on a folder or list file of videos.
 
@@ -130,6 +132,9 @@ def evaluate_videos(
         frame_order: a control of :mod:`models.metrics.order` applied to every clip (not the reference) before any
             metric: ``forward`` (default), ``reversed``, ``shuffled`` or ``frozen``; labels are kept.
         order_seed: seed of the ``shuffled`` permutations.
+        digit_labels: optional list file of the same videos, in the same order, whose labels are the digits that
+            ``digit_accuracy`` checks (e.g. a multi-set sampler's ``samples_digit.txt``, while ``videos`` carries the
+            directions that ``flow_direction_accuracy`` checks); class names from ``classes_digit.txt`` beside it.
 
     Returns:
         The :class:`EvaluationResult`; per-clip metrics are means over clips.
@@ -145,6 +150,7 @@ def evaluate_videos(
     if frame_order not in order.FRAME_ORDERS:
         raise ValueError(f"frame_order={frame_order!r} is not one of {order.FRAME_ORDERS}")
     video_set = load_video_set(videos, num_frames, classes=classes, start_frame=start_frame)
+    digit_set = _load_digit_labels(digit_labels, video_set)
     reference_set = _load_reference(reference, video_set)
     result = EvaluationResult(protocol={
         "videos": video_set.source, "num_clips": len(video_set), "num_frames": video_set.num_frames,
@@ -173,10 +179,13 @@ def evaluate_videos(
         result.skipped[f"classifier_accuracy[{model.name}]"] = "the videos carry no labels (use a list file or class folders)"
 
     class_angles = _direction_angles(result, video_set) if "accuracy" in groups else None
-    digit_model = _digit_classifier(result, video_set, digit_classifier, cuts) if "accuracy" in groups else None
+    digit_model = (_digit_classifier(result, digit_set or video_set, digit_classifier, cuts) if "accuracy" in groups
+                   else None)
     identity_key = f"identity_consistency[{digit_model.name}]" if digit_model else None
     digit_key = f"digit_accuracy[{digit_model.name}]" if digit_model else None
     digit_labels = digit_model is not None and digit_key not in result.skipped
+    if digit_set is not None:
+        result.protocol["digit_labels"] = digit_set.source
 
     values: dict[str, list[torch.Tensor]] = defaultdict(list)
     curves: dict[str, list[torch.Tensor]] = defaultdict(list)
@@ -186,6 +195,7 @@ def evaluate_videos(
                   iter_batches(reference_set, batch_size) if reference_set else itertools.repeat((None, None)))
     total = -(-len(video_set) // batch_size) + len(video_set.sizes) - 1  # at most: a size change ends a batch
     shuffle = torch.Generator().manual_seed(order_seed)
+    seen = 0
     for (video, labels), (ref, _) in tqdm(batches, total=total, desc="evaluating", unit="batch", disable=not progress):
         if frame_order != "forward":
             video = order.reorder(video, frame_order, shuffle)
@@ -212,7 +222,9 @@ def evaluate_videos(
             predictions = identity.frame_predictions(digit_model, video)  # (b t)
             values[identity_key].append(identity.identity_consistency(predictions, cuts))
             if digit_labels:
-                values[digit_key].append(identity.digit_accuracy(predictions, labels, cuts))
+                wanted = labels if digit_set is None else torch.tensor(digit_set.labels[seen : seen + len(video)])
+                values[digit_key].append(identity.digit_accuracy(predictions, wanted, cuts))
+        seen += len(video)
 
     def add_per_clip(key: str, clips: list[torch.Tensor], direction: str, note: str) -> None:
         clips = torch.cat(clips).double()
@@ -296,6 +308,22 @@ def _digit_classifier(result: EvaluationResult, video_set: VideoSet, path: str |
                                                           f"classifier's {model.num_classes} classes")
     result.protocol["identity_consistency"] = {"classifier": str(model.ckpt_path), "cuts": list(cuts)}
     return model
+
+
+def _load_digit_labels(path: str | os.PathLike | None, video_set: VideoSet) -> VideoSet | None:
+    """The digit labels of ``video_set``'s clips from another list file of the same clips, or None.
+
+    Raises:
+        ValueError: the file lists other clips, or another count, or no labels (the message names both files).
+    """
+    if path is None:
+        return None
+    digit_set = load_video_set(path, video_set.num_frames, start_frame=video_set.start_frame)
+    same = [str(Path(a).resolve()) for a in digit_set.paths] == [str(Path(b).resolve()) for b in video_set.paths]
+    if not same or digit_set.labels is None:
+        raise ValueError(f"--digit-labels {digit_set.source} must list the clips of --videos {video_set.source} in the "
+                         "same order, with labels")
+    return digit_set
 
 
 def _load_reference(reference: str | os.PathLike | None, video_set: VideoSet) -> VideoSet | None:

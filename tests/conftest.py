@@ -26,6 +26,20 @@ def compose_config(name: str, overrides: list[str], return_hydra_config: bool = 
         return compose(config_name=name, overrides=overrides, return_hydra_config=return_hydra_config)
 
 
+@pytest.fixture(scope="session")
+def tiny_autoencoder(tmp_path_factory) -> Path:
+    """A randomly initialised FrameAutoencoder (64 px -> 4 x 16 x 16 latents) saved as a diffusers folder."""
+    import torch
+
+    from models.diffusion.autoencoder import FrameAutoencoder
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("vae") / "vae"
+    FrameAutoencoder(block_out_channels=(8, 8, 8), norm_num_groups=4, latent_channels=4,
+                     mid_block_add_attention=False).save_pretrained(path)
+    return path
+
+
 @pytest.fixture
 def train_config(tiny_mmnist, tmp_path):
     """Build a small train config on the tiny dataset, writing into ``tmp_path``."""

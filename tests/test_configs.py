@@ -39,7 +39,8 @@ def test_every_experiment_builds_its_model_and_data(experiment, tmp_path):
         assert model.net.attention_type == cfg.model.net.attention_type
         assert datamodule.num_classes == model.net.num_classes
     elif "layout" in cfg.model.net:  # video diffusion: the DiT's layout and class count come from the config
-        assert model.net.layout == cfg.model.net.layout and model.net.null_label == datamodule.num_classes
+        classes = dict(cfg.model.num_classes) if cfg.model.get("conditioning") else datamodule.num_classes
+        assert model.net.layout == cfg.model.net.layout and model.net.null_label == classes
 
 
 def test_eval_config_needs_a_checkpoint_and_takes_run_and_trainer_overrides(tmp_path):

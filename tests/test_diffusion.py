@@ -358,18 +358,6 @@ def test_gif_grid_and_tensorboard_and_csv_logging(tmp_path):
 # --------------------------------------------------------------------------------------------------------------------
 # Stage 2 end to end
 # --------------------------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def tiny_autoencoder(tmp_path_factory) -> Path:
-    """A randomly initialised FrameAutoencoder (64 px -> 4 x 16 x 16 latents) saved as a diffusers folder."""
-    from models.diffusion.autoencoder import FrameAutoencoder
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("vae") / "vae"
-    FrameAutoencoder(block_out_channels=(8, 8, 8), norm_num_groups=4, latent_channels=4,
-                     mid_block_add_attention=False).save_pretrained(path)
-    return path
-
-
 @pytest.fixture
 def dit_config(tiny_mmnist, tiny_autoencoder, tmp_path):
     def make(*overrides: str, output_dir: Path | None = None):

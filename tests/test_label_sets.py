@@ -1,0 +1,306 @@
+"""Conditioning on several label sets ("a 7 moving NE"), the image stage and its hand-over to the video model."""
+
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from data.annotations import find_class_names, read_list_file
+from models.diffusion import labels as label_sets
+from models.diffusion.dit import VideoDiT, image_to_video_state_dict
+
+from .conftest import compose_config
+
+COMPASS = ["E", "NE", "N", "NW", "W", "SW", "S", "SE"]
+DIGITS = [str(k) for k in range(10)]
+
+
+def dit(**kwargs) -> VideoDiT:
+    args = dict(input_size=8, num_frames=4, in_channels=4, patch_size=2, embed_dim=32, depth=2, num_heads=4,
+                label_embed_std=1.0, timestep_embed_init="torch")
+    return VideoDiT(**{**args, **kwargs})
+
+
+def randomise_(model: VideoDiT, std: float = 0.1) -> VideoDiT:
+    """Move every weight off its (often zero) initialisation, so equalities below are not 0 == 0."""
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(std * torch.randn_like(param))
+    return model
+
+
+def test_balanced_grid_covers_every_combination_and_balances_every_prefix():
+    grid = label_sets.balanced_grid({"digit": 10, "direction": 8}, 256)
+    pairs = collections.Counter(zip(grid["digit"], grid["direction"]))
+    assert len(pairs) == 80 and set(pairs.values()) == {3, 4}  # 256 = 3 x 80 + 16
+    assert set(collections.Counter(grid["direction"]).values()) == {32}
+    assert set(collections.Counter(grid["digit"]).values()) == {25, 26}
+    for n in (8, 16, 40, 80, 100):  # every prefix is as balanced as its length allows
+        for name, size in (("digit", 10), ("direction", 8)):
+            counts = collections.Counter(grid[name][:n])
+            assert max(counts.values()) - min(counts.get(k, 0) for k in range(size)) <= 1, (name, n)
+    assert label_sets.balanced_grid({"label": 3}, 5) == {"label": [0, 1, 2, 0, 1]}
+    with pytest.raises(ValueError, match="count >= 1"):
+        label_sets.balanced_grid({"digit": 10}, 0)
+
+
+def test_label_requests_take_names_or_indices_and_leave_other_sets_free():
+    classes = {"digit": DIGITS, "direction": COMPASS}
+    sizes = {"digit": 10, "direction": 8}
+    assert label_sets.parse_request({"digit": "7", "direction": "NE"}, classes, sizes) == {"digit": 7, "direction": 1}
+    assert label_sets.parse_request({"direction": "3"}, {"direction": None}, sizes) == {"digit": 10, "direction": 3}
+    with pytest.raises(ValueError, match="direction='NNE' is not a class"):
+        label_sets.parse_request({"direction": "NNE"}, classes, sizes)
+    with pytest.raises(ValueError, match=r"\['colour'\] are not among"):
+        label_sets.parse_request({"colour": "red"}, classes, sizes)
+
+
+def test_label_dropout_is_drawn_per_set():
+    labels = {"digit": torch.full((4000,), 3), "direction": torch.full((4000,), 5)}
+    dropped = label_sets.drop(labels, {"digit": 10, "direction": 8}, {"digit": 0.5, "direction": 0.0},
+                              generator=torch.Generator().manual_seed(0))
+    assert torch.equal(dropped["direction"], labels["direction"])  # p = 0: never
+    share = (dropped["digit"] == 10).double().mean().item()
+    assert 0.47 < share < 0.53 and set(dropped["digit"].tolist()) == {3, 10}
+    both = label_sets.drop(labels, {"digit": 10, "direction": 8}, 0.3, generator=torch.Generator().manual_seed(1))
+    null_digit, null_direction = both["digit"] == 10, both["direction"] == 8
+    assert 0.27 < null_digit.double().mean() < 0.33 and 0.27 < null_direction.double().mean() < 0.33
+    together = (null_digit & null_direction).double().mean().item()
+    assert 0.07 < together < 0.11  # independent draws: 0.3 x 0.3
+
+
+def test_several_label_sets_add_their_embeddings_and_a_missing_set_is_null():
+    model = randomise_(dit(num_classes={"digit": 10, "direction": 8}))
+    assert model.null_label == {"digit": 10, "direction": 8}
+    digits, directions = torch.tensor([7, 0, 3]), torch.tensor([1, 4, 7])
+    tables = {name: embedder.embedding_table.weight for name, embedder in model.y_embedders.items()}
+    expected = tables["digit"][digits] + tables["direction"][directions]  # the closed form: a sum of table rows
+    got = model.embed_labels({"digit": digits, "direction": directions}, 3, torch.device("cpu"))
+    assert torch.allclose(got, expected)
+    x, timesteps = torch.randn(3, 4, 4, 8, 8), torch.tensor([3, 300, 900])
+    only_digit = model(x, timesteps, {"digit": digits})
+    assert torch.equal(only_digit, model(x, timesteps, {"digit": digits, "direction": torch.full((3,), 8)}))
+    assert not torch.allclose(only_digit, model(x, timesteps, {"digit": digits, "direction": directions}))
+    with pytest.raises(ValueError, match="pass a dict"):
+        model(x, timesteps, digits)
+    with pytest.raises(ValueError, match=r"\['colour'\] are not among"):
+        model(x, timesteps, {"colour": digits})
+
+
+def test_one_label_set_keeps_dits_module_names_so_old_checkpoints_load():
+    keys = dit(num_classes=8).state_dict().keys()
+    assert "y_embedder.embedding_table.weight" in keys and not any(key.startswith("y_embedders") for key in keys)
+    multi = dit(num_classes={"digit": 10, "direction": 8}).state_dict().keys()
+    assert {"y_embedders.digit.embedding_table.weight", "y_embedders.direction.embedding_table.weight"} <= set(multi)
+
+
+@pytest.mark.parametrize("image_sets", [{"digit": 10}, 10])
+def test_image_weights_start_the_video_model_as_the_image_model_on_every_frame(image_sets):
+    torch.manual_seed(0)
+    image = randomise_(dit(num_frames=1, num_classes=image_sets, layout="space_only", temporal_pos_embed="none"))
+    video_sets = {"digit": 10, "direction": 8} if isinstance(image_sets, dict) else 10
+    video = dit(num_frames=4, num_classes=video_sets, layout="divided", temporal_pos_embed="learned")
+    video.load_state_dict(image_to_video_state_dict(image.state_dict(), video), strict=True)
+    x, timesteps = torch.randn(3, 4, 4, 8, 8), torch.tensor([10, 500, 990])
+    digits = torch.tensor([1, 2, 3])
+    if isinstance(image_sets, dict):
+        out = video(x, timesteps, {"digit": digits, "direction": torch.tensor([0, 5, 7])})  # direction adds 0 at first
+        per_frame = [image(x[:, :, k : k + 1], timesteps, {"digit": digits}) for k in range(4)]
+    else:
+        out = video(x, timesteps, digits)
+        per_frame = [image(x[:, :, k : k + 1], timesteps, digits) for k in range(4)]
+    assert torch.allclose(out, torch.cat(per_frame, dim=2), atol=1e-6)
+    # ... and the temporal layers are still trainable (their output projection gets a gradient)
+    video(x, timesteps, {"digit": digits} if isinstance(image_sets, dict) else digits).square().mean().backward()
+    assert video.blocks[0].temporal_attn.proj.weight.grad.abs().sum() > 0
+
+
+def test_image_weights_that_do_not_fit_raise_with_the_key():
+    image = dit(num_frames=1, num_classes={"digit": 10}, layout="space_only", temporal_pos_embed="none")
+    with pytest.raises(ValueError, match="not 'interleaved'"):
+        image_to_video_state_dict(image.state_dict(), dit(num_classes={"digit": 10}, layout="interleaved"))
+    with pytest.raises(ValueError, match="does not fit"):
+        image_to_video_state_dict(image.state_dict(), dit(num_classes={"digit": 10}, embed_dim=64))
+    video = dit(num_classes={"digit": 10}, layout="divided")
+    with pytest.raises(ValueError, match="temporal attention layers"):
+        image_to_video_state_dict(video.state_dict(), video)
+
+
+def write_multi_set_cache(folder: Path, num_clips: int = 32, frames: int = 8) -> Path:
+    """A latent cache with direction as its own labels and digit as a further set (as cache_latents writes it)."""
+    from data.latents import CACHE_FORMAT_VERSION
+
+    folder.mkdir(parents=True, exist_ok=True)
+    generator = torch.Generator().manual_seed(0)
+    record = {"latents": torch.randn(num_clips, 4, frames, 16, 16, generator=generator),
+              "labels": torch.arange(num_clips) % 8, "paths": [f"{i}.mp4" for i in range(num_clips)],
+              "label_sets": {"digit": (torch.arange(num_clips) * 3) % 10, "direction": torch.arange(num_clips) % 8},
+              "meta": {"format_version": CACHE_FORMAT_VERSION, "downsample_factor": 4, "label_set": "direction",
+                       "label_set_classes": {"digit": DIGITS, "direction": COMPASS}}}
+    for split in ("train", "val", "test"):
+        torch.save(record, folder / f"{split}.pt")
+    (folder / "classes.txt").write_text("\n".join(COMPASS) + "\n")
+    return folder
+
+
+def test_cache_label_sets_single_frames_and_time_reversal(tmp_path):
+    from data.latents import LatentDataModule
+
+    root = write_multi_set_cache(tmp_path / "cache")
+    module = LatentDataModule(str(root), time_reversal=True, seed=1)
+    module.setup("fit")
+    train, raw = module.datasets["train"], module.datasets["val"]
+    flipped = 0
+    for index in range(32):
+        item = train[(index, 2)]
+        assert item["label_digit"] == raw.label_sets["digit"][index]  # a reversed 7 is still a 7
+        assert item["label_direction"] == item["label"]  # the cache's own set is relabelled with it
+        flipped += int(item["label"] != raw.labels[index])
+    assert 6 <= flipped <= 26
+    assert module.label_set_classes == {"digit": DIGITS, "direction": COMPASS}
+
+    frames = LatentDataModule(str(root), num_frames=1, single_frames=True)
+    frames.setup("fit")
+    dataset = frames.datasets["train"]
+    assert len(dataset) == 32 * 8
+    item = dataset[(8 * 5 + 3, 0)]  # frame 3 of clip 5
+    assert torch.equal(item["latents"], raw.latents[5][:, 3:4]) and item["label_digit"] == raw.label_sets["digit"][5]
+    with pytest.raises(ValueError, match="single_frames=true serves one frame"):
+        LatentDataModule(str(root), num_frames=8, single_frames=True)
+
+
+def test_label_sets_are_matched_to_the_encoded_clips_by_path(tmp_path):
+    from data.latents import split_label_set
+
+    (tmp_path / "a.mp4").touch()
+    (tmp_path / "b.mp4").touch()
+    (tmp_path / "test_digit.txt").write_text("b.mp4 7\na.mp4 2\n")
+    paths = [str(tmp_path / "a.mp4"), str(tmp_path / "b.mp4")]
+    assert split_label_set(paths, tmp_path / "test_digit.txt", tmp_path).tolist() == [2, 7]
+    with pytest.raises(ValueError, match="has no label for"):
+        split_label_set([*paths, str(tmp_path / "c.mp4")], tmp_path / "test_digit.txt", tmp_path)
+
+
+def test_specific_class_files_win_over_classes_txt(tmp_path):
+    (tmp_path / "classes.txt").write_text("E\nW\n")
+    (tmp_path / "classes_digit.txt").write_text("0\n1\n")
+    assert find_class_names(tmp_path / "samples_digit.txt") == ["0", "1"]
+    assert find_class_names(tmp_path / "samples.txt") == ["E", "W"]
+
+
+def multi_set_config(cache: Path, autoencoder: Path, out: Path, *overrides: str):
+    return compose_config("train", [
+        "experiment=mmnist_dit_digits", f"data.root={cache}", "data.batch_size=4", "data.num_workers=0",
+        f"model.autoencoder_path={autoencoder}", "model.net.embed_dim=32", "model.net.num_heads=4",
+        "model.net.depth=2", "model.num_log_samples=2", "model.sampling.num_inference_steps=2",
+        "callbacks.motion_curve.every_n_steps=2", "callbacks.motion_curve.num_samples=8",
+        "callbacks.motion_curve.num_inference_steps=2", "trainer.max_steps=2", "trainer.limit_val_batches=1",
+        "trainer.check_val_every_n_epoch=1", "test=false", f"paths.output_dir={out}", "~callbacks.progress_bar",
+        "+trainer.enable_model_summary=false", *overrides,
+    ])
+
+
+def test_image_stage_then_video_model_asked_for_digit_and_direction(tmp_path, tiny_autoencoder):
+    from models.diffusion.generate import generate_to_folder, load_model
+    from models.diffusion.motion_curve import CURVE_FILE
+    from train import train
+
+    cache = write_multi_set_cache(tmp_path / "cache")
+    image_run = tmp_path / "image"
+    train(multi_set_config(cache, tiny_autoencoder, image_run, "experiment=mmnist_dit_image", "model.init_from=null",
+                           "callbacks.motion_curve.every_n_steps=1000"))
+    video_run = tmp_path / "video"
+    train(multi_set_config(cache, tiny_autoencoder, video_run,
+                           f"model.init_from={image_run / 'checkpoints' / 'last.ckpt'}"))
+    assert (video_run / CURVE_FILE).read_text().splitlines()[0] == "step,flow_direction_accuracy,speed_px_per_frame"
+
+    # the video run started from the image run's EMA weights: its spatial weights moved only by two steps
+    image = load_model(image_run / "checkpoints" / "last.ckpt").ema.state_dict()
+    video = load_model(video_run / "checkpoints" / "last.ckpt")
+    assert video.hparams.conditioning == ["digit", "direction"]
+    drift = (video.net.state_dict()["blocks.0.attn.qkv.weight"] - image["blocks.0.attn.qkv.weight"]).abs().max()
+    assert drift < 0.05
+
+    out = generate_to_folder(video_run / "checkpoints" / "last.ckpt", tmp_path / "grid", num_samples=10, steps=2,
+                             batch_size=4, grey=True, progress=False)
+    assert out.name == "samples.txt" and find_class_names(out) == COMPASS  # the data's own set: direction
+    directions = [s.label for s in read_list_file(out, out.parent)]
+    digits = [s.label for s in read_list_file(out.parent / "samples_digit.txt", out.parent)]
+    grid = label_sets.balanced_grid({"digit": 10, "direction": 8}, 10)
+    assert digits == grid["digit"] and directions == grid["direction"]
+    assert find_class_names(out.parent / "samples_digit.txt") == DIGITS
+
+    asked = generate_to_folder(video_run / "checkpoints" / "last.ckpt", tmp_path / "asked", num_samples=2, steps=2,
+                               progress=False, requests=[{"digit": "7", "direction": "NE"}])
+    assert [s.label for s in read_list_file(asked, asked.parent)] == [1, 1]
+    assert [s.label for s in read_list_file(asked.parent / "samples_digit.txt", asked.parent)] == [7, 7]
+    with pytest.raises(ValueError, match="not a class"):
+        generate_to_folder(video_run / "checkpoints" / "last.ckpt", tmp_path / "bad", num_samples=1, steps=2,
+                           progress=False, requests=[{"direction": "up"}])
+
+
+def test_conditioning_and_class_counts_must_agree():
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    cfg = compose_config("train", ["experiment=mmnist_dit_digits", "model.init_from=null", "model.net.depth=2"])
+    OmegaConf.update(cfg, "model.num_classes", {"digit": 10}, merge=False)
+    OmegaConf.update(cfg, "model.net.num_classes", {"digit": 10}, merge=False)
+    with pytest.raises(InstantiationException, match="exactly those sets"):
+        instantiate(cfg.model)
+    cfg = compose_config("train", ["experiment=mmnist_dit_digits", "model.init_from=/nowhere.ckpt",
+                                   "model.net.depth=2"])
+    module = instantiate(cfg.model)  # the image weights are read when training starts
+    with pytest.raises(FileNotFoundError, match="model.init_from=/nowhere.ckpt"):
+        module.setup("fit")
+
+
+def test_one_call_scores_motion_against_directions_and_digits_against_digits(tiny_mmnist, tmp_path):
+    from models.metrics.evaluate import evaluate_videos
+    from models.metrics.identity import frame_predictions
+    from models.metrics.recognition import RecognitionModel
+
+    from .test_metrics_identity import make_frame_run
+
+    make_frame_run(tmp_path / "frame_digit")
+    ckpt = tmp_path / "frame_digit" / "checkpoints" / "best.ckpt"
+    result = evaluate_videos(tiny_mmnist / "test_direction.txt", digit_labels=tiny_mmnist / "test_digit.txt",
+                             digit_classifier=ckpt, groups=["accuracy"], progress=False)
+    assert result.metrics["flow_direction_accuracy"] == 1.0  # real clips move the way their direction says
+    digits = torch.tensor([s.label for s in read_list_file(tiny_mmnist / "test_digit.txt", tiny_mmnist)])
+    videos = [s.path for s in read_list_file(tiny_mmnist / "test_direction.txt", tiny_mmnist)]
+    predictions = frame_predictions(RecognitionModel(ckpt), _decode_all_listed(videos))  # (b t)
+    expected = (predictions == digits[:, None]).double().mean(dim=1)  # against the digits, not the directions
+    key = "digit_accuracy[frameclassifier:frame_digit]"
+    torch.testing.assert_close(torch.tensor(result.per_clip[key], dtype=torch.float64), expected)
+    (tmp_path / "other.txt").write_text("".join(f"{p} 0\n" for p in videos[:-1]))
+    with pytest.raises(ValueError, match="same order"):
+        evaluate_videos(tiny_mmnist / "test_direction.txt", digit_labels=tmp_path / "other.txt",
+                        digit_classifier=ckpt, groups=["accuracy"], progress=False)
+
+
+def _decode_all_listed(paths: list[str]) -> torch.Tensor:
+    from data.decoding import read_clip
+
+    return torch.stack([read_clip(path, range(8))[:1].float() / 255.0 for path in paths])  # (b 1 t h w)
+
+
+def test_the_learning_curve_scores_digits_and_identity_with_a_digit_classifier(tmp_path, tiny_autoencoder):
+    from models.diffusion.motion_curve import CURVE_FILE
+    from train import train
+
+    from .test_metrics_identity import make_frame_run
+
+    make_frame_run(tmp_path / "frame_digit")
+    cache = write_multi_set_cache(tmp_path / "cache")
+    run = tmp_path / "video"
+    train(multi_set_config(cache, tiny_autoencoder, run, "model.init_from=null",
+                           f"callbacks.motion_curve.digit_classifier={tmp_path / 'frame_digit/checkpoints/best.ckpt'}"))
+    rows = (run / CURVE_FILE).read_text().splitlines()
+    assert rows[0] == "step,flow_direction_accuracy,speed_px_per_frame,digit_accuracy,identity_consistency"
+    assert [int(row.split(",")[0]) for row in rows[1:]] == [2]
+    assert all(0.0 <= float(value) <= 1.0 for value in rows[1].split(",")[3:])

@@ -187,123 +187,114 @@ def generate_to_folder(
     if num_samples < 1 or batch_size < 1:
         raise ValueError(f"num_samples={num_samples} and batch_size={batch_size} must be >= 1")
     model = load_model(ckpt_path, autoencoder_path, device)
-    if model.hparams.conditioning:
-        if labels is not None:
-            raise ValueError(f"this model is conditioned on label sets {list(model.hparams.conditioning)}: ask with "
-                             "--digit 7 --direction NE (requests), not --labels")
-        return _generate_multi_set(model, ckpt_path, out_dir, num_samples, requests, steps, sampler, guidance_scale,
-                                   eta, seed, batch_size, grey, progress)
-    if requests:
+    multi = bool(model.hparams.conditioning)
+    if multi and labels is not None:
+        raise ValueError(f"this model is conditioned on label sets {list(model.hparams.conditioning)}: ask with "
+                         "--digit 7 --direction NE (requests), not --labels")
+    if not multi and requests:
         raise ValueError("label requests (--digit 7 --direction NE) need a model conditioned on label sets "
                          "(model.conditioning); this one takes --labels")
-    num_classes = model.hparams.num_classes
-    labels = list(range(max(num_classes, 1))) if labels is None else [int(label) for label in labels]
-    bad = [label for label in labels if not 0 <= label < max(num_classes, 1)]
-    if bad or not labels:
-        raise ValueError(f"labels={labels} must be non-empty and in [0, {num_classes})")
+    sizes = model.label_sizes  # {"label": n} for a one-set model
+    if multi:
+        classes, listed = label_set_classes(ckpt_path, model)
+    else:
+        num_classes = sizes["label"]
+        labels = list(range(max(num_classes, 1))) if labels is None else [int(label) for label in labels]
+        bad = [label for label in labels if not 0 <= label < max(num_classes, 1)]
+        if bad or not labels:
+            raise ValueError(f"labels={labels} must be non-empty and in [0, {num_classes})")
+        names = dataset_class_names(load_run(ckpt_path).config.data) if num_classes > 0 else None
+        classes, listed = {"label": names}, "label"
     k = model.hparams.num_cond_frames
     conditions = _condition_batches(ckpt_path, model, batch_size) if k else None
+    if conditions is not None:
+        wanted = None
+    elif multi:
+        wanted = _multi_set_labels(model, classes, num_samples, requests)
+    else:
+        wanted = {"label": [labels[i % len(labels)] for i in range(num_samples)]}
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     generator = torch.Generator().manual_seed(seed)
+    written: dict[str, list[int]] = {name: [] for name in sizes}  # per set; -1: null (free) or unconditional
     lines: list[str] = []
     references: list[str] = []
-    grid: list[torch.Tensor] = []  # clips for grid.gif: one row per class (class-conditional), else the first 64
-    grid_labels: list[int] = []
+    clips: list[torch.Tensor] = []  # the clips of grid.gif (see _grid) and their labels
+    clip_labels: dict[str, list[int]] = {name: [] for name in sizes}
     bar = tqdm(total=num_samples, desc="clips", unit="clip", disable=not progress)
     while len(lines) < num_samples:
         n = min(batch_size, num_samples - len(lines))
         cond_latents = None
         if conditions is not None:
             batch_labels, cond_latents, paths = next(conditions)
-            batch_labels, cond_latents = batch_labels[:n], cond_latents[:n]
-            n = len(batch_labels)
-            references += [f"{path} {int(label)}" for path, label in zip(paths[:n], batch_labels.tolist())]
-        else:
-            batch_labels = torch.tensor([labels[(len(lines) + i) % len(labels)] for i in range(n)], device=model.device)
-        videos = model.generate(batch_labels if num_classes > 0 else None, num_samples=n, cond_latents=cond_latents,
-                                generator=generator, sampler=sampler, num_inference_steps=steps,
-                                guidance_scale=guidance_scale, eta=eta)
-        if grey:
-            videos = videos.float().mean(dim=1, keepdim=True).round().to(torch.uint8)  # (b 1 t h w)
-        written = batch_labels.tolist() if num_classes > 0 else [-1] * n
-        lines += write_clips(out_dir, videos, written, model.hparams.fps, start_index=len(lines))
-        for video, label in zip(videos, written):
-            wanted = grid_labels.count(label) < GRID_PER_LABEL if num_classes > 0 else len(grid) < MAX_GRID_CLIPS
-            if wanted:
-                grid.append(video)
-                grid_labels.append(label)
-        bar.update(n)
-    bar.close()
-    tiles = rows_by_label(grid, grid_labels, GRID_PER_LABEL) if num_classes > 0 else torch.stack(grid)
-    (out_dir / GRID_FILE).write_bytes(gif_bytes(tiles, model.hparams.fps, nrow=8))
-    list_file = out_dir / LIST_FILE
-    list_file.write_text("\n".join(lines) + "\n")
-    if references:  # the real clips whose first k frames were given: the ground truth of the continuation
-        (out_dir / REFERENCE_FILE).write_text("\n".join(references) + "\n")
-    names = dataset_class_names(load_run(ckpt_path).config.data) if num_classes > 0 else None
-    if names is not None:  # beside samples.txt, so scripts/evaluate_videos.py scores direction without flags
-        write_class_names(out_dir, names)
-    return list_file
-
-
-def _generate_multi_set(model: VideoDiffusion, ckpt_path, out_dir, num_samples: int, requests, steps, sampler,
-                        guidance_scale, eta, seed: int, batch_size: int, grey: bool, progress: bool) -> Path:
-    """:func:`generate_to_folder` for a model conditioned on several label sets."""
-    classes, listed = label_set_classes(ckpt_path, model)
-    names = list(model.label_sizes)
-    k = model.hparams.num_cond_frames
-    conditions = _condition_batches(ckpt_path, model, batch_size) if k else None
-    wanted = None if conditions is not None else _multi_set_labels(model, classes, num_samples, requests)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    generator = torch.Generator().manual_seed(seed)
-    written: dict[str, list[int]] = {name: [] for name in names}
-    lines: list[str] = []
-    references: list[str] = []
-    grid: dict[tuple[int, ...], torch.Tensor] = {}  # the first clip of every combination of the first two sets
-    bar = tqdm(total=num_samples, desc="clips", unit="clip", disable=not progress)
-    while len(lines) < num_samples:
-        n = min(batch_size, num_samples - len(lines))
-        cond_latents = None
-        if conditions is not None:
-            batch_labels, cond_latents, paths = next(conditions)
+            batch_labels = batch_labels if multi else {"label": batch_labels}
             n = min(n, len(cond_latents))
             batch_labels = {name: value[:n] for name, value in batch_labels.items()}
             cond_latents = cond_latents[:n]
             references += [f"{path} {int(label)}" for path, label in zip(paths[:n], batch_labels[listed].tolist())]
         else:
             start = len(lines)
-            batch_labels = {name: torch.tensor(wanted[name][start : start + n], device=model.device) for name in names}
-        videos = model.generate(batch_labels, cond_latents=cond_latents, generator=generator, sampler=sampler,
-                                num_inference_steps=steps, guidance_scale=guidance_scale, eta=eta)
+            batch_labels = {name: torch.tensor(wanted[name][start : start + n], device=model.device) for name in sizes}
+        model_labels = batch_labels if multi else (batch_labels["label"] if sizes["label"] > 0 else None)
+        videos = model.generate(model_labels, num_samples=n, cond_latents=cond_latents, generator=generator,
+                                sampler=sampler, num_inference_steps=steps, guidance_scale=guidance_scale, eta=eta)
         if grey:
             videos = videos.float().mean(dim=1, keepdim=True).round().to(torch.uint8)  # (b 1 t h w)
-        values = {name: [int(v) if int(v) < model.label_sizes[name] else -1 for v in batch_labels[name].tolist()]
-                  for name in names}
+        values = {name: [int(v) if int(v) < sizes[name] else -1 for v in batch_labels[name].tolist()]
+                  for name in sizes}
         lines += write_clips(out_dir, videos, values[listed], model.hparams.fps, start_index=len(lines))
-        for i, video in enumerate(videos):
-            key = tuple(values[name][i] for name in names[:2])
-            grid.setdefault(key, video)
-        for name in names:
+        for name in sizes:
             written[name] += values[name]
+        for i, video in enumerate(videos):
+            label = {name: values[name][i] for name in sizes}
+            if _in_grid(label, clip_labels, multi, len(clips)):
+                clips.append(video)
+                for name in sizes:
+                    clip_labels[name].append(label[name])
         bar.update(n)
     bar.close()
-    paths = [line.rsplit(maxsplit=1)[0] for line in lines]
-    for name in names:
-        (out_dir / f"samples_{name}.txt").write_text("".join(f"{p} {v}\n" for p, v in zip(paths, written[name])))
-        if classes.get(name):
-            (out_dir / f"classes_{name}.txt").write_text("\n".join(classes[name]) + "\n")
+    tiles, nrow = _grid(clips, clip_labels, multi)
+    (out_dir / GRID_FILE).write_bytes(gif_bytes(tiles, model.hparams.fps, nrow=nrow))
     list_file = out_dir / LIST_FILE
     list_file.write_text("\n".join(lines) + "\n")
-    if classes.get(listed):
-        write_class_names(out_dir, classes[listed])
-    if references:
+    if references:  # the real clips whose first k frames were given: the ground truth of the continuation
         (out_dir / REFERENCE_FILE).write_text("\n".join(references) + "\n")
-    rows = sorted({key[0] for key in grid})
-    cols = sorted({key[-1] for key in grid}) if len(names) > 1 else [None]
-    blank = torch.zeros_like(next(iter(grid.values())))
-    tiles = [grid.get((r, c) if c is not None else (r,), blank) for r in rows for c in cols]
-    (out_dir / GRID_FILE).write_bytes(gif_bytes(torch.stack(tiles), model.hparams.fps, nrow=len(cols)))
+    if classes.get(listed) is not None:  # beside samples.txt, so scripts/evaluate_videos.py finds the names
+        write_class_names(out_dir, classes[listed])
+    if multi:  # one list per set, e.g. samples_digit.txt, for evaluate_videos.py --digit-labels
+        paths = [line.rsplit(maxsplit=1)[0] for line in lines]
+        for name in sizes:
+            (out_dir / f"samples_{name}.txt").write_text("".join(f"{p} {v}\n" for p, v in zip(paths, written[name])))
+            if classes.get(name):
+                (out_dir / f"classes_{name}.txt").write_text("\n".join(classes[name]) + "\n")
     return list_file
+
+
+def _in_grid(label: dict[str, int], kept: dict[str, list[int]], multi: bool, count: int) -> bool:
+    """Whether a clip with ``label`` joins the grid clips ``kept`` so far (see :func:`_grid`)."""
+    names = list(label)
+    if multi:  # the first clip of each combination of the first two sets
+        key = tuple(label[name] for name in names[:2])
+        return key not in set(zip(*[kept[name] for name in names[:2]]))
+    if label["label"] == -1:
+        return count < MAX_GRID_CLIPS
+    return kept["label"].count(label["label"]) < GRID_PER_LABEL
+
+
+def _grid(clips: list[torch.Tensor], labels: dict[str, list[int]], multi: bool) -> tuple[torch.Tensor, int]:
+    """Tiles and row length of grid.gif: one row per class of the first set and one column per class of the second
+    (its first clip) for a multi-set model; one row per class, its first 8 clips, for a one-set model; the first 64
+    clips, 8 a row, unconditional."""
+    names = list(labels)
+    if multi:
+        first: dict[tuple[int, ...], torch.Tensor] = {}
+        for i, clip in enumerate(clips):
+            first.setdefault(tuple(labels[name][i] for name in names[:2]), clip)
+        rows = sorted({key[0] for key in first})
+        cols = sorted({key[-1] for key in first}) if len(names) > 1 else [None]
+        blank = torch.zeros_like(clips[0])
+        return torch.stack([first.get((r, c) if c is not None else (r,), blank) for r in rows for c in cols]), len(cols)
+    if all(label == -1 for label in labels["label"]):
+        return torch.stack(clips[:MAX_GRID_CLIPS]), 8
+    return rows_by_label(clips, labels["label"], GRID_PER_LABEL), GRID_PER_LABEL

@@ -317,3 +317,17 @@ def test_conditioning_embeddings_start_at_the_configured_scale():
         tiny("divided", timestep_embed_init="big")
     with pytest.raises(ValueError, match="label_embed_std=0"):
         tiny("divided", label_embed_std=0)
+
+
+def test_conv_stem_and_final_conv_work_per_frame_and_start_at_zero_output():
+    model = tiny("space_only", conv_stem_depth=2, final_conv=True, temporal_pos_embed="none")
+    x, timesteps = inputs()
+    assert torch.count_nonzero(model(x, timesteps)) == 0  # the final conv starts as the identity of a zero output
+    assert torch.equal(model.final_conv.weight[:, :, 1, 1], torch.eye(model.in_channels))
+    randomise_all_(model)
+    out = model(x, timesteps)
+    order = torch.tensor([3, 0, 2, 1])
+    permuted = model(x[:, :, order], timesteps)  # convolutions never mix frames: space_only stays per frame
+    torch.testing.assert_close(permuted, out[:, :, order], atol=1e-5, rtol=1e-5)
+    changed = model(change_frame(x, 0), timesteps)
+    torch.testing.assert_close(changed[:, :, 1:], out[:, :, 1:], atol=1e-5, rtol=1e-5)

@@ -98,12 +98,14 @@ def test_one_label_set_keeps_dits_module_names_so_old_checkpoints_load():
     assert {"y_embedders.digit.embedding_table.weight", "y_embedders.direction.embedding_table.weight"} <= set(multi)
 
 
-@pytest.mark.parametrize("image_sets", [{"digit": 10}, 10])
-def test_image_weights_start_the_video_model_as_the_image_model_on_every_frame(image_sets):
+@pytest.mark.parametrize("image_sets, convs", [({"digit": 10}, {}), (10, {}),
+                                               ({"digit": 10}, {"conv_stem_depth": 2, "final_conv": True})])
+def test_image_weights_start_the_video_model_as_the_image_model_on_every_frame(image_sets, convs):
     torch.manual_seed(0)
-    image = randomise_(dit(num_frames=1, num_classes=image_sets, layout="space_only", temporal_pos_embed="none"))
+    image = randomise_(dit(num_frames=1, num_classes=image_sets, layout="space_only", temporal_pos_embed="none",
+                           **convs))
     video_sets = {"digit": 10, "direction": 8} if isinstance(image_sets, dict) else 10
-    video = dit(num_frames=4, num_classes=video_sets, layout="divided", temporal_pos_embed="learned")
+    video = dit(num_frames=4, num_classes=video_sets, layout="divided", temporal_pos_embed="learned", **convs)
     video.load_state_dict(image_to_video_state_dict(image.state_dict(), video), strict=True)
     x, timesteps = torch.randn(3, 4, 4, 8, 8), torch.tensor([10, 500, 990])
     digits = torch.tensor([1, 2, 3])

@@ -216,6 +216,31 @@ class DiTBlock(nn.Module):
             self.attn.proj.weight[:, self.attn.proj.in_features // 2 :] = 0.0
 
 
+class ConvStem(nn.Module):
+    """Per-frame 3×3 convolutions at latent resolution before patchify: a convolutional bias for a transformer
+    denoiser (minRF's conv stem, cloneofsimo/minRF; Xiao et al. 2021, "Early Convolutions Help Transformers See
+    Better", arXiv 2106.14881).
+
+    Args:
+        in_channels: latent channels c.
+        width: output channels of every layer.
+        depth: number of conv + GELU layers (>= 1).
+    """
+
+    def __init__(self, in_channels: int, width: int, depth: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for i in range(depth):
+            layers += [nn.Conv2d(in_channels if i == 0 else width, width, kernel_size=3, padding=1), nn.GELU()]
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map latents (b c t h w) to features (b width t h w), each frame alone."""
+        b = x.shape[0]
+        y = self.layers(rearrange(x, "b c t h w -> (b t) c h w"))  # ((b t) width h w)
+        return rearrange(y, "(b t) c h w -> b c t h w", b=b)
+
+
 class FinalLayer(nn.Module):
     """adaLN-modulated LayerNorm and a linear map from tokens to patches of ``out_channels`` (DiT)."""
 
@@ -275,6 +300,10 @@ class VideoDiT(nn.Module):
         timestep_embed_init: ``"dit"`` (the timestep MLP's weights N(0, 0.02²), as DiT) or ``"torch"`` (PyTorch's
             default ``nn.Linear`` initialisation, an O(1) timestep embedding).
         grad_checkpointing: recompute each block's activations in the backward pass instead of storing them.
+        conv_stem_depth: 3×3 conv layers (:class:`ConvStem`, width ``embed_dim // 2``) before patchify; 0: none
+            (DiT's linear patchify).
+        final_conv: a per-frame 3×3 conv on the output latents (U-ViT, Bao et al. 2023, arXiv 2209.12152),
+            initialised to the identity so the model still starts at zero output.
 
     Raises:
         ValueError: an unknown ``layout`` or ``temporal_pos_embed``, or sizes that do not fit (named in the message).
@@ -299,8 +328,12 @@ class VideoDiT(nn.Module):
         label_embed_std: float = 0.02,
         timestep_embed_init: str = "dit",
         grad_checkpointing: bool = False,
+        conv_stem_depth: int = 0,
+        final_conv: bool = False,
     ) -> None:
         super().__init__()
+        if conv_stem_depth < 0:
+            raise ValueError(f"conv_stem_depth={conv_stem_depth} must be >= 0")
         if layout not in LAYOUTS:
             raise ValueError(f"layout={layout!r} is not one of {LAYOUTS}")
         if temporal_pos_embed not in TEMPORAL_POS_EMBEDS:
@@ -333,7 +366,10 @@ class VideoDiT(nn.Module):
         self.grad_checkpointing = grad_checkpointing
         self.grid_size = (input_size // patch_size, input_size // patch_size)
 
-        self.x_embedder = PatchEmbed(patch_size, in_channels, embed_dim, tubelet_size)
+        stem_width = embed_dim // 2
+        self.conv_stem = ConvStem(in_channels, stem_width, conv_stem_depth) if conv_stem_depth else None
+        self.x_embedder = PatchEmbed(patch_size, stem_width if conv_stem_depth else in_channels, embed_dim,
+                                     tubelet_size)
         self.t_embedder = TimestepEmbedder(embed_dim)
         if label_sets is None:  # one label set: DiT's module name, so single-set checkpoints load unchanged
             self.y_embedder = LabelEmbedder(int(num_classes), embed_dim)
@@ -351,6 +387,7 @@ class VideoDiT(nn.Module):
             DiTBlock(embed_dim, num_heads, mlp_ratio, mixers, fused_attn) for mixers in block_mixers(layout, depth)
         )
         self.final_layer = FinalLayer(embed_dim, patch_size, in_channels, tubelet_size)
+        self.final_conv = nn.Conv2d(in_channels, in_channels, kernel_size=3, padding=1) if final_conv else None
         self.initialize_weights(zero_init_temporal, label_embed_std, timestep_embed_init)
 
     @torch.no_grad()
@@ -388,6 +425,9 @@ class VideoDiT(nn.Module):
         nn.init.zeros_(self.final_layer.adaLN_modulation[-1].bias)
         nn.init.zeros_(self.final_layer.linear.weight)
         nn.init.zeros_(self.final_layer.linear.bias)
+        if self.final_conv is not None:  # the identity: zero output at step 0, as without it
+            nn.init.dirac_(self.final_conv.weight)
+            nn.init.zeros_(self.final_conv.bias)
 
     def label_embedders(self) -> dict[str, LabelEmbedder]:
         """The label tables by set name (``{"label": y_embedder}`` for a single-set model)."""
@@ -459,7 +499,8 @@ class VideoDiT(nn.Module):
         if timesteps.shape != (b,):
             raise ValueError(f"timesteps has shape {tuple(timesteps.shape)}, expected ({b},)")
 
-        tokens, (gh, gw) = self.x_embedder(x)  # (b t' n d), t' = t / tubelet_size
+        features = self.conv_stem(x) if self.conv_stem is not None else x  # (b c' t h w)
+        tokens, (gh, gw) = self.x_embedder(features)  # (b t' n d), t' = t / tubelet_size
         tokens = tokens + self.pos_embed[:, None]  # (b t' n d)
         if self.temp_embed is not None:
             tokens = tokens + self.temp_embed[:, :, None]  # (b t' n d)
@@ -468,8 +509,12 @@ class VideoDiT(nn.Module):
             tokens = run_block(block, tokens, c, checkpointing=self.grad_checkpointing)  # (b t' n d)
         out = self.final_layer(tokens, c)  # (b t' n (k p p c))
         p, k = self.patch_size, self.tubelet_size
-        return rearrange(out, "b t (gh gw) (k p1 p2 c) -> b c (t k) (gh p1) (gw p2)",
-                         gh=gh, k=k, p1=p, p2=p)  # (b c t h w)
+        out = rearrange(out, "b t (gh gw) (k p1 p2 c) -> b c (t k) (gh p1) (gw p2)",
+                        gh=gh, k=k, p1=p, p2=p)  # (b c t h w)
+        if self.final_conv is not None:
+            out = rearrange(self.final_conv(rearrange(out, "b c t h w -> (b t) c h w")), "(b t) c h w -> b c t h w",
+                            b=b)  # (b c t h w)
+        return out
 
 
 def image_to_video_state_dict(image_state: Mapping[str, torch.Tensor], video: VideoDiT) -> dict[str, torch.Tensor]:

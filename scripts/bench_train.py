@@ -3,6 +3,7 @@
     python scripts/bench_train.py                                        # the main job's config (make demo)
     python scripts/bench_train.py experiment=mmnist_dit data=mmnist_latents --steps 100
     python scripts/bench_train.py model.net.embed_dim=128 --steps 300 --warmup 20
+    python scripts/bench_train.py experiment=mmnist_dit_digits data.root=<cache> --steps 50 --profile 5  # + top ops
 
 The training config is composed exactly as ``train.py`` composes it (same ``configs/train.yaml``, same overrides),
 and one run measures three things with the same thread count (``num_threads``):
@@ -17,7 +18,8 @@ and one run measures three things with the same thread count (``num_threads``):
 
 FLOPs count matrix products, convolutions and attention (what ``FlopCounterMode`` counts); element-wise work and
 the optimizer's arithmetic are not counted, so the percentages are the share of peak spent on counted FLOPs.
-The last line printed is always:
+``--profile N`` also runs N model-only steps under ``torch.profiler`` and prints the ten operators with the most
+self CPU time, which says where a step below the peak spends it. The last line printed is always:
 
     train step: X GFLOP/s end to end = Y% of the fp32 matmul peak (Z GFLOP/s measured in this run)
 """
@@ -98,6 +100,23 @@ def model_step(model: pl.LightningModule, batch, steps: int) -> tuple[float, flo
     return float(flops), (time.perf_counter() - start) / steps
 
 
+def profile_table(model: pl.LightningModule, batch, steps: int, rows: int = 10) -> str:
+    """``torch.profiler``'s table of the ``rows`` operators with the most self CPU time over ``steps`` training steps
+    (forward, backward and ``optimizer.step``) on ``batch``."""
+    from torch.profiler import ProfilerActivity, profile
+
+    optimizer = model.optimizer_factory(params=[p for p in model.parameters() if p.requires_grad])
+    model.train()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(steps):
+                model.training_step(batch, 0).backward()
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
+
+
 class StepTimer(pl.Callback):
     """Wall time from the start of optimizer step ``warmup`` to the end of the last step (data loading included)."""
 
@@ -145,6 +164,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=200, help="timed end-to-end steps (default: %(default)s)")
     parser.add_argument("--warmup", type=int, default=10, help="untimed first steps (default: %(default)s)")
     parser.add_argument("--model-steps", type=int, default=10, help="timed model-only steps (default: %(default)s)")
+    parser.add_argument("--profile", type=int, default=0,
+                        help="profile this many model-only steps and print the top ten operators (default: off)")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.warmup < 1 or args.model_steps < 1:
         parser.error("--steps, --warmup and --model-steps must be >= 1")
@@ -168,6 +189,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print(f"model: {flops / 1e9:.2f} GFLOP per step (forward + backward), {model_seconds * 1e3:.0f} ms per step "
           f"with the optimizer = {flops / model_seconds / 1e9:.1f} GFLOP/s = {100 * flops / model_seconds / peak:.0f}% "
           "of peak")
+
+    if args.profile:
+        print(profile_table(model, _first_batch(instantiate(cfg.data)), args.profile))
 
     seconds = end_to_end(cfg, args.steps, args.warmup)
     rate = flops / seconds

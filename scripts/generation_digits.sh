@@ -5,6 +5,8 @@
 #   bash scripts/generation_digits.sh                          # make generation: the moving row, seed 0
 #   SEED=1 ROW=digits_seed1 bash scripts/generation_digits.sh  # another seed of the video stage (image stage shared)
 #   GUIDANCE=2 ROW=digits bash scripts/generation_digits.sh    # resample and rescore with guidance 2
+#   IMAGE=outputs/gen/image_conv IMAGE_ARGS="model.net.conv_stem_depth=2 model.net.final_conv=true" \
+#     VIDEO_ARGS="model.net.conv_stem_depth=2 model.net.final_conv=true" ROW=digits_conv bash scripts/generation_digits.sh
 # Every step is skipped when its output exists, so an interrupted run is resumed by running it again; each step
 # prints the time so far. Scores: outputs/gen/<ROW>/samples_metrics.{json,md}; image stage: outputs/gen/image/.
 set -euo pipefail
@@ -21,7 +23,7 @@ DATA=datasets/moving_mnist_direction
 AE="$GEN/autoencoder"
 LATENTS="$AE/latents_sets"
 DIGITS=${DIGITS:-outputs/frame_digit/checkpoints/best.ckpt}
-IMAGE="$GEN/image"
+IMAGE=${IMAGE:-$GEN/image}
 OUT="$GEN/$ROW"
 start=$(date +%s)
 stamp() { echo "   ($(( $(date +%s) - start )) s so far)"; }

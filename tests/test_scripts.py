@@ -20,9 +20,11 @@ def test_bench_train_prints_the_throughput_line(tiny_mmnist, capsys):
     figures = bench_train.main([
         f"data.root={tiny_mmnist}", "data.generate=null", "data.batch_size=8", "model.net.embed_dim=32",
         "model.net.depth=1", "~callbacks.progress_bar", "num_threads=1", "--steps", "3", "--warmup", "2",
-        "--model-steps", "1",
+        "--model-steps", "1", "--profile", "1",
     ])
-    last = capsys.readouterr().out.strip().splitlines()[-1]
+    out = capsys.readouterr().out
+    assert "Self CPU" in out and "aten::" in out  # the profiler's operator table
+    last = out.strip().splitlines()[-1]
     match = BENCH_LINE.match(last)
     assert match, last
     rate, percent, peak = (float(group) for group in match.groups())

@@ -4,7 +4,7 @@
 # stage started from it (Video LDM / AnimateDiff: temporal layers at zero output) that learns motion.
 #   bash scripts/generation_digits.sh                          # make generation: the moving row, seed 0
 #   SEED=1 ROW=digits_seed1 bash scripts/generation_digits.sh  # another seed of the video stage (image stage shared)
-#   GUIDANCE=2 ROW=digits bash scripts/generation_digits.sh    # resample and rescore with guidance 2
+#   GUIDANCE=2 ROW=digits bash scripts/generation_digits.sh    # sample the video stage with guidance 2
 #   IMAGE=outputs/gen/image_conv IMAGE_ARGS="model.net.conv_stem_depth=2 model.net.final_conv=true" \
 #     VIDEO_ARGS="model.net.conv_stem_depth=2 model.net.final_conv=true" ROW=digits_conv bash scripts/generation_digits.sh
 # Every step is skipped when its output exists, so an interrupted run is resumed by running it again; each step
@@ -18,7 +18,8 @@ SEED=${SEED:-0}
 THREADS=${THREADS:-2}
 NUM_SAMPLES=${NUM_SAMPLES:-256}
 STEPS=${STEPS:-50}
-GUIDANCE=${GUIDANCE:-1}
+GUIDANCE=${GUIDANCE:-1}           # of the video stage's samples; the image stage is scored at 1-4
+VIDEO_STEPS=${VIDEO_STEPS:-$STEPS}  # sampler steps of the video stage's samples
 DATA=datasets/moving_mnist_direction
 AE="$GEN/autoencoder"
 LATENTS="$AE/latents_sets"
@@ -68,14 +69,11 @@ echo "== 6/9 image stage: the DiT on single frames, asked for a digit -> $IMAGE"
 if [[ ! -f "$IMAGE/checkpoints/last.ckpt" ]]; then
   $PY train.py experiment=mmnist_dit_image hydra.run.dir="$IMAGE" "${common[@]}" ${IMAGE_ARGS:-}
 fi
-if [[ ! -f "$IMAGE/samples_metrics.json" ]]; then
-  $PY scripts/sample_videos.py --ckpt "$IMAGE/checkpoints/last.ckpt" --num-samples "$NUM_SAMPLES" --steps "$STEPS" \
-    --guidance-scale "$GUIDANCE" --out "$IMAGE/samples" --grey
-  $PY scripts/evaluate_videos.py --videos "$IMAGE/samples/samples.txt" --digit-classifier "$DIGITS" \
-    --groups accuracy --threads "$THREADS" --out "$IMAGE/samples_metrics.json"
-  $PY scripts/plot_curves.py "$IMAGE" --labels image --metric digit_accuracy --x step --target 0.9 --chance 0.1 \
-    --title "image stage: digit accuracy of the curve's samples" --out "$IMAGE/curves.png"
-fi
+# the requested digit at guidance 1-4, NUM_SAMPLES images each (scales already scored are kept)
+NUM_SAMPLES=$NUM_SAMPLES STEPS=$STEPS THREADS=$THREADS DIGITS=$DIGITS \
+  bash scripts/guidance_sweep.sh "$IMAGE/checkpoints/last.ckpt" "$IMAGE" | tee "$IMAGE/guidance.md"
+$PY scripts/plot_curves.py "$IMAGE" --labels image --metric digit_accuracy --x step --target 0.9 --chance 0.1 \
+  --title "image stage: digit accuracy of the curve's samples" --out "$IMAGE/curves.png"
 stamp
 
 echo "== 7/9 video stage: started from the image stage, asked for digit and direction -> $OUT/dit"
@@ -86,7 +84,7 @@ fi
 stamp
 
 echo "== 8/9 sampling $NUM_SAMPLES clips, every digit x direction equally often (guidance $GUIDANCE) -> $OUT/samples"
-$PY scripts/sample_videos.py --ckpt "$OUT/dit/checkpoints/last.ckpt" --num-samples "$NUM_SAMPLES" --steps "$STEPS" \
+$PY scripts/sample_videos.py --ckpt "$OUT/dit/checkpoints/last.ckpt" --num-samples "$NUM_SAMPLES" --steps "$VIDEO_STEPS" \
   --guidance-scale "$GUIDANCE" --out "$OUT/samples" --grey
 stamp
 

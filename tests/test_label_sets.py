@@ -306,3 +306,19 @@ def test_the_learning_curve_scores_digits_and_identity_with_a_digit_classifier(t
     assert rows[0] == "step,flow_direction_accuracy,speed_px_per_frame,digit_accuracy,identity_consistency"
     assert [int(row.split(",")[0]) for row in rows[1:]] == [2]
     assert all(0.0 <= float(value) <= 1.0 for value in rows[1].split(",")[3:])
+
+
+def test_single_frame_samples_skip_the_temporal_metrics_and_still_score_digits(tmp_path):
+    from models.diffusion.video_io import write_clips
+    from models.metrics.evaluate import evaluate_videos
+
+    from .test_metrics_identity import make_frame_run
+
+    make_frame_run(tmp_path / "frame_digit")
+    images = torch.randint(0, 256, (4, 1, 1, 64, 64), dtype=torch.uint8)  # (b c t h w), one frame each
+    lines = write_clips(tmp_path / "images", images, [0, 1, 2, 3])
+    (tmp_path / "images" / "samples.txt").write_text("\n".join(lines) + "\n")
+    result = evaluate_videos(tmp_path / "images" / "samples.txt", groups=["temporal", "accuracy"], progress=False,
+                             digit_classifier=tmp_path / "frame_digit" / "checkpoints" / "best.ckpt")
+    assert "needs at least 2" in result.skipped["temporal_flickering"]
+    assert 0.0 <= result.metrics["digit_accuracy[frameclassifier:frame_digit]"] <= 1.0

@@ -73,7 +73,7 @@ def _condition_batches(ckpt_path: str | Path, model: VideoDiffusion, batch_size:
         for batch in datamodule.test_dataloader():
             paths = [_source_path(dataset, int(i)) for i in batch["index"]]
             batch = {key: value.to(model.device) if torch.is_tensor(value) else value for key, value in batch.items()}
-            labels = model._labels(batch) if model.hparams.conditioning else batch["label"].long()
+            labels = model.labels_of(batch) if model.hparams.conditioning else batch["label"].long()
             yield labels, model.latents(batch)[:, :, :k], paths
 
 

@@ -310,7 +310,7 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
         """Whether the model takes labels at all."""
         return bool(self.hparams.conditioning) or int(self.hparams.num_classes) > 0
 
-    def _labels(self, batch: Mapping[str, torch.Tensor]) -> label_sets.Labels | None:
+    def labels_of(self, batch: Mapping[str, torch.Tensor]) -> label_sets.Labels | None:
         """The conditioning labels of a batch: ``label`` (one set), ``{set: label_<set>}`` or None.
 
         Raises:
@@ -327,7 +327,7 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x_start = self.latents(batch)
         b = x_start.shape[0]
-        labels = self._labels(batch)
+        labels = self.labels_of(batch)
         if labels is not None:
             # CPU draws from the global generator, whose state the checkpoint saves.
             labels = label_sets.drop(labels, self.net.null_label, self.hparams.label_dropout)
@@ -339,7 +339,7 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
 
     def _eval_step(self, batch: dict[str, torch.Tensor], batch_idx: int, stage: str) -> None:
         x_start = self.latents(batch)
-        labels = self._labels(batch)
+        labels = self.labels_of(batch)
         # The same timesteps and noise for this batch every epoch, so the loss is comparable across epochs.
         generator = torch.Generator().manual_seed(self.hparams.val_seed + batch_idx)
         timesteps = torch.randint(0, self.train_scheduler.config.num_train_timesteps, (x_start.shape[0],),
@@ -351,7 +351,7 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
         self.log(f"{stage}/loss_raw", self.diffusion_loss(self.net, x_start, labels, timesteps, noise), sync_dist=True)
         if stage == "val" and batch_idx == 0:
             n = self.hparams.num_log_samples
-            labels = self._labels(batch) if self.conditional else batch["label"].long()
+            labels = self.labels_of(batch) if self.conditional else batch["label"].long()
             self._val_reference = (x_start[:n], labels[:n] if torch.is_tensor(labels)
                                    else {name: value[:n] for name, value in labels.items()})
 

@@ -94,7 +94,7 @@ class MotionCurve(pl.Callback):
         labels, latents = [], []
         for batch in trainer.datamodule.val_dataloader():
             batch = {key: value.to(pl_module.device) for key, value in batch.items() if torch.is_tensor(value)}
-            labels.append(pl_module._labels(batch) if pl_module.hparams.conditioning else batch["label"].long())
+            labels.append(pl_module.labels_of(batch) if pl_module.hparams.conditioning else batch["label"].long())
             latents.append(pl_module.latents(batch)[:, :, :pl_module.hparams.num_cond_frames])
             if sum(len(x) for x in labels) >= self.num_samples:
                 break

@@ -161,6 +161,10 @@ def evaluate_videos(
         "reference": reference_set.source if reference_set else None,
     })
     metrics = _per_clip_metrics(video_set.fps) if "temporal" in groups else {}
+    if video_set.num_frames < 2:  # single images (an image stage's samples): nothing temporal to measure
+        for key in metrics:
+            result.skipped[key] = f"the clips have {video_set.num_frames} frame; it needs at least 2"
+        metrics = {}
     if reference_set is not None and "paired" in groups:
         metrics |= _paired_metrics()
     elif "paired" in groups:

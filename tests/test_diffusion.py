@@ -437,7 +437,9 @@ def test_sample_script_writes_the_ema_model_samples(dit_config, tmp_path):
         assert (decoded.int() - clip.int()).abs().max() <= 3
     decoded = read_clip(read_list_file(grey, grey.parent)[0].path, range(8))  # (3 t h w), R = G = B
     mean = expected[0].float().mean(dim=0).round()  # (t h w)
-    assert torch.equal(decoded[0], decoded[2]) and (decoded[0].float() - mean).abs().max() <= DECODE_TOLERANCE
+    # + 1: the grey clip was sampled alone and ``expected`` in a batch of two, whose float sums differ in the last
+    # bits, so their uint8 values may differ by 1 before the grey file's own decoding error (seen with one thread)
+    assert torch.equal(decoded[0], decoded[2]) and (decoded[0].float() - mean).abs().max() <= DECODE_TOLERANCE + 1
 
 
 @pytest.mark.slow

@@ -274,20 +274,21 @@ def generate_to_folder(
 def _in_grid(label: dict[str, int], kept: dict[str, list[int]], multi: bool, count: int) -> bool:
     """Whether a clip with ``label`` joins the grid clips ``kept`` so far (see :func:`_grid`)."""
     names = list(label)
-    if multi:  # the first clip of each combination of the first two sets
+    if multi and len(names) > 1:  # the first clip of each combination of the first two sets
         key = tuple(label[name] for name in names[:2])
         return key not in set(zip(*[kept[name] for name in names[:2]]))
-    if label["label"] == -1:
+    value = label[names[0]]
+    if value == -1:
         return count < MAX_GRID_CLIPS
-    return kept["label"].count(label["label"]) < GRID_PER_LABEL
+    return kept[names[0]].count(value) < GRID_PER_LABEL
 
 
 def _grid(clips: list[torch.Tensor], labels: dict[str, list[int]], multi: bool) -> tuple[torch.Tensor, int]:
     """Tiles and row length of grid.gif: one row per class of the first set and one column per class of the second
-    (its first clip) for a multi-set model; one row per class, its first 8 clips, for a one-set model; the first 64
-    clips, 8 a row, unconditional."""
+    (its first clip) for a model conditioned on two or more sets; one row per class, its first 8 clips, for one set;
+    the first 64 clips, 8 a row, unconditional."""
     names = list(labels)
-    if multi:
+    if multi and len(names) > 1:
         first: dict[tuple[int, ...], torch.Tensor] = {}
         for i, clip in enumerate(clips):
             first.setdefault(tuple(labels[name][i] for name in names[:2]), clip)
@@ -295,6 +296,6 @@ def _grid(clips: list[torch.Tensor], labels: dict[str, list[int]], multi: bool) 
         cols = sorted({key[-1] for key in first}) if len(names) > 1 else [None]
         blank = torch.zeros_like(clips[0])
         return torch.stack([first.get((r, c) if c is not None else (r,), blank) for r in rows for c in cols]), len(cols)
-    if all(label == -1 for label in labels["label"]):
+    if all(label == -1 for label in labels[names[0]]):
         return torch.stack(clips[:MAX_GRID_CLIPS]), 8
-    return rows_by_label(clips, labels["label"], GRID_PER_LABEL), GRID_PER_LABEL
+    return rows_by_label(clips, labels[names[0]], GRID_PER_LABEL), GRID_PER_LABEL

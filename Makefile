@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow env clean-data generation generation-table claims claims-smoke
+.PHONY: demo test test-slow env clean-data generation generation-digits generation-table claims claims-smoke
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ demo: $(STAMP)
 # The generation job (after `make demo`): stage 1, latent cache, the class-conditional divided DiT, scored samples.
 generation: $(STAMP)
 	bash scripts/generation_demo.sh
+
+# A generator asked for a digit and a direction: the README's ladder (image stage, then the video stage started from it).
+generation-digits: $(STAMP)
+	bash scripts/generation_digits.sh
 
 # Every row of the README's generation table (two at a time, one thread each).
 generation-table: $(STAMP)

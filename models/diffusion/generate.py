@@ -92,9 +92,9 @@ def label_set_classes(ckpt_path: str | Path, model: VideoDiffusion) -> tuple[dic
     data_cfg = load_run(ckpt_path).config.data
     root = Path(str(data_cfg.get("root", "")))
     meta, classes = {}, {}
-    train = root / str(data_cfg.get("train", "train.pt"))
-    if train.is_file():
-        meta = torch.load(train, map_location="cpu", weights_only=True)["meta"]
+    cache = root / str(data_cfg.get("val", "val.pt"))  # every split records the same names; val is the smallest
+    if cache.is_file():
+        meta = torch.load(cache, map_location="cpu", weights_only=True)["meta"]
         classes = dict(meta.get("label_set_classes", {}))
     conditioning = list(model.hparams.conditioning)
     own = meta.get("label_set")

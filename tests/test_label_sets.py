@@ -322,3 +322,51 @@ def test_single_frame_samples_skip_the_temporal_metrics_and_still_score_digits(t
                              digit_classifier=tmp_path / "frame_digit" / "checkpoints" / "best.ckpt")
     assert "needs at least 2" in result.skipped["temporal_flickering"]
     assert 0.0 <= result.metrics["digit_accuracy[frameclassifier:frame_digit]"] <= 1.0
+
+
+def test_trainable_temporal_moves_only_what_the_video_model_adds():
+    """AnimateDiff-style training: after real AdamW steps the image layers and the spatial/MLP rows of every adaLN
+    linear are bit-identical, and the temporal attentions, the temporal adaLN rows and the label tables moved."""
+    from hydra.utils import instantiate
+
+    cfg = compose_config("train", ["experiment=mmnist_dit_digits", "model.init_from=null", "model.net.depth=2",
+                                   "model.net.embed_dim=32", "model.net.num_heads=4", "model.trainable=temporal",
+                                   "model.optimizer.fused=false", "model.optimizer.lr=1e-2"])
+    module = instantiate(cfg.model)
+    net = module.net
+    randomise_(net)
+    before = {name: p.detach().clone() for name, p in net.named_parameters()}
+    optimizer = torch.optim.AdamW(module.parameter_groups(), lr=1e-2, weight_decay=0.05)  # decay must not leak
+    x = torch.randn(2, 4, 8, 16, 16)
+    labels = {"digit": torch.tensor([1, 2]), "direction": torch.tensor([3, 4])}
+    for _ in range(3):
+        optimizer.zero_grad()
+        net(x, torch.tensor([100, 700]), labels).square().mean().backward()
+        optimizer.step()
+    after = dict(net.named_parameters())
+    moved = {name for name in before if not torch.equal(before[name], after[name])}
+    assert "blocks.0.temporal_attn.qkv.weight" in moved and "blocks.1.temporal_attn.proj.weight" in moved
+    assert "y_embedders.direction.embedding_table.weight" in moved and "temp_embed" in moved
+    frozen = [name for name in before if ".temporal_attn." not in name and "adaLN_modulation" not in name
+              and not name.startswith("y_embedders.") and name != "temp_embed"]
+    assert frozen and not moved & set(frozen), sorted(moved & set(frozen))
+    dim = 32
+    for index in range(2):
+        name = f"blocks.{index}.adaLN_modulation.1.weight"
+        rows_time = slice(3 * dim, 6 * dim)  # divided: (space, time, mlp) x (shift, scale, gate)
+        assert not torch.equal(before[name][rows_time], after[name][rows_time])
+        assert torch.equal(before[name][: 3 * dim], after[name][: 3 * dim])
+        assert torch.equal(before[name][6 * dim :], after[name][6 * dim :])
+
+
+def test_trainable_temporal_needs_temporal_layers():
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    with pytest.raises(InstantiationException, match="model.trainable='temporal'.*space_only"):
+        instantiate(compose_config("train", ["experiment=mmnist_dit_digits", "model.init_from=null",
+                                             "model.net.depth=2", "model.trainable=temporal",
+                                             "model.net.layout=space_only"]).model)
+    with pytest.raises(InstantiationException, match="model.trainable='frozen' must be one of"):
+        instantiate(compose_config("train", ["experiment=mmnist_dit_digits", "model.init_from=null",
+                                             "model.net.depth=2", "model.trainable=frozen"]).model)

@@ -435,6 +435,49 @@ class VideoDiT(nn.Module):
             return dict(self.y_embedders.items())
         return {"label": self.y_embedder}
 
+    def freeze_image_layers_(self) -> list[str]:
+        """Leave trainable only what a video model adds to an image model: AnimateDiff's motion-module training
+        (Guo et al. 2023, arXiv 2307.04725, Sec. 4.2: the image layers stay frozen, only the temporal layers learn).
+
+        Trainable afterwards: every temporal attention, ``temp_embed``, the label tables (a new label set starts at
+        zero and must learn), and the temporal rows (shift, scale, gate) of each block's adaLN linear. The other
+        rows of those linears are shared with the image layers in one ``nn.Linear``; a gradient hook zeroes their
+        gradients, so an Adam-type optimizer without weight decay on those linears leaves them exactly unchanged
+        (:class:`models.diffusion.module.VideoDiffusion` groups them so). Everything else gets
+        ``requires_grad=False``.
+
+        Returns:
+            Names of the parameters whose gradients are masked row-wise (the blocks' adaLN linears).
+
+        Raises:
+            ValueError: the layout has no temporal attention (``space_only``, ``joint``, ``split_heads``).
+        """
+        blocks = [block for block in self.blocks if "time" in block.mixers]
+        if not blocks:
+            raise ValueError(f"layout={self.layout!r} has no temporal attention to train alone; use a layout with "
+                             "temporal attentions (divided, interleaved, late_fusion)")
+        self.requires_grad_(False)
+        for embedder in self.label_embedders().values():
+            embedder.requires_grad_(True)
+        if self.temp_embed is not None and isinstance(self.temp_embed, nn.Parameter):
+            self.temp_embed.requires_grad_(True)
+        masked = []
+        for index, block in enumerate(self.blocks):
+            if "time" not in block.mixers:
+                continue
+            block.temporal_attn.requires_grad_(True)
+            linear = block.adaLN_modulation[-1]
+            dim = linear.in_features
+            first = 3 * block.mixers.index("time") * dim
+            mask = torch.zeros(linear.out_features, 1)
+            mask[first : first + 3 * dim] = 1.0  # the temporal sublayer's (shift, scale, gate) rows
+            for name, param in linear.named_parameters():
+                param.requires_grad_(True)
+                row_mask = mask if param.ndim == 2 else mask[:, 0]
+                param.register_hook(lambda grad, m=row_mask: grad * m.to(grad))
+                masked.append(f"blocks.{index}.adaLN_modulation.1.{name}")
+        return masked
+
     def embed_labels(self, labels: torch.Tensor | Mapping[str, torch.Tensor] | None, b: int,
                      device: torch.device) -> torch.Tensor:
         """The summed label embedding (b d); a set missing from ``labels`` (or ``labels=None``) gets its null row.

@@ -34,6 +34,8 @@ from models.diffusion.sampling import SAMPLERS, check_scheduler_config, sample_l
 from models.diffusion.video_io import DEFAULT_FPS, log_videos, to_uint8
 from models.optim import lightning_optimizers
 
+TRAINABLE = ("all", "temporal")
+
 log = logging.getLogger(__name__)
 
 
@@ -115,6 +117,9 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
             weights initialise ``net`` and ``ema`` through :func:`models.diffusion.dit.image_to_video_state_dict`
             when training starts (``setup("fit")``, before a resumed run's checkpoint is restored), so the video
             model starts as the image model applied to every frame (Video LDM, AnimateDiff).
+        trainable: ``"all"`` (every parameter of ``net``) or ``"temporal"``: only what a video model adds to an
+            image model, the rest frozen (AnimateDiff's motion modules; see
+            :meth:`models.diffusion.dit.VideoDiT.freeze_image_layers_`). Meant for ``init_from`` runs.
         num_frames: latent frames t (the autoencoder keeps the frame count).
         latent_channels: c of the latents.
         latent_size: latent side h = w (pixels / autoencoder downsample factor).
@@ -161,6 +166,7 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
         label_dropout: float | Mapping[str, float] = 0.1,
         conditioning: list[str] | None = None,
         init_from: str | None = None,
+        trainable: str = "all",
         num_cond_frames: int = 0,
         ema_decay: float = 0.999,
         ema_warmup: bool = True,
@@ -196,6 +202,8 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
         elif isinstance(num_classes, Mapping):
             raise ValueError(f"model.num_classes={dict(num_classes)} is per label set: name the sets in "
                              "model.conditioning")
+        if trainable not in TRAINABLE:
+            raise ValueError(f"model.trainable={trainable!r} must be one of {TRAINABLE}")
         if not 0 <= num_cond_frames < num_frames:
             raise ValueError(f"model.num_cond_frames={num_cond_frames} must be in [0, num_frames={num_frames})")
         tubelet = int(getattr(net, "tubelet_size", 1))
@@ -218,6 +226,15 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
         self.hparams.sampling = sampling
         self.net = net
         self.ema = copy.deepcopy(net).requires_grad_(False)
+        self._row_masked: set[str] = set()
+        if trainable == "temporal":
+            if not hasattr(net, "freeze_image_layers_"):
+                raise ValueError(f"model.trainable='temporal' needs a net with freeze_image_layers_(), not "
+                                 f"{type(net).__name__}")
+            try:
+                self._row_masked = set(net.freeze_image_layers_())
+            except ValueError as error:
+                raise ValueError(f"model.trainable='temporal': {error}") from error
         if compile:
             self.net.compile()
         self.optimizer_factory = optimizer
@@ -384,8 +401,18 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
     def on_train_start(self) -> None:
         self._ema_step = self.trainer.global_step
 
+    def parameter_groups(self) -> list[dict]:
+        """The optimizer's parameter groups: every trainable parameter of ``net``; with ``trainable="temporal"``
+        the row-masked adaLN linears get a group of their own without weight decay, so their frozen rows stay
+        exactly as they are (a decoupled decay would shrink them with a zero gradient)."""
+        named = [(name, p) for name, p in self.net.named_parameters() if p.requires_grad]
+        groups = [{"params": [p for name, p in named if name not in self._row_masked]}]
+        if self._row_masked:
+            groups.append({"params": [p for name, p in named if name in self._row_masked], "weight_decay": 0.0})
+        return groups
+
     def configure_optimizers(self):
-        params = [p for p in self.net.parameters() if p.requires_grad]
+        params = self.parameter_groups()
         return lightning_optimizers(self.optimizer_factory, self.scheduler_factory, params,
                                     self.trainer.estimated_stepping_batches)
 

@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow env clean-data generation generation-digits generation-table claims claims-smoke
+.PHONY: demo test test-slow env docs clean-data generation generation-digits generation-table claims claims-smoke
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,11 +21,11 @@ demo: $(STAMP)
 generation: $(STAMP)
 	bash scripts/generation_demo.sh
 
-# A generator asked for a digit and a direction: the README's ladder (image stage, then the video stage started from it).
+# A generator asked for a digit and a direction: docs/generation.md's ladder (image stage, then the video stage started from it).
 generation-digits: $(STAMP)
 	bash scripts/generation_digits.sh
 
-# Every row of the README's generation table (two at a time, one thread each).
+# Every row of the generation table of docs/generation.md (two at a time, one thread each).
 generation-table: $(STAMP)
 	bash scripts/generation_rows.sh
 
@@ -37,6 +37,10 @@ claims: $(STAMP)
 
 claims-smoke: $(STAMP)
 	$(PY) scripts/claims.py --budget smoke
+
+# Rewrite every results table of README.md and docs/ from the records in results/.
+docs: $(STAMP)
+	$(PY) scripts/render_docs.py
 
 test: $(STAMP)
 	$(PY) -m pytest -m "not slow" -q

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import tempfile
 import time
 import warnings
@@ -41,28 +42,16 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 from torch.utils.flop_counter import FlopCounterMode
 
+from scripts.records import PEAK_SIZE, machine, matmul_peak, write_record
 from train import build_trainer
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "configs")
-PEAK_SIZE = 4096
 
 
 def compose_train_config(overrides: list[str]) -> DictConfig:
     """``configs/train.yaml`` with command-line overrides, composed as ``train.py`` does (without a run folder)."""
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         return compose(config_name="train", overrides=overrides)
-
-
-def matmul_peak(size: int = PEAK_SIZE, repeats: int = 5) -> float:
-    """Best fp32 ``torch.mm`` throughput of two size×size matrices, in FLOP/s (2·size³ FLOP per product)."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    torch.mm(a, b)  # warm-up: thread pool and caches
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best
 
 
 def _first_batch(datamodule: pl.LightningDataModule):
@@ -166,6 +155,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model-steps", type=int, default=10, help="timed model-only steps (default: %(default)s)")
     parser.add_argument("--profile", type=int, default=0,
                         help="profile this many model-only steps and print the top ten operators (default: off)")
+    parser.add_argument("--record", default=None, metavar="NAME",
+                        help="write the figures to results/NAME.json (default: bench_train_<run_name>); "
+                             "'none': write no record")
+    parser.add_argument("--results-dir", default=None, help="where the record goes (default: results/)")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.warmup < 1 or args.model_steps < 1:
         parser.error("--steps, --warmup and --model-steps must be >= 1")
@@ -196,9 +189,22 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     seconds = end_to_end(cfg, args.steps, args.warmup)
     rate = flops / seconds
     print(f"end to end: {1 / seconds:.2f} it/s over {args.steps} steps ({seconds * 1e3:.0f} ms per step)")
+    figures = {"peak": peak, "flops_per_step": flops, "model_seconds": model_seconds, "seconds": seconds}
+    if args.record != "none":
+        name = args.record or f"bench_train_{cfg.run_name}"
+        row = {"gflop_per_step": flops / 1e9, "model_ms_per_step": model_seconds * 1e3,
+               "model_percent_of_peak": 100 * flops / model_seconds / peak, "ms_per_step": seconds * 1e3,
+               "gflops_end_to_end": rate / 1e9, "percent_of_peak": 100 * rate / peak}
+        argv_text = " ".join(argv if argv is not None else sys.argv[1:])
+        path = write_record(name, title=f"training speed of experiment {cfg.run_name} against the fp32 matmul peak",
+                            command=f"python scripts/bench_train.py {argv_text}".strip(), rows={cfg.run_name: row},
+                            seeds=[int(cfg.seed)], overrides=args.overrides,
+                            machine_info=machine(peak_flops=peak, threads=threads),
+                            **({"results_dir": args.results_dir} if args.results_dir else {}))
+        print(f"record: {path}")
     print(f"train step: {rate / 1e9:.1f} GFLOP/s end to end = {100 * rate / peak:.1f}% of the fp32 matmul peak "
           f"({peak / 1e9:.1f} GFLOP/s measured in this run)")
-    return {"peak": peak, "flops_per_step": flops, "model_seconds": model_seconds, "seconds": seconds}
+    return figures
 
 
 if __name__ == "__main__":

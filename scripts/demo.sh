@@ -24,7 +24,9 @@ done
 
 echo
 # The table says whether each run met its target (divided >= 95 %, space_only <= 55 %); the exit status stays 0.
+# It is also written to results/demo.json (a result record: command, commit, machine with its fp32 matmul peak).
 $PY scripts/results_table.py --target 'divided:test/acc_top1>=0.95' --target 'space_only:test/acc_top1<=0.55' \
-  "$OUT"/*/eval/test_metrics.json
+  "$OUT"/*/eval/test_metrics.json --record demo --command "make demo" --seeds "${SEED:-0}" \
+  --note "make demo took $(( $(date +%s) - start )) s from its start to this table (dataset build included)."
 echo
 echo "main job finished in $(( $(date +%s) - start )) s; runs, checkpoints and logs are under $OUT/"

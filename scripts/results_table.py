@@ -7,7 +7,8 @@
 
 Each row is named after the run folder that holds the file (the parent of an ``eval``/``checkpoints`` folder).
 ``--target RUN:KEY>=VALUE`` (or ``<=``) adds a column that says whether that run reached the target, so nobody has to compare
-numbers by hand; the exit status stays 0 either way.
+numbers by hand; the exit status stays 0 either way. ``--record NAME`` also writes the table as the result record
+``results/NAME.json`` (see ``scripts/records.py``), with the command given by ``--command``.
 """
 
 from __future__ import annotations
@@ -71,13 +72,31 @@ def table(paths: list[Path], keys: list[str], targets: list[tuple[str, str, str,
     return "\n".join(lines)
 
 
-def main() -> None:
+def record_rows(paths: list[Path], keys: list[str], targets: list[tuple[str, str, str, float]] = ()) -> dict:
+    """The table as result-record rows: ``{run: {key with '/' as '_': {"value": v}, "target": {"text": ...}}}``."""
+    rows = {}
+    for path in paths:
+        metrics = json.loads(path.read_text())
+        row = {key.replace("/", "_"): {"value": float(metrics[key])} for key in keys if key in metrics}
+        mine = [verdict(metrics, key, op, value) for run, key, op, value in targets if run == run_name(path)]
+        if mine:
+            row["target"] = {"text": "; ".join(mine)}
+        rows[run_name(path)] = row
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("files", nargs="+", type=Path, help="metrics JSON files")
     parser.add_argument("--keys", nargs="+", default=list(DEFAULT_KEYS), help="metric keys to show")
     parser.add_argument("--target", action="append", default=[], metavar="RUN:KEY>=VALUE",
                         help="say whether RUN reached KEY >= VALUE, or KEY <= VALUE with <= (repeatable)")
-    args = parser.parse_args()
+    parser.add_argument("--record", metavar="NAME", help="also write results/NAME.json (a result record)")
+    parser.add_argument("--command", default="", help="the command that produced the files, for the record")
+    parser.add_argument("--seeds", type=int, nargs="*", default=[], help="seeds of the runs, for the record")
+    parser.add_argument("--note", action="append", default=[], help="a sentence for the record (repeatable)")
+    parser.add_argument("--results-dir", default=None, help="where the record goes (default: results/)")
+    args = parser.parse_args(argv)
     missing = [str(p) for p in args.files if not p.is_file()]
     if missing:
         parser.error(f"metrics files not found: {missing}")
@@ -86,6 +105,14 @@ def main() -> None:
     except ValueError as error:
         parser.error(str(error))
     print(table(args.files, args.keys, targets))
+    if args.record:
+        from scripts.records import write_record
+
+        path = write_record(args.record, title=f"{args.command or 'runs'}: {', '.join(args.keys)}",
+                            command=args.command or "python scripts/results_table.py ...",
+                            rows=record_rows(args.files, args.keys, targets), seeds=args.seeds, notes=args.note,
+                            **({"results_dir": args.results_dir} if args.results_dir else {}))
+        print(f"record: {path}")
 
 
 if __name__ == "__main__":

@@ -16,11 +16,11 @@ BENCH_LINE = re.compile(r"^train step: ([\d.]+) GFLOP/s end to end = ([\d.]+)% o
                         r"\(([\d.]+) GFLOP/s measured in this run\)$")
 
 
-def test_bench_train_prints_the_throughput_line(tiny_mmnist, capsys):
+def test_bench_train_prints_the_throughput_line(tiny_mmnist, capsys, tmp_path):
     figures = bench_train.main([
         f"data.root={tiny_mmnist}", "data.generate=null", "data.batch_size=8", "model.net.embed_dim=32",
         "model.net.depth=1", "~callbacks.progress_bar", "num_threads=1", "--steps", "3", "--warmup", "2",
-        "--model-steps", "1", "--profile", "1",
+        "--model-steps", "1", "--profile", "1", "--results-dir", str(tmp_path),
     ])
     out = capsys.readouterr().out
     assert "Self CPU" in out and "aten::" in out  # the profiler's operator table
@@ -32,6 +32,15 @@ def test_bench_train_prints_the_throughput_line(tiny_mmnist, capsys):
     assert rate == pytest.approx(figures["flops_per_step"] / figures["seconds"] / 1e9, abs=0.051)
     assert percent == pytest.approx(100 * rate / peak, abs=100 * 0.051 / peak + 0.051)
     assert figures["flops_per_step"] > 0 and peak > 0
+    # ... and the same figures, with the peak of this run, in its result record
+    (path,) = tmp_path.glob("bench_train_*.json")
+    record = json.loads(path.read_text())
+    (row,) = record["rows"].values()
+    assert row["percent_of_peak"]["value"] == pytest.approx(100 * figures["flops_per_step"] / figures["seconds"]
+                                                             / figures["peak"])
+    assert record["machine"]["fp32_matmul_peak_gflops"] == round(figures["peak"] / 1e9, 1)
+    assert record["machine"]["torch_threads"] == 1 and record["provenance"] == "measured"
+    assert record["command"].startswith("python scripts/bench_train.py data.root=")
 
 
 def fake_run(folder: Path, overrides: list[str], value: float) -> None:
@@ -90,6 +99,16 @@ def test_results_table_says_whether_each_run_met_its_target(tmp_path):
     assert "| space_only | 37.0% | meets the ≤ 55.0% bound |" in text
     with pytest.raises(ValueError, match="RUN:KEY>=VALUE"):
         results_table.parse_target("divided")
+    # --record writes the same figures and verdicts as a result record
+    records = tmp_path / "results"
+    results_table.main([*map(str, sorted(tmp_path.glob("*/eval/test_metrics.json"))), "--keys", "test/acc_top1",
+                        "--target", "divided:test/acc_top1>=0.95", "--record", "demo", "--command", "make demo",
+                        "--seeds", "0", "--results-dir", str(records)])
+    record = json.loads((records / "demo.json").read_text())
+    assert record["rows"]["divided"] == {"test_acc_top1": {"value": 0.94},
+                                         "target": {"text": "**below the 95.0% target**"}}
+    assert record["rows"]["space_only"]["test_acc_top1"] == {"value": 0.37}
+    assert record["command"] == "make demo" and record["seeds"] == [0] and record["provenance"] == "measured"
 
 
 def test_reconstructions_are_written_in_order_with_their_classes_and_score_against_the_originals(tiny_mmnist,

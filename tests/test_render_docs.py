@@ -1,0 +1,106 @@
+"""Result records and the docs rendered from them: no figure in README.md or docs/ is typed by hand."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from scripts import records, render_docs
+
+RECORD_ROWS = {
+    "divided": {"test_acc_top1": records.seed_entry([1.0, 0.998, 0.996]), "target": {"text": "met"}},
+    "space_only": {"test_acc_top1": records.metric_entry(0.352, [0.336, 0.371])},
+}
+MACHINE = {"cpu_cores": 2, "torch_threads": 2, "gpu": None, "fp32_matmul_peak_gflops": 207.6}
+
+
+def test_the_committed_docs_equal_what_the_records_render(capsys):
+    """README.md and docs/*.md hold exactly the tables `make docs` renders from results/ (else: run `make docs`)."""
+    assert render_docs.main(["--check"]) == 0, capsys.readouterr().out[-3000:]
+
+
+def test_every_marker_names_a_known_table_and_every_table_reads_a_record():
+    known = set(render_docs.TABLES)
+    loaded = records.load_records()
+    used = set()
+    for path in render_docs.doc_files():
+        for match in render_docs.MARKER.finditer(path.read_text()):
+            assert match.group("name") in known, (path, match.group("name"))
+            used.add(match.group("name"))
+    assert used, "no results tables in the docs"
+    for name in used:
+        import fnmatch
+        assert any(fnmatch.fnmatchcase(key, render_docs.TABLES[name].record) for key in loaded), name
+
+
+def test_a_record_round_trips_and_renders_intervals_and_seed_spreads(tmp_path):
+    path = records.write_record("toy", title="a toy", command="python train.py seed=0,1,2", rows=RECORD_ROWS,
+                                seeds=[0, 1, 2], machine_info=MACHINE, results_dir=tmp_path)
+    record = json.loads(path.read_text())
+    assert record["provenance"] == "measured" and record["machine"] == MACHINE and record["date"]
+    assert records.load_records(tmp_path)["toy"] == record
+    table = render_docs.Table("toy", "run", (render_docs.Column("top-1", "test_acc_top1", "pct", bold=True),
+                                             render_docs.Column("target", "target", "text")))
+    text = render_docs.render_table(table, [record])
+    lines = text.splitlines()
+    assert lines[0] == "| run | top-1 | target |"
+    # seed spread: mean (1.0 + 0.998 + 0.996) / 3 = 0.998 -> 99.8 %, then [min, max]
+    assert lines[2] == "| divided | **99.8 %** [99.6, 100.0] | met |"
+    assert lines[3] == "| space_only | **35.2 %** [33.6, 37.1] | – |"
+    assert "seeds 0, 1, 2" in text and "fp32 matmul peak 207.6 GFLOP/s" in text and "another machine" not in text
+
+
+def test_rendering_replaces_only_the_marked_text_and_check_catches_a_stale_figure(tmp_path, monkeypatch):
+    records.write_record("toy", title="a toy", command="c", rows=RECORD_ROWS, machine_info=MACHINE,
+                         results_dir=tmp_path)
+    monkeypatch.setitem(render_docs.TABLES, "toy", render_docs.Table("toy", "run", (
+        render_docs.Column("top-1", "test_acc_top1"),)))
+    page = "intro\n<!-- results:toy -->\nold text\n<!-- /results:toy -->\noutro\n"
+    rendered = render_docs.render_text(page, records.load_records(tmp_path))
+    assert rendered.startswith("intro\n<!-- results:toy -->\n| run | top-1 |") and rendered.endswith("outro\n")
+    assert "old text" not in rendered and "99.8 %" in rendered
+    assert render_docs.render_text(rendered, records.load_records(tmp_path)) == rendered  # idempotent
+    # a changed record changes the table, so a hand edit or a stale page is caught
+    records.write_record("toy", title="a toy", command="c", machine_info=MACHINE, results_dir=tmp_path,
+                         rows={"divided": {"test_acc_top1": records.metric_entry(0.5)}})
+    assert render_docs.render_text(rendered, records.load_records(tmp_path)) != rendered
+    with pytest.raises(ValueError, match="unknown results table 'nope'"):
+        render_docs.render_text("<!-- results:nope -->\n<!-- /results:nope -->", {}, where="page.md")
+
+
+def test_records_say_where_they_come_from_and_reject_bad_input(tmp_path):
+    other = {**MACHINE, "cpu_cores": 16, "gpu": "NVIDIA H200"}
+    records.write_record("gpu", title="t", command="c", rows=RECORD_ROWS, machine_info=other, results_dir=tmp_path)
+    record = records.load_records(tmp_path)["gpu"]
+    assert not records.is_reference_machine(record)
+    assert "measured on another machine" in render_docs.source_line(record)
+    transcribed = records.write_record("old", title="t", command="c", rows=RECORD_ROWS, machine_info=MACHINE,
+                                       provenance="transcribed", commit="0123456789abcdef", results_dir=tmp_path)
+    assert "transcribed from the README at commit 0123456" in render_docs.source_line(json.loads(
+        transcribed.read_text()))
+    with pytest.raises(ValueError, match="provenance"):
+        records.write_record("x", title="t", command="c", rows=RECORD_ROWS, provenance="guessed",
+                             machine_info=MACHINE, results_dir=tmp_path)
+    with pytest.raises(ValueError, match="lower-case"):
+        records.write_record("Bad Name", title="t", command="c", rows=RECORD_ROWS, machine_info=MACHINE,
+                             results_dir=tmp_path)
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.raises(ValueError, match="broken.json: not valid JSON"):
+        records.load_records(tmp_path)
+
+
+def test_rows_come_from_an_evaluate_videos_report_with_their_intervals(tmp_path):
+    report = {"metrics": {"flow_direction_accuracy": 0.25, "digit_accuracy[frameclassifier:frame_digit]": 0.5},
+              "ci95": {"flow_direction_accuracy": [0.2, 0.3], "digit_accuracy[frameclassifier:frame_digit]":
+                       [0.4, 0.6]}}
+    (tmp_path / "m.json").write_text(json.dumps(report))
+    rows = records.rows_from_metrics_json(tmp_path / "m.json")
+    assert rows["flow_direction_accuracy"] == {"value": 0.25, "ci95": [0.2, 0.3]}
+    assert rows["digit_accuracy"] == {"value": 0.5, "ci95": [0.4, 0.6], "component": "frameclassifier:frame_digit"}
+    assert records.main(["write", "cli", "--title", "t", "--command", "c", "--row", f"video stage={tmp_path / 'm.json'}",
+                         "--value", "video stage:minutes=41.5", "--text", "video stage:target=>= 90 %",
+                         "--results-dir", str(tmp_path / "r")]) == 0
+    row = records.load_records(tmp_path / "r")["cli"]["rows"]["video stage"]
+    assert row["minutes"] == {"value": 41.5} and row["target"] == {"text": ">= 90 %"}
+    assert records.main(["write", "cli", "--title", "t", "--command", "c", "--row", "x=/nowhere.json"]) == 2

@@ -6,13 +6,13 @@
     python eval.py ckpt_path=outputs/gen/dit/checkpoints/best.ckpt num_samples=128 \
         classifier=outputs/demo/divided/checkpoints/best.ckpt        # a generation checkpoint
     python eval.py ckpt_path=outputs/gen/digits/checkpoints/last.ckpt num_samples=8 grey=true \
-        labels.digit=7 labels.direction=NE digit_classifier=outputs/frame_digit/checkpoints/best.ckpt   # "a 7 moving NE"
+        +labels.digit=7 +labels.direction=NE digit_classifier=outputs/frame_digit/checkpoints/best.ckpt   # "a 7 moving NE"
 
 A **generation** checkpoint (a ``VideoDiffusion`` run) is evaluated by sampling ``num_samples`` labelled clips into
 ``<output_dir>/samples`` and scoring them with the same code as ``scripts/evaluate_videos.py``
 (``generation_metrics.{json,md}`` and a per-frame figure); ``classifier`` adds motion accuracy and
 ``digit_classifier`` digit accuracy and identity consistency. A model conditioned on several label sets draws a
-balanced grid of their combinations, or what ``labels`` asks for (``labels.digit=7 labels.direction=NE``).
+balanced grid of their combinations, or what ``labels`` asks for (``+labels.digit=7 +labels.direction=NE``).
 
 The run's ``config.yaml`` (next to ``checkpoints/``) rebuilds the data and model; ``run_overrides`` patches it.
 Weights are read with ``torch.load(weights_only=True)`` and loaded strictly. Prints the split's metrics and writes

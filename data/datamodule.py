@@ -228,7 +228,7 @@ class VideoDataModule(SplitDataModule):
             samples, self.class_names = read_folder_tree(spec, classes)
         else:
             if not os.path.exists(spec):
-                raise FileNotFoundError(f"data.{split}: {spec} does not exist (build the data first, see README)")
+                raise FileNotFoundError(f"data.{split}: {spec} does not exist (build the data first: make demo, or scripts/make_moving_mnist.py)")
             samples = read_list_file(spec, self.root, classes)
             self.class_names = classes if classes is not None else find_class_names(spec)
         bad = [s for s in samples if not 0 <= s.label < self.num_classes]

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# The layout x noise-prior table of the README: runs the generation job's stage 2, sampling and scoring
+# The layout x noise-prior table of docs/generation.md: runs the generation job's stage 2, sampling and scoring
 # (scripts/generation_demo.sh) for every (layout, noise_prior) pair on the shared stage-1 autoencoder and latent cache,
 # then prints the table with scripts/generation_table.py.
 #   bash scripts/coherence_ablation.sh                  # 2 layouts x 4 priors, two runs at once on one thread each
 #   LAYOUTS="divided joint" PRIORS="iid progressive" JOBS=1 THREADS=2 bash scripts/coherence_ablation.sh
 # space_only runs use one frame per token (tubelet_size=1): a 2-frame tubelet would mix time inside the token.
-# Each run takes about as long as one stage-2 row of the generation job (README, generation section). The iid runs are
+# Each run takes about as long as one stage-2 row of the generation job (docs/generation.md). The iid runs are
 # the same configs as the generation table's `divided` and `space_only_sincos` rows (scripts/generation_rows.sh): when
 # those rows exist they are linked, not trained again.
 set -euo pipefail

@@ -4,9 +4,9 @@
 #   CLASSIFIER=outputs/demo/divided/checkpoints/best.ckpt bash scripts/coherence_sweep.sh
 #   PRIORS=iid,progressive SEEDS=0,1,2 OUT=outputs/gen/sweep bash scripts/coherence_sweep.sh
 #   EXPERIMENTS=mmnist_dit PRIORS=iid SEEDS=1,2 OUT=outputs/gen/seeds bash scripts/coherence_sweep.sh  # seed spread
-# Needs the generation job's stage 1 and latent cache (make generation). The README's table was measured with
+# Needs the generation job's stage 1 and latent cache (make generation). The table of docs/generation.md was measured with
 # scripts/coherence_ablation.sh (the same configs, one run at a time, its iid rows shared with the generation table);
-# this is the form that scales to a cluster: add hydra/launcher=slurm (README, "From one CPU to a cluster").
+# this is the form that scales to a cluster: add hydra/launcher=slurm (docs/scaling.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}

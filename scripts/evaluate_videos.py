@@ -17,7 +17,7 @@ Examples:
     python scripts/evaluate_videos.py --videos gen/ --reference real/ --i3d weights/i3d_torchscript.pt --out m.json
 
 Writes ``FILE.json``, ``FILE.md`` (a Markdown table) and ``FILE_per_frame.png`` (per-frame curves). Metrics whose
-weights are not given (I3D, CLIP/DINO) are reported as skipped, with the reason. See the README's metric section
+weights are not given (I3D, CLIP/DINO) are reported as skipped, with the reason. See docs/metrics.md
 for every metric's formula, direction, range and what it substitutes.
 """
 

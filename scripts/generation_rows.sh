@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every row of the README's generation table (issue 8, section 3): the class-conditional and the 2-frame-conditioned
+# Every row of the generation table of docs/generation.md (issue 8, section 3): the class-conditional and the 2-frame-conditioned
 # DiT, each with divided attention and without temporal mixing (space_only, with and without a frame index), all
 # through scripts/generation_demo.sh on one shared stage 1 and latent cache. Then the table and the motion curves.
 #   bash scripts/generation_rows.sh              # 5 rows, two at a time on one thread each (make generation-table)

@@ -134,3 +134,61 @@ class SplitHeadAttention(Attention):
         out_s = rearrange(out_s, "(b t) nh n dh -> b t n (nh dh)", b=b)  # (b t n d/2)
         out_t = rearrange(out_t, "(b n) nh t dh -> b t n (nh dh)", b=b)  # (b t n d/2)
         return self.proj_drop(self.proj(torch.cat([out_s, out_t], dim=-1)))  # (b t n d)
+
+
+def rotary_tables(n: int, dh: int, base: float = 10000.0, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin tables (n dh) of 1D rotary position embeddings (RoPE; Su et al. 2021, RoFormer, arXiv 2104.09864).
+
+    Pair ``i`` of the ``dh`` channels (channels ``i`` and ``i + dh/2``, the "rotate half" layout of GPT-NeoX and
+    Open-Sora's temporal RoPE) turns by ``pos · base^(−2i/dh)`` radians at position ``pos`` = 0..n−1.
+
+    Raises:
+        ValueError: ``dh`` is odd.
+    """
+    if dh % 2:
+        raise ValueError(f"rotary embeddings need an even head dimension, got {dh}")
+    inv_freq = base ** (-torch.arange(0, dh, 2, dtype=torch.float32, device=device) / dh)  # (dh/2)
+    angles = torch.outer(torch.arange(n, dtype=torch.float32, device=device), inv_freq)  # (n dh/2)
+    angles = torch.cat([angles, angles], dim=-1)  # (n dh)
+    return angles.cos(), angles.sin()
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate ``x`` (... n dh) by the tables of :func:`rotary_tables`: ``x·cos + rotate_half(x)·sin``."""
+    first, second = x.chunk(2, dim=-1)
+    return x * cos.to(x.dtype) + torch.cat([-second, first], dim=-1) * sin.to(x.dtype)
+
+
+class RotaryAttention(Attention):
+    """:class:`Attention` whose queries and keys carry 1D rotary position embeddings over the sequence axis.
+
+    Used as temporal attention (the sequence is the frames at one patch position), as Open-Sora's STDiT does: the
+    attention scores then depend on the frames' offset ``m − n`` only, so temporal attention knows frame order without
+    any embedding added to the tokens. It has no parameters of its own (same ``qkv``/``proj`` as :class:`Attention`,
+    same state dict), and with ``proj`` at zero it still outputs zero, so an image model's step-0 identity holds.
+
+    Args:
+        rope_base: the RoPE frequency base (10,000 as RoFormer).
+        (the others as :class:`Attention`)
+    """
+
+    def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = True, attn_drop: float = 0.0,
+                 proj_drop: float = 0.0, fused_attn: bool = True, rope_base: float = 10000.0) -> None:
+        super().__init__(dim, num_heads, qkv_bias, attn_drop, proj_drop, fused_attn)
+        self.rope_base = rope_base
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Attend over the second axis, with rotary positions 0..n−1 on it.
+
+        Args:
+            x: float tensor (b n d).
+
+        Returns:
+            Tensor (b n d).
+        """
+        qkv = rearrange(self.qkv(x), "b n (three nh dh) -> three b nh n dh", three=3, nh=self.num_heads)
+        q, k, v = qkv.unbind(0)  # each (b nh n dh)
+        cos, sin = rotary_tables(q.shape[-2], q.shape[-1], self.rope_base, q.device)  # each (n dh)
+        out = _attend(self, apply_rotary(q, cos, sin), apply_rotary(k, cos, sin), v)  # (b nh n dh)
+        out = rearrange(out, "b nh n dh -> b n (nh dh)")
+        return self.proj_drop(self.proj(out))  # (b n d)

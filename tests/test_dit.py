@@ -331,3 +331,57 @@ def test_conv_stem_and_final_conv_work_per_frame_and_start_at_zero_output():
     torch.testing.assert_close(permuted, out[:, :, order], atol=1e-5, rtol=1e-5)
     changed = model(change_frame(x, 0), timesteps)
     torch.testing.assert_close(changed[:, :, 1:], out[:, :, 1:], atol=1e-5, rtol=1e-5)
+
+
+def test_rotary_embeddings_equal_complex_rotation_and_depend_on_offsets_only():
+    """RoPE against its definition as complex multiplication (RoFormer eq. 12), and q_m·k_n a function of m − n."""
+    from models.attention import apply_rotary, rotary_tables
+
+    torch.manual_seed(0)
+    n, dh = 6, 8
+    q = torch.randn(2, 3, n, dh, dtype=torch.float64)
+    cos, sin = rotary_tables(n, dh)
+    # reference: channel pairs (i, i + dh/2) as complex numbers z_i, turned by exp(1j * pos * base^(-2i/dh))
+    z = torch.complex(q[..., : dh // 2], q[..., dh // 2 :])
+    theta = torch.arange(n, dtype=torch.float64)[:, None] * 10000.0 ** (-torch.arange(0, dh, 2, dtype=torch.float64)
+                                                                           / dh)
+    turned = z * torch.polar(torch.ones_like(theta), theta)
+    expected = torch.cat([turned.real, turned.imag], dim=-1)
+    assert torch.allclose(apply_rotary(q, cos.double(), sin.double()), expected, atol=1e-6)
+    # the same q and k at positions (m, n) and (m + s, n + s) give the same score
+    one_q, one_k = torch.randn(dh, dtype=torch.float64), torch.randn(dh, dtype=torch.float64)
+    qs = apply_rotary(one_q.expand(n, dh), cos.double(), sin.double())
+    ks = apply_rotary(one_k.expand(n, dh), cos.double(), sin.double())
+    scores = qs @ ks.T  # (n n)
+    for offset in range(-2, 3):
+        diagonal = torch.diagonal(scores, offset)
+        assert torch.allclose(diagonal, diagonal[0].expand_as(diagonal), atol=1e-9), offset
+    assert not torch.allclose(torch.diagonal(scores, 1)[0], torch.diagonal(scores, 2)[0])
+
+
+def test_temporal_rope_gives_order_without_breaking_the_step0_identity():
+    from models.diffusion.dit import image_to_video_state_dict
+
+    torch.manual_seed(0)
+    args = dict(input_size=8, in_channels=4, patch_size=2, embed_dim=32, depth=2, num_heads=4, num_classes=10,
+                label_embed_std=1.0, timestep_embed_init="torch")
+    image = VideoDiT(num_frames=1, layout="space_only", temporal_pos_embed="none", **args)
+    with torch.no_grad():
+        for param in image.parameters():
+            param.add_(0.1 * torch.randn_like(param))
+    video = VideoDiT(num_frames=4, layout="divided", temporal_pos_embed="none", temporal_rope=True, **args)
+    video.load_state_dict(image_to_video_state_dict(image.state_dict(), video), strict=True)  # no new keys
+    x, timesteps, labels = torch.randn(2, 4, 4, 8, 8), torch.tensor([10, 900]), torch.tensor([3, 7])
+    per_frame = torch.cat([image(x[:, :, k : k + 1], timesteps, labels) for k in range(4)], dim=2)
+    assert torch.allclose(video(x, timesteps, labels), per_frame, atol=1e-6)
+    # once the temporal branch is on, the model is no longer equivariant to reordering frames (no embedding needed)
+    with torch.no_grad():
+        for block in video.blocks:
+            block.temporal_attn.proj.weight.normal_(std=0.3)
+    flipped = video(x.flip(2), timesteps, labels).flip(2)
+    assert not torch.allclose(video(x, timesteps, labels), flipped, atol=1e-4)
+    plain = VideoDiT(num_frames=4, layout="divided", temporal_pos_embed="none", **args)
+    plain.load_state_dict(video.state_dict())
+    assert torch.allclose(plain(x, timesteps, labels), plain(x.flip(2), timesteps, labels).flip(2), atol=1e-5)
+    with pytest.raises(ValueError, match="temporal_rope=true needs separate temporal attentions"):
+        VideoDiT(num_frames=4, layout="space_only", temporal_rope=True, **args)

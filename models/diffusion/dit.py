@@ -48,7 +48,7 @@ from einops import rearrange
 from timm.layers import Mlp
 from torch import nn
 
-from models.attention import Attention, SplitHeadAttention
+from models.attention import Attention, RotaryAttention, SplitHeadAttention
 from models.grad_checkpoint import run_block
 from models.patch_embed import PatchEmbed
 
@@ -155,9 +155,11 @@ class DiTBlock(nn.Module):
             (divided), ``("joint",)`` or ``("split_heads",)``. Each sublayer and the MLP get their own
             (shift, scale, gate) from ``adaLN_modulation``, in that order (DiT's order for one sublayer).
         fused_attn: SDPA (``True``) or the reference attention.
+        temporal_rope: rotary frame positions in the temporal attention (:class:`models.attention.RotaryAttention`).
     """
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, mixers: tuple[str, ...], fused_attn: bool) -> None:
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, mixers: tuple[str, ...], fused_attn: bool,
+                 temporal_rope: bool = False) -> None:
         super().__init__()
         self.mixers = tuple(mixers)
         self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)  # parameter-free: shared by sublayers
@@ -166,7 +168,8 @@ class DiTBlock(nn.Module):
         elif {"space", "joint"} & set(self.mixers):
             self.attn = Attention(dim, num_heads, qkv_bias=True, fused_attn=fused_attn)
         if "time" in self.mixers:
-            self.temporal_attn = Attention(dim, num_heads, qkv_bias=True, fused_attn=fused_attn)
+            temporal = RotaryAttention if temporal_rope else Attention
+            self.temporal_attn = temporal(dim, num_heads, qkv_bias=True, fused_attn=fused_attn)
         self.norm2 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         self.mlp = Mlp(dim, hidden_features=int(dim * mlp_ratio), act_layer=lambda: nn.GELU(approximate="tanh"))
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(dim, 3 * (len(self.mixers) + 1) * dim))
@@ -304,6 +307,12 @@ class VideoDiT(nn.Module):
             (DiT's linear patchify).
         final_conv: a per-frame 3×3 conv on the output latents (U-ViT, Bao et al. 2023, arXiv 2209.12152),
             initialised to the identity so the model still starts at zero output.
+        temporal_rope: rotary frame positions (RoPE, Su et al. 2021, arXiv 2104.09864) in every temporal attention,
+            as Open-Sora's STDiT: temporal attention knows frame order from step 0 without adding anything to the
+            tokens, so a model started from an image stage is still the image model at step 0 (a zero-initialised
+            learned ``temp_embed`` gives the order only as fast as it is learned). No parameters: the state dict is
+            unchanged. Only layouts with separate temporal attentions (``divided``, ``interleaved``,
+            ``late_fusion``).
 
     Raises:
         ValueError: an unknown ``layout`` or ``temporal_pos_embed``, or sizes that do not fit (named in the message).
@@ -330,8 +339,12 @@ class VideoDiT(nn.Module):
         grad_checkpointing: bool = False,
         conv_stem_depth: int = 0,
         final_conv: bool = False,
+        temporal_rope: bool = False,
     ) -> None:
         super().__init__()
+        if temporal_rope and layout not in ("divided", "interleaved", "late_fusion"):
+            raise ValueError(f"temporal_rope=true needs separate temporal attentions (divided, interleaved, "
+                             f"late_fusion), not layout={layout!r}")
         if conv_stem_depth < 0:
             raise ValueError(f"conv_stem_depth={conv_stem_depth} must be >= 0")
         if layout not in LAYOUTS:
@@ -384,7 +397,8 @@ class VideoDiT(nn.Module):
         else:
             self.temp_embed = None
         self.blocks = nn.ModuleList(
-            DiTBlock(embed_dim, num_heads, mlp_ratio, mixers, fused_attn) for mixers in block_mixers(layout, depth)
+            DiTBlock(embed_dim, num_heads, mlp_ratio, mixers, fused_attn, temporal_rope)
+            for mixers in block_mixers(layout, depth)
         )
         self.final_layer = FinalLayer(embed_dim, patch_size, in_channels, tubelet_size)
         self.final_conv = nn.Conv2d(in_channels, in_channels, kernel_size=3, padding=1) if final_conv else None

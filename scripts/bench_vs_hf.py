@@ -18,6 +18,12 @@ the step's temporaries, which is what activation checkpointing acts on) and its 
 The configurations run interleaved, ``--rounds`` times (ours, hf, ours+ckpt, floor, hf-floor, ours, ...), so drift in the
 machine's load falls on all of them alike. Each process times ``--steps`` forward + backward passes after one
 warm-up and reports their median. Printed: the median over rounds of each configuration, and the ratios to HF.
+
+The figures are also written to the result record ``results/bench_vs_hf.json`` (``scripts/records.py``: one row per
+configuration, ``peak_rss_gb``, ``rss_vs_hf``, and for a step ``step_gb``, ``step_vs_hf``, ``seconds_per_step``,
+``speed_vs_hf``), with the machine and its fp32 matmul peak measured before the rounds; docs/experiments.md's table
+is rendered from it. Only the documented sizes (8x224) write it by default; ``--record NAME`` names another record,
+``--record none`` writes none, ``--results-dir`` moves it.
 """
 
 from __future__ import annotations
@@ -34,6 +40,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ("ours", "hf", "ours+ckpt", "floor", "hf-floor")
 FLOOR_OF = {"ours": "floor", "ours+ckpt": "floor", "hf": "hf-floor"}
+ROW_NAMES = {"hf": "HF `TimesformerForVideoClassification`", "ours": "ours",
+             "ours+ckpt": "ours, `grad_checkpointing=true`", "floor": "floor: torch + our model + gradients", "hf-floor": "floor: torch + HF's model + gradients"}
+RECORD_ORDER = ("hf", "ours", "ours+ckpt", "floor", "hf-floor")  # the docs table's order
+DOCUMENTED = {"num_frames": 8, "img_size": 224}  # the configuration whose record the docs show
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -43,8 +53,37 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=2, help="timed steps a process (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=3, help="processes per configuration (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--record", default=None, metavar="NAME",
+                        help="write the figures to results/NAME.json (default: bench_vs_hf for the documented 8x224, "
+                             "else none); 'none': write no record")
+    parser.add_argument("--results-dir", default=None, help="where the record goes (default: results/)")
     parser.add_argument("--child", choices=CONFIGS, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
+
+
+def record_name(args: argparse.Namespace) -> str:
+    """``--record``, or its default: bench_vs_hf for the documented sizes, none for others (a quick check at other
+    sizes does not replace the documented figures)."""
+    if args.record:
+        return args.record
+    documented = args.num_frames == DOCUMENTED["num_frames"] and args.img_size == DOCUMENTED["img_size"]
+    return "bench_vs_hf" if documented else "none"
+
+
+def record_rows(median: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """The summary as result-record rows (plain numbers, the figures the summary prints before rounding)."""
+    hf = median["hf"]
+    hf_step = hf["peak_rss_gb"] - median["hf-floor"]["peak_rss_gb"]
+    rows = {}
+    for config in RECORD_ORDER:
+        m = median[config]
+        row = {"peak_rss_gb": m["peak_rss_gb"], "rss_vs_hf": m["peak_rss_gb"] / hf["peak_rss_gb"]}
+        if config in FLOOR_OF:
+            step = m["peak_rss_gb"] - median[FLOOR_OF[config]]["peak_rss_gb"]
+            row |= {"step_gb": step, "step_vs_hf": step / hf_step, "seconds_per_step": m["seconds"],
+                    "speed_vs_hf": hf["seconds"] / m["seconds"]}
+        rows[ROW_NAMES[config]] = row
+    return rows
 
 
 def peak_rss_gb() -> float:
@@ -93,11 +132,23 @@ def measure(args: argparse.Namespace) -> dict:
     return {"seconds": statistics.median(times), "peak_rss_gb": peak_rss_gb()}
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> dict | None:
+    """Run the rounds and print the summary; returns the medians ``{config: {"seconds", "peak_rss_gb"}}``."""
     args = parse_args(argv)
     if args.child:
         print(json.dumps(measure(args)))
-        return
+        return None
+    record = record_name(args)
+    info = None
+    if record != "none":  # the machine, with its fp32 matmul peak measured now, with the children's threads
+        import torch
+
+        from scripts.records import machine
+
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        info = machine(threads=torch.get_num_threads())
+        print(f"fp32 matmul peak: {info['fp32_matmul_peak_gflops']} GFLOP/s ({info['torch_threads']} threads)")
     runs: dict[str, list[dict]] = {config: [] for config in CONFIGS}
     for round_index in range(args.rounds):
         for config in CONFIGS:
@@ -124,6 +175,20 @@ def main(argv: list[str] | None = None) -> None:
         step = m["peak_rss_gb"] - median[FLOOR_OF[config]]["peak_rss_gb"]
         print(f"{config:10s} {memory}, step above its floor {step:.2f} GB ({step / hf_step:.2f}x HF's), "
               f"{m['seconds']:.2f} s a step, speed {hf['seconds'] / m['seconds']:.2f}x HF")
+    if record != "none":
+        from scripts.records import write_record
+
+        argv_text = " ".join(argv if argv is not None else sys.argv[1:])
+        path = write_record(
+            record, command=f"python scripts/bench_vs_hf.py {argv_text}".strip(), rows=record_rows(median),
+            title=f"ViT-B/16 TimeSformer, {args.num_frames}x{args.img_size}, divided, batch 1, fp32 forward + "
+                  "backward: ours against HF",
+            notes=[f"Each configuration in its own process, interleaved, {args.rounds} rounds of {args.steps} timed "
+                   "steps (after one warm-up), medians. A floor is a model built with its gradients allocated and no "
+                   "step; a step's memory is its peak RSS above its own model's floor."],
+            machine_info=info, **({"results_dir": args.results_dir} if args.results_dir else {}))
+        print(f"record: {path}")
+    return median
 
 
 if __name__ == "__main__":

@@ -21,7 +21,12 @@ Budgets:
   each as long as a generation-table row. ``--reuse NAME=RUN_DIR`` does the same for a recognition run (e.g. the main
   job's ``outputs/demo/divided``).
 
-Writes ``<out>/claims.md``, ``<out>/claims.json`` and ``<out>/claims_{moving,static}.png``.
+Writes ``<out>/claims.md``, ``<out>/claims.json`` and ``<out>/claims_{moving,static}.png``; the full budget also
+writes the result records ``results/claims.json`` (one row per claim: its deciding numbers and its verdict, as
+claims.md shows them) and ``results/claims_order.json`` (claim 5's recognition with frame order destroyed), with the
+machine and its fp32 matmul peak measured in the same run (``scripts/records.py``), which the README and
+docs/claims.md are rendered from. ``--record NAME`` names them ``NAME`` and ``NAME_order`` (``none``: no records,
+the smoke budget's default, so ``make claims-smoke`` never replaces a measured record); ``--results-dir`` moves them.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import contextlib
 import json
 import logging
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -377,10 +383,79 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "direction_divided=outputs/demo/divided (names: direction_divided, direction_space_only, "
                              "digit_divided, frame_digit)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: 2)")
+    parser.add_argument("--record", default=None, metavar="NAME",
+                        help="write results/NAME.json and results/NAME_order.json (default: claims for the full "
+                             "budget, none for smoke; 'none': no records)")
+    parser.add_argument("--results-dir", type=Path, default=None, help="where the records go (default: results/)")
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> None:
+def _verdict_text(claim: dict) -> str:
+    """'**word**: reason': the verdict word in bold, then why (the reason it states, else the rule that gave it)."""
+    word, _, reason = claim["verdict"].partition(": ")
+    return f"**{word}**: {reason}" if reason else f"**{word}**: rule: {claim['rule']}"
+
+
+def claims_rows(report: dict) -> dict[str, dict]:
+    """One record row per claim: ``numbers`` (the deciding numbers with their intervals, as in claims.md) and
+    ``verdict`` (:func:`_verdict_text`), both text."""
+    from scripts.claims_verdicts import _fmt
+
+    return {f"{c['claim']}. {c['text']}": {
+        "numbers": {"text": "<br>".join(f"{key}: {_fmt(value)}" for key, value in c["numbers"].items())},
+        "verdict": {"text": _verdict_text(c)},
+    } for c in report["claims"]}
+
+
+def order_rows(report: dict) -> dict[str, dict]:
+    """Claim 5's recognition with frame order destroyed, one row per task: top-1 ``forward`` / ``reversed`` /
+    ``shuffled`` (fractions) and the ``drop`` when shuffled (points, paired over clips), with their 95 % intervals."""
+    from scripts.claims_verdicts import ORDER_DROP
+
+    numbers = next(c for c in report["claims"] if c["claim"] == "5")["numbers"]
+    rows = {}
+    for task in ("direction", "digit"):
+        drop = numbers[f"{task} drop when shuffled"]
+        low, high = drop["ci95"]
+        needs = "needs order" if low > ORDER_DROP else "does not" if high < ORDER_DROP else "undecided"
+        row = {order: {"value": numbers[f"{task} top-1: {order}"]["value"],
+                       "ci95": list(numbers[f"{task} top-1: {order}"]["ci95"])}
+               for order in ("forward", "reversed", "shuffled")}
+        row["drop"] = {"value": 100 * drop["value"], "ci95": [100 * low, 100 * high]}
+        rows[f"`{task}` ({needs})"] = row
+    return rows
+
+
+def write_records(report: dict, name: str, command: str, threads: int, results_dir: Path | None = None,
+                  reuse_gen: Path | None = None, reuse_runs: dict[str, Path] | None = None,
+                  peak_flops: float | None = None) -> list[Path]:
+    """``results/<name>.json`` (:func:`claims_rows`) and ``results/<name>_order.json`` (:func:`order_rows`), with this
+    machine and its fp32 matmul peak (measured now, in this run, unless ``peak_flops`` is given)."""
+    from scripts.records import machine, write_record
+
+    info = machine(peak_flops=peak_flops, threads=threads)
+    where = {"results_dir": results_dir} if results_dir else {}
+    reused = []
+    if reuse_gen is not None:
+        reused.append(f"the generation job's stage 1 and moving rows ({reuse_gen})")
+    if reuse_runs:
+        reused.append("the recognition runs " + ", ".join(f"{k} ({v})" for k, v in sorted(reuse_runs.items())))
+    budget = report.get("budget", {})
+    notes = [f"Mean [95 % CI] over clips, one training seed per row; the rules are in `scripts/claims_verdicts.py`. "
+             f"Budget `{budget.get('name', '?')}`, {report.get('seconds', 0):.0f} s"
+             + (f"; reused {' and '.join(reused)}." if reused else ".")]
+    paths = [write_record(name, title="The five coherence claims: verdicts of make claims", command=command,
+                          rows=claims_rows(report), seeds=[0], notes=notes, machine_info=info, **where)]
+    paths.append(write_record(
+        f"{name}_order", title="Claim 5: recognition with frame order destroyed (the test clips)", command=command,
+        rows=order_rows(report), seeds=[0], machine_info=info, **where,
+        notes=["Top-1 of the `direction_divided` and `digit_divided` recognition runs on the test clips played "
+               "forward, reversed and shuffled; drops are paired over clips. A reversed `direction` clip is a clip "
+               "of the opposite direction."]))
+    return paths
+
+
+def main(argv: list[str] | None = None) -> dict:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     for noisy in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -397,9 +472,16 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         raise SystemExit(f"claims.py: error: --reuse {sorted(unknown)}: only these runs can be reused: "
                          f"{[*RECOGNITION, 'frame_digit']}")
+    record = args.record or ("claims" if budget.name == "full" else "none")
     report = run(budget, out, args.data_dir, args.reuse_gen, reuse_runs)
     print((out / "claims.md").read_text())
     print(f"{budget.name} budget finished in {report['seconds']:.0f} s -> {out}")
+    if record != "none":
+        argv_text = " ".join(argv if argv is not None else sys.argv[1:])
+        for path in write_records(report, record, f"python scripts/claims.py {argv_text}".strip(), budget.threads,
+                                  args.results_dir, args.reuse_gen, reuse_runs):
+            print(f"record: {path}")
+    return report
 
 
 if __name__ == "__main__":

@@ -4,13 +4,20 @@
 # through scripts/generation_demo.sh on one shared stage 1 and latent cache. Then the table and the motion curves.
 #   bash scripts/generation_rows.sh              # 5 rows, two at a time on one thread each (make generation-table)
 #   ROWS="divided cond2_divided" bash scripts/generation_rows.sh
+# The table is also written to results/generation_rows.json (a result record, scripts/records.py), which
+# docs/generation.md's table is rendered from. Only every row (the default ROWS) writes it by default; RECORD=NAME
+# writes another record, RECORD=none none; RESULTS_DIR moves it (tests). The rows' own generation_demo.sh runs write
+# no generation_job record (that is make generation's, on two threads and alone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 GEN=${GEN:-outputs/gen}
-ROWS=${ROWS:-divided cond2_divided space_only_sincos space_only_none cond2_space_only}
+DEFAULT_ROWS="divided cond2_divided space_only_sincos space_only_none cond2_space_only"
+ROWS=${ROWS:-$DEFAULT_ROWS}
 JOBS=${JOBS:-2}
 THREADS=${THREADS:-1}
+if [[ $ROWS == "$DEFAULT_ROWS" ]]; then RECORD=${RECORD:-generation_rows}; else RECORD=${RECORD:-none}; fi
+RESULTS_DIR=${RESULTS_DIR:-results}
 start=$(date +%s)
 # space_only: one frame per token, so nothing mixes time (twice the tokens: 0.55 s a step on one thread, against
 # 0.41 s for divided). cond2_space_only stops at 2000 steps to fit the budget of the run that produced the README's
@@ -25,7 +32,7 @@ declare -A ARGS=(
 )
 
 run_row() {
-  GEN=$GEN ROW=$1 THREADS=$THREADS DIT_ARGS="${ARGS[$1]} callbacks.progress_bar.refresh_rate=50" \
+  GEN=$GEN ROW=$1 THREADS=$THREADS DIT_ARGS="${ARGS[$1]} callbacks.progress_bar.refresh_rate=50" RECORD=none \
     bash scripts/generation_demo.sh > "$GEN/$1.log" 2>&1
   echo "done: $GEN/$1 ($(( $(date +%s) - start )) s so far; log $GEN/$1.log)"
 }
@@ -41,7 +48,17 @@ wait
 
 tables=()
 for row in "${rows[@]}"; do tables+=("$GEN/$row/samples_metrics.json"); done
-$PY scripts/generation_table.py "${tables[@]}" | tee "$GEN/generation_table.md"
+# Targets of issue 8 (flow direction and classifier accuracy). The record's machine (cores, fp32 matmul peak) is
+# measured by generation_table.py when it writes the record, after the rows, on the same machine.
+COMMAND="make generation-table"
+[[ $ROWS != "$DEFAULT_ROWS" ]] && COMMAND="ROWS=\"$ROWS\" bash scripts/generation_rows.sh"
+$PY scripts/generation_table.py "${tables[@]}" \
+  --target 'divided:flow_direction_accuracy>=0.8' --target 'divided:classifier_accuracy>=0.8' \
+  --target 'cond2_divided:flow_direction_accuracy>=0.9' --target 'cond2_divided:classifier_accuracy>=0.9' \
+  --record "$RECORD" --results-dir "$RESULTS_DIR" --command "$COMMAND" --threads "$THREADS" \
+  --title "Stage 2 rows of the generation job: motion of ${NUM_SAMPLES:-256} class-conditional samples a row" \
+  --note "Each row's samples from the EMA weights (scripts/generation_demo.sh: DDIM ${STEPS:-50} steps, no guidance), $THREADS thread(s) a row, $JOBS rows at a time; intervals are 95 % bootstrap intervals over clips. Continuation SSIM and MSE compare the generated frames with the real ones that follow the given frames." \
+  | tee "$GEN/generation_table.md"
 curves=() labels=()
 for row in "${rows[@]}"; do curves+=("$GEN/$row/dit") labels+=("$row"); done
 $PY scripts/plot_curves.py "${curves[@]}" --labels "${labels[@]}" --metric flow_direction_accuracy --x step \

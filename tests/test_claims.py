@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+from pathlib import Path
 
 import pytest
 
@@ -74,8 +75,17 @@ def test_rules_turn_constructed_numbers_into_the_stated_verdicts():
     assert verdicts_of(few)["5"] == "inconclusive"
 
 
-def test_smoke_budget_runs_every_row_and_resumes(tmp_path):
+def results_listing() -> dict[str, tuple[int, int]]:
+    """The real results/ folder: file -> (size, mtime), to show a test wrote nothing there."""
+    folder = Path(__file__).resolve().parents[1] / "results"
+    return {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.iterdir())}
+
+
+def test_smoke_budget_runs_every_row_and_resumes(tmp_path, monkeypatch, capsys):
     claims = load("claims")
+    records = load("records")
+    monkeypatch.setattr(records, "matmul_peak", lambda *args, **kwargs: 123.4e9)  # the real probe takes seconds
+    before = results_listing()
     out = tmp_path / "claims"
     report = claims.run(claims.SMOKE, out)
     assert [c["claim"] for c in report["claims"]] == ["1", "2", "3", "4", "5"]
@@ -93,13 +103,45 @@ def test_smoke_budget_runs_every_row_and_resumes(tmp_path):
     assert {p.name for p in (out / "scores").iterdir()} == rows
     ckpt = out / "runs" / "moving_divided_iid" / "dit" / "checkpoints" / "last.ckpt"
     stamp = ckpt.stat().st_mtime_ns
-    again = claims.run(claims.SMOKE, out)  # everything is reused: nothing is trained or scored again
+    # everything is reused: nothing is trained or scored again; --record writes the result records (tmp results dir)
+    results = tmp_path / "results"
+    again = claims.main(["--budget", "smoke", "--out", str(out), "--record", "claims", "--results-dir", str(results)])
     assert again["claims"] == report["claims"] and ckpt.stat().st_mtime_ns == stamp
     assert again["seconds"] < 10
-    # An interrupted step (no spec.json yet) is redone, and so is every score that read its samples.
+    record = json.loads((results / "claims.json").read_text())
+    assert record["machine"]["fp32_matmul_peak_gflops"] == 123.4 and record["machine"]["torch_threads"] == 2
+    assert record["command"] == f"python scripts/claims.py --budget smoke --out {out} --record claims " \
+                                f"--results-dir {results}"
+    # one row per claim, with the numbers and the verdict claims.md shows
+    lines = [line for line in (out / "claims.md").read_text().splitlines() if line.startswith("| ") and
+             line.split("|")[1].strip().isdigit()]
+    assert len(lines) == len(record["rows"]) == 5
+    for line, (row, entry) in zip(lines, record["rows"].items()):
+        number, text, numbers, verdict, rule = (cell.strip() for cell in line.strip("|").split(" | "))
+        assert row == f"{number}. {text}" and entry["numbers"]["text"] == numbers
+        word, _, reason = verdict.strip("*").partition(": ")
+        assert entry["verdict"]["text"].startswith(f"**{word}**: ")
+        assert entry["verdict"]["text"].endswith(reason or rule)
+    order = json.loads((results / "claims_order.json").read_text())["rows"]
+    numbers = report["claims"][4]["numbers"]
+    assert [row.split()[0] for row in order] == ["`direction`", "`digit`"]
+    for task, row in zip(("direction", "digit"), order.values()):
+        for kind in ("forward", "reversed", "shuffled"):
+            assert row[kind] == {key: numbers[f"{task} top-1: {kind}"][key] for key in ("value", "ci95")}
+        drop = numbers[f"{task} drop when shuffled"]
+        assert row["drop"]["value"] == pytest.approx(100 * drop["value"])
+        assert row["drop"]["ci95"] == pytest.approx([100 * x for x in drop["ci95"]])
+    render_docs = load("render_docs")
+    render_docs.render_table(render_docs.TABLES["claims"], [record])
+    render_docs.render_table(render_docs.TABLES["claims_order"],
+                             [json.loads((results / "claims_order.json").read_text())])
+    capsys.readouterr()
+    # An interrupted step (no spec.json yet) is redone, and so is every score that read its samples; make claims-smoke
+    # (the smoke budget, no --record) writes no record.
     (out / "runs" / "still_divided_iid" / "spec.json").unlink()
     score_spec = (out / "scores" / "still_divided_iid" / "spec.json").read_text()
-    claims.run(claims.SMOKE, out)
+    claims.main(["--budget", "smoke", "--out", str(out)])
+    assert "record:" not in capsys.readouterr().out and results_listing() == before
     assert (out / "runs" / "still_divided_iid" / "spec.json").is_file()
     assert (out / "scores" / "still_divided_iid" / "spec.json").read_text() != score_spec
     assert ckpt.stat().st_mtime_ns == stamp  # other rows untouched

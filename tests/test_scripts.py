@@ -168,26 +168,49 @@ def test_generation_table_reads_the_switches_from_the_stage_2_config_and_the_con
     assert rows["divided"]["flow_direction_accuracy, generated frames ↑"] == "–"
 
 
-def test_bench_memory_prints_both_configurations_and_the_ratio():
-    import subprocess
-    import sys
+def results_listing() -> dict[str, tuple[int, int]]:
+    """The real results/ folder: file -> (size, mtime), to show a test wrote nothing there."""
+    folder = Path(__file__).resolve().parents[1] / "results"
+    return {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.iterdir())}
 
-    out = subprocess.run([sys.executable, "scripts/bench_memory.py", "--img-size", "32", "--num-frames", "2",
-                          "--steps", "1", "--threads", "1"], check=True, capture_output=True, text=True).stdout
-    lines = out.strip().splitlines()
-    assert "grad_checkpointing off: peak RSS" in lines[0] and "grad_checkpointing on: peak RSS" in lines[1]
-    assert lines[2].startswith("checkpointing: ") and "x the memory" in lines[2]
+
+def test_bench_memory_prints_both_configurations_and_the_ratio_and_records_them(tmp_path, capsys, monkeypatch):
+    from scripts import bench_memory, records
+
+    monkeypatch.setattr(records, "matmul_peak", lambda *args, **kwargs: 123.4e9)  # the real probe takes seconds
+    before = results_listing()
+    results = bench_memory.main(["--img-size", "32", "--num-frames", "2", "--steps", "1", "--threads", "1",
+                                 "--record", "bench_memory", "--results-dir", str(tmp_path)])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "fp32 matmul peak: 123.4 GFLOP/s (1 threads)"
+    assert "grad_checkpointing off: peak RSS" in lines[1] and "grad_checkpointing on: peak RSS" in lines[2]
+    assert lines[3].startswith("checkpointing: ") and "x the memory" in lines[3]
+    record = json.loads((tmp_path / "bench_memory.json").read_text())
+    assert results_listing() == before
+    assert record["machine"]["fp32_matmul_peak_gflops"] == 123.4 and record["machine"]["torch_threads"] == 1
+    for mode, line in (("off", lines[1]), ("on", lines[2])):
+        row = record["rows"][f"`grad_checkpointing={'true' if mode == 'on' else 'false'}`"]
+        assert row["peak_rss_gb"]["value"] == results[mode]["peak_rss_gb"]
+        assert f"peak RSS {row['peak_rss_gb']['value']:.2f} GB, {row['seconds_per_step']['value']:.2f} s a step" in line
+    on = record["rows"]["`grad_checkpointing=true`"]
+    assert lines[3] == (f"checkpointing: {on['rss_vs_off']['value']:.2f}x the memory, "
+                        f"{on['time_vs_off']['value']:.2f}x the time")
+    # a quick check at other sizes writes no record unless asked; the documented configuration does
+    assert bench_memory.record_name(bench_memory.parse_args(["--img-size", "32"])) == "none"
+    assert bench_memory.record_name(bench_memory.parse_args([])) == "bench_memory"
 
 
 @pytest.mark.slow  # five ViT-B processes: about 30 s
-def test_bench_vs_hf_ratios_follow_from_the_measured_rounds():
+def test_bench_vs_hf_ratios_follow_from_the_measured_rounds(tmp_path, capsys, monkeypatch):
     import re
-    import subprocess
-    import sys
 
-    out = subprocess.run([sys.executable, "scripts/bench_vs_hf.py", "--img-size", "32", "--num-frames", "2",
-                          "--steps", "1", "--rounds", "1", "--threads", "1"],
-                         check=True, capture_output=True, text=True).stdout
+    from scripts import bench_vs_hf, records, render_docs
+
+    monkeypatch.setattr(records, "matmul_peak", lambda *args, **kwargs: 123.4e9)  # the real probe takes seconds
+    before = results_listing()
+    bench_vs_hf.main(["--img-size", "32", "--num-frames", "2", "--steps", "1", "--rounds", "1", "--threads", "1",
+                      "--record", "bench_vs_hf", "--results-dir", str(tmp_path)])
+    out = capsys.readouterr().out
     peak = {m[1]: float(m[2]) for m in re.finditer(r"round 1/1 (\S+)\s+peak RSS ([\d.]+) GB", out)}
     assert set(peak) == {"ours", "hf", "ours+ckpt", "floor", "hf-floor"}
     summary = {line.split()[0]: line for line in out.split("median of 1 rounds")[1].strip().splitlines()}
@@ -200,3 +223,17 @@ def test_bench_vs_hf_ratios_follow_from_the_measured_rounds():
         assert float(printed[2]) == pytest.approx(ratio, abs=0.001 * (1 + ratio) / hf_step + 0.0051)
         assert f"({peak[config] / peak['hf']:.2f}x HF)" in summary[config]
     assert "step above" not in summary["floor"] and "step above" not in summary["hf-floor"]
+    # the record holds the summary's figures, with the peak measured in this run, and the docs table renders it
+    record = json.loads((tmp_path / "bench_vs_hf.json").read_text())
+    assert results_listing() == before
+    assert record["machine"]["fp32_matmul_peak_gflops"] == 123.4 and record["machine"]["torch_threads"] == 1
+    for config, row in bench_vs_hf.ROW_NAMES.items():
+        entry = {key: value["value"] for key, value in record["rows"][row].items()}
+        assert f"peak RSS {entry['peak_rss_gb']:.2f} GB ({entry['rss_vs_hf']:.2f}x HF)" in summary[config]
+        if config in bench_vs_hf.FLOOR_OF:
+            assert (f"step above its floor {entry['step_gb']:.2f} GB ({entry['step_vs_hf']:.2f}x HF's), "
+                    f"{entry['seconds_per_step']:.2f} s a step, speed {entry['speed_vs_hf']:.2f}x HF"
+                    ) in summary[config]
+    render_docs.render_table(render_docs.TABLES["bench_vs_hf"], [record])
+    assert bench_vs_hf.record_name(bench_vs_hf.parse_args(["--img-size", "32"])) == "none"
+    assert bench_vs_hf.record_name(bench_vs_hf.parse_args([])) == "bench_vs_hf"

@@ -18,14 +18,19 @@ Examples:
 
 Writes ``FILE.json``, ``FILE.md`` (a Markdown table) and ``FILE_per_frame.png`` (per-frame curves). Metrics whose
 weights are not given (I3D, CLIP/DINO) are reported as skipped, with the reason. See docs/metrics.md
-for every metric's formula, direction, range and what it substitutes.
+for every metric's formula, direction, range and what it substitutes (the table is rendered from
+``models/metrics/registry.py``).
+
+Checkpoints of this framework (``--classifier``, ``--digit-classifier``, a run as ``--encoder``) become the network
+callables the metric library takes through the adapter :mod:`models.recognition.scoring`; TorchScript files (I3D,
+CLIP/DINO encoders) are loaded by the library itself.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-
+from typing import Any
 
 import torch
 
@@ -63,6 +68,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def load_networks(args: argparse.Namespace) -> dict[str, Any]:
+    """The network arguments of :func:`evaluate_videos`, checkpoints built into callables by the adapter
+    (:func:`models.recognition.scoring.classifier_from_run`, :func:`~models.recognition.scoring.load_image_encoder`),
+    only for the groups that use them. The I3D path stays a path: the library loads it only when the clips are long
+    enough for its protocol.
+
+    Raises:
+        FileNotFoundError, ValueError: a checkpoint or encoder file that is missing or not what it should be.
+    """
+    from models.recognition import scoring
+
+    groups = set(args.groups)
+    networks: dict[str, Any] = {"i3d": args.i3d}
+    networks["classifier"] = (scoring.classifier_from_run(args.classifier)
+                              if args.classifier and groups & {"accuracy", "fvd"} else None)
+    networks["digit_classifier"] = (scoring.classifier_from_run(args.digit_classifier)
+                                    if args.digit_classifier and "accuracy" in groups else None)
+    networks["encoder"] = scoring.load_image_encoder(args.encoder) if args.encoder and "consistency" in groups else None
+    return networks
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.threads:
@@ -70,11 +96,10 @@ def main(argv: list[str] | None = None) -> None:
 
         torch.set_num_threads(args.threads)
         cv2.setNumThreads(args.threads)
-    result = evaluate_videos(args.videos, reference=args.reference, classifier=args.classifier, i3d=args.i3d,
-                             encoder=args.encoder, num_frames=args.num_frames, batch_size=args.batch_size,
-                             groups=args.groups, classes=args.classes, start_frame=args.start_frame,
-                             digit_classifier=args.digit_classifier, cuts=args.cuts,
-                             frame_order=args.frame_order, order_seed=args.order_seed, digit_labels=args.digit_labels)
+    result = evaluate_videos(args.videos, reference=args.reference, num_frames=args.num_frames,
+                             batch_size=args.batch_size, groups=args.groups, classes=args.classes,
+                             start_frame=args.start_frame, cuts=args.cuts, frame_order=args.frame_order,
+                             order_seed=args.order_seed, digit_labels=args.digit_labels, **load_networks(args))
     paths = write_report(result, args.out)
     print(summarise(result))
     print("wrote " + ", ".join(str(p) for p in paths.values()))

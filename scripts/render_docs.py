@@ -23,7 +23,7 @@ import difflib
 import fnmatch
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -206,6 +206,16 @@ TABLES: dict[str, Table] = {
 }
 
 
+def _metric_table() -> str:
+    from models.metrics.registry import markdown_table  # imports torch: only when a page holds the marker
+
+    return markdown_table()
+
+
+# Tables rendered from code, not from a record: name -> a function giving the table (ending with a newline).
+GENERATED: dict[str, Callable[[], str]] = {"metric_table": _metric_table}
+
+
 def render_text(text: str, records: Mapping[str, Mapping[str, Any]], where: str = "") -> str:
     """``text`` with every marked table re-rendered from ``records``.
 
@@ -214,6 +224,8 @@ def render_text(text: str, records: Mapping[str, Mapping[str, Any]], where: str 
     """
     def replace(match: re.Match) -> str:
         name = match.group("name")
+        if name in GENERATED:
+            return f"<!-- results:{name} -->\n{GENERATED[name]()}<!-- /results:{name} -->"
         if name not in TABLES:
             raise ValueError(f"{where}: unknown results table {name!r} (known: {sorted(TABLES)})")
         table = TABLES[name]

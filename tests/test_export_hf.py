@@ -128,7 +128,7 @@ def test_class_names_from_a_file_must_fit_the_class_count(trained_run, tmp_path)
 def test_hf_processors_of_the_export_prepare_frames_as_the_run_does(trained_run, tmp_path):
     """AutoImageProcessor and AutoVideoProcessor read preprocessor_config.json into the run's evaluation protocol
     (resize 40, centre crop 32, the run's mean/std of [0, 1] pixels); the project's loader reads it back."""
-    from models.metrics.recognition import RecognitionModel
+    from models.recognition.scoring import RecognitionModel
     from models.recognition.pretrained import source_preprocessing
 
     out = export_hf.export(trained_run, tmp_path / "hf", verify=False)

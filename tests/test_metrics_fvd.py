@@ -25,13 +25,12 @@ from models.metrics.consistency import (
 from models.metrics.fvd import (
     ClipFeatureExtractor,
     I3DExtractor,
-    RecognitionExtractor,
     compute_fvd,
     frechet_distance,
     fvd,
     gaussian_statistics,
 )
-from models.metrics.recognition import load_recognition_model
+from models.recognition.scoring import RecognitionExtractor, load_recognition_model
 from tests.test_metrics_recognition import CROP, NUM_FRAMES, make_run, normalise
 
 # The I3D port and exported CLIP/DINO towers exist only as TorchScript; torch 2.15 flags every torch.jit call.

@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 from models.recognition.frame_classifier import FrameClassifier
 from models.metrics.evaluate import evaluate_videos
 from models.metrics.identity import digit_accuracy, frame_predictions, identity_consistency, segments_of
-from models.metrics.recognition import RecognitionModel
+from models.recognition.scoring import RecognitionModel
 from tests.conftest import compose_config
 
 

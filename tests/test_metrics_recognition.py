@@ -10,8 +10,9 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from models.metrics.consistency import RecognitionFrameEncoder, load_image_encoder, video_feature_consistency
-from models.metrics.recognition import RecognitionModel, batched_classifier_accuracy, classifier_accuracy
+from models.metrics.consistency import video_feature_consistency
+from models.metrics.learned import batched_classifier_accuracy, classifier_accuracy
+from models.recognition.scoring import RecognitionFrameEncoder, RecognitionModel, load_image_encoder
 from tests.conftest import compose_config
 
 NUM_CLASSES, NUM_FRAMES, CROP = 5, 4, 32
@@ -131,11 +132,11 @@ def test_bad_labels_and_bad_runs_raise_clear_errors(run, tmp_path):
     other = tmp_path / "other"
     make_run(other)
     cfg = OmegaConf.load(other / "config.yaml")
-    cfg.model._target_ = "models.diffusion.module.VideoDiffusion"  # the run kind comes from the class it builds
+    cfg.model._target_ = "models.diffusion.diffusion_module.VideoDiffusion"  # the run kind comes from the class it builds
     OmegaConf.save(cfg, other / "config.yaml")
     with pytest.raises(ValueError, match="a diffusion run .*VideoDiffusion.*not a classifier run"):
         RecognitionModel(other)
-    cfg.model._target_ = "models.diffusion.module.LatentDiffusion"  # no such class
+    cfg.model._target_ = "models.diffusion.diffusion_module.LatentDiffusion"  # no such class
     OmegaConf.save(cfg, other / "config.yaml")
     with pytest.raises(ValueError, match="LatentDiffusion cannot be imported"):
         RecognitionModel(other)

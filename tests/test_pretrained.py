@@ -120,7 +120,7 @@ def _predict_module():
 
 def test_predict_ranks_the_classes_of_a_run_with_its_evaluation_clip(tiny_mmnist, tmp_path):
     from data.decoding import read_clip
-    from models.metrics.recognition import RecognitionModel
+    from models.recognition.scoring import RecognitionModel
     from tests.test_metrics_recognition import make_run
 
     make_run(tmp_path / "run")  # a 4-frame, 5-class TimeSformer run (random weights)

@@ -7,21 +7,26 @@ Per clip, with per-frame features f_1 … f_T (Huang et al. 2024, VBench ``subje
 
 Higher is better; the range is [0, 1] and a clip of identical frames scores 1. VBench uses DINO ViT-B/16 features for
 subject consistency and CLIP ViT-B/32 image features for background consistency. This framework never downloads
-weights, so the encoder comes from a local path (:func:`load_image_encoder`) and every score is named after it,
-``feature_consistency[<encoder name>]``:
+weights, and every score is named after its encoder, ``feature_consistency[<encoder name>]``.
+
+**An image encoder** is any callable ``(n c h w) -> (n d)``: float32 frames in [0, 1], c = 1 or 3, any h and w, that
+it prepares itself (resizing, normalisation), to float features; each frame is encoded alone, as VBench does.
+Optional attributes: ``name`` (the key's tag; default :func:`models.metrics.learned.network_name`), ``protocol``
+(what fixes the numbers) and ``frame_features(video (b c t h w)) -> (b t d)`` (default :func:`encode_frames`).
+Ready-made ones:
 
 * a **TorchScript file** mapping normalised images (n 3 H W) to features (n d), e.g. a CLIP or DINO image tower
-  exported with ``torch.jit.trace``/``torch.jit.script`` (:class:`TorchScriptImageEncoder`); its input size and
-  normalisation are declared by the file (attributes ``image_size``, ``mean``, ``std``, ``interpolation``,
-  ``center_crop``), or passed as arguments, or taken from the ``clip``/``dino`` preset (VBench's transforms);
-* a **recognition checkpoint** of this framework (a ``.ckpt`` file or a run folder): each frame is fed to the clip
-  classifier as a still clip (the frame repeated over one tubelet) and its pre-logit feature is used
-  (:class:`RecognitionFrameEncoder`).
+  exported with ``torch.jit.trace``/``torch.jit.script`` (:class:`TorchScriptImageEncoder`, :func:`load_image_encoder`);
+  its input size and normalisation are declared by the file (attributes ``image_size``, ``mean``, ``std``,
+  ``interpolation``, ``center_crop``), or passed as arguments, or taken from the ``clip``/``dino`` preset (VBench's
+  transforms);
+* a **recognition run** of this framework: each frame fed to the clip classifier as a still clip, its pre-logit
+  feature used (:func:`models.recognition.scoring.image_encoder_from_run`, the adapter that reads runs).
 
-Use: ``encoder = load_image_encoder(path)``, then ``feature_consistency(encoder.frame_features(video))`` (b,) or
-``video_feature_consistency(video, encoder)``; the key is ``metric_name(encoder)``. With no encoder path the caller
-skips the metric and reports why (e.g. "feature_consistency: needs --encoder"); :func:`load_image_encoder` raises
-``FileNotFoundError`` for a path that does not exist.
+Use: ``feature_consistency(encode_frames(encoder, video))`` (b,) or ``video_feature_consistency(video, encoder)``;
+the key is ``metric_name(encoder)``. With no encoder the caller skips the metric and reports why (e.g.
+"feature_consistency: needs --encoder"); :func:`load_image_encoder` raises ``FileNotFoundError`` for a path that does
+not exist.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ import torchvision.transforms.v2.functional as TF
 from einops import rearrange
 
 from models.metrics.checks import check_video
-from models.metrics.recognition import RecognitionModel
+from models.metrics.learned import network_name
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -53,22 +58,14 @@ PREPROCESS_FIELDS = ("image_size", "interpolation", "center_crop", "mean", "std"
 
 
 class ImageEncoder(Protocol):
-    """Per-frame feature network.
+    """Per-frame feature network: float32 images (n c h w) in [0, 1] → float features (n d) (module docstring).
 
-    Attributes:
-        name: identifies the network and its weights (the score is ``feature_consistency[<name>]``).
-        protocol: what fixes the numbers (input size, normalisation, weights).
+    Optional attributes, read with ``getattr``: ``name`` (the score is ``feature_consistency[<name>]``),
+    ``protocol`` (input size, normalisation, weights) and ``frame_features`` (clips to (b t d)).
     """
 
-    name: str
-    protocol: dict[str, Any]
-
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
-        """Map float images (n c h w) in [0, 1] to float features (n d)."""
-        ...
-
-    def frame_features(self, video: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-        """Map float clips (b c t h w) in [0, 1] to per-frame features (b t d)."""
+        """Map float32 images (n c h w) in [0, 1] to float features (n d)."""
         ...
 
 
@@ -135,12 +132,19 @@ def video_feature_consistency(video: torch.Tensor, encoder: ImageEncoder, per_fr
         TypeError, ValueError: as :func:`check_video` (needs 2 frames), or ``batch_size`` < 1.
     """
     check_video(video, min_frames=2)
-    return feature_consistency(encoder.frame_features(video, batch_size), per_frame)
+    return feature_consistency(frame_features(encoder, video, batch_size), per_frame)
+
+
+def frame_features(encoder: ImageEncoder, video: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+    """Per-frame features float32 (b t d) of float32 clips (b c t h w) in [0, 1]: the encoder's own
+    ``frame_features`` when it has one, else :func:`encode_frames`."""
+    own = getattr(encoder, "frame_features", None)
+    return own(video, batch_size) if callable(own) else encode_frames(encoder, video, batch_size)
 
 
 def metric_name(encoder: ImageEncoder) -> str:
     """The score's key, ``feature_consistency[<encoder name>]``."""
-    return f"feature_consistency[{encoder.name}]"
+    return f"feature_consistency[{network_name(encoder, 'encoder')}]"
 
 
 class TorchScriptImageEncoder:
@@ -227,50 +231,28 @@ class TorchScriptImageEncoder:
         return encode_frames(self, video, batch_size)
 
 
-class RecognitionFrameEncoder:
-    """Per-frame features from a recognition checkpoint of this framework: each frame is a still one-token clip.
-
-    Args:
-        path: a checkpoint ``<run>/checkpoints/<name>.ckpt`` or a run folder.
-        device: where the net runs.
-
-    Raises:
-        FileNotFoundError, ValueError: as :class:`models.metrics.recognition.RecognitionModel`.
-    """
-
-    def __init__(self, path: str | os.PathLike, device: str | torch.device = "cpu") -> None:
-        self.model = RecognitionModel(path, device)
-        self.name = self.model.name
-        self.protocol = {**self.model.protocol, "num_frames": 1, "frames": "each frame as a still clip of one tubelet"}
-
-    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
-        """Features float32 (n d) of float frames (n c h w) in [0, 1]."""
-        return self.model.image_features(frames)
-
-    def frame_features(self, video: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-        """Per-frame features float32 (b t d) of float clips (b c t h w) in [0, 1] (:func:`encode_frames`)."""
-        return encode_frames(self, video, batch_size)
-
-
 def load_image_encoder(path: str | os.PathLike, device: str | torch.device = "cpu",
-                       **torchscript_kwargs: Any) -> ImageEncoder:
-    """Load a per-frame encoder from a local path.
+                       **torchscript_kwargs: Any) -> TorchScriptImageEncoder:
+    """Load a TorchScript image encoder from a local path (:class:`TorchScriptImageEncoder`).
+
+    A recognition run of ours (a ``.ckpt`` file or a run folder) is read by the adapter
+    :func:`models.recognition.scoring.load_image_encoder` instead, which takes both kinds.
 
     Args:
-        path: a recognition checkpoint (``.ckpt`` file, or a run folder holding ``config.yaml``), or otherwise a
-            TorchScript image encoder file.
+        path: a TorchScript image encoder file.
         device: where the encoder runs.
         torchscript_kwargs: preprocessing arguments of :class:`TorchScriptImageEncoder` (``preset``, ``image_size``,
-            ...); ignored for recognition checkpoints.
+            ...).
 
     Raises:
         FileNotFoundError: ``path`` does not exist (the message says what the path should hold).
-        ValueError: as the encoder classes.
+        ValueError: ``path`` is a run of ours (the message names the adapter), or as :class:`TorchScriptImageEncoder`.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"image encoder not found: {path} (give a TorchScript image encoder file, e.g. an "
                                 "exported CLIP or DINO image tower, or a recognition checkpoint / run folder)")
     if path.is_dir() or path.suffix == ".ckpt":
-        return RecognitionFrameEncoder(path, device)
+        raise ValueError(f"{path} is a recognition run, not a TorchScript file: build its encoder with "
+                         "models.recognition.scoring.image_encoder_from_run (the metric library does not load runs)")
     return TorchScriptImageEncoder(path, device=device, **torchscript_kwargs)

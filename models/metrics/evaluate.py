@@ -1,6 +1,9 @@
-"""Apply every applicable temporal-consistency metric to a set of videos: the core of ``scripts/evaluate_videos.py``.
+"""Apply every registered metric whose needs are met to a set of videos: the core of ``scripts/evaluate_videos.py``.
 
-What runs depends on what is given:
+The metrics, what each needs and how it reads are registered once in :mod:`models.metrics.registry`
+(:func:`models.metrics.registry.register` adds one); this function loads the video sets, offers what it was given as
+the registry's :class:`~models.metrics.registry.Inputs`, and loops over the metrics that can run. With the built-in
+metrics, what runs depends on what is given:
 
 =====================================  ==================================================================
 always                                 ``temporal_flickering``, ``warp_error_dis``, ``dynamic_degree_dis``,
@@ -23,100 +26,64 @@ labelled videos with compass classes  ``flow_direction_accuracy`` (no learned we
 
 Every per-clip metric also keeps each clip's value (``per_clip`` of the result), for confidence intervals.
 
-Metrics that need weights which were not given are listed under ``skipped`` with the reason, never faked.
+Metrics whose needs are not met (weights not given, no reference, no labels, ...) are listed under ``skipped`` with
+the reason, never faked.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
-from collections import defaultdict
-from collections.abc import Callable, Collection
+from collections.abc import Collection, Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
-from models.metrics import consistency, fvd, identity, motion, order, paired, recognition, temporal
+from models.metrics import consistency, fvd, order
+from models.metrics.registry import GROUPS, Batch, Inputs, Lazy, plan, report_order
 from models.metrics.report import EvaluationResult
 from models.metrics.video_set import VideoSet, iter_batches, load_video_set
 
-GROUPS = ("temporal", "paired", "fvd", "accuracy", "consistency")
-
-# key → (metric function (video, reference) -> (b,) or (b k), direction, what it is). Per-clip metrics.
-PerClip = Callable[..., torch.Tensor]
-
-
-def _per_clip_metrics(fps: float) -> dict[str, tuple[PerClip, str, str]]:
-    return {
-        "temporal_flickering": (
-            lambda v, r, per_frame: temporal.temporal_flickering(v, per_frame=per_frame), "higher",
-            "VBench (255 − mean|I_t+1 − I_t|)/255 on uint8 frames; only meaningful on static content"),
-        "warp_error_dis": (
-            lambda v, r, per_frame: temporal.warp_error(v, per_frame=per_frame), "lower",
-            "Lai et al. 2018 warping error, OpenCV DIS flow (not FlowNet2) computed on the video itself"),
-        "dynamic_degree_dis": (
-            lambda v, r, per_frame: temporal.dynamic_degree(v, fps=fps, per_frame=per_frame), "none",
-            ("VBench dynamic degree with OpenCV DIS flow (not RAFT): fraction of clips judged dynamic; "
-             "curve: top-5% flow magnitude (pixels)")),
-        "motion_smoothness_flowinterp": (
-            lambda v, r, per_frame: temporal.motion_smoothness(v, per_frame=per_frame), "higher",
-            "VBench motion smoothness with DIS flow interpolation (not AMT): (255 − MAE)/255 of rebuilt odd frames"),
-    }
-
-
-def _paired_metrics() -> dict[str, tuple[PerClip, str, str]]:
-    return {
-        "warp_error_dis_refflow": (
-            lambda v, r, per_frame: temporal.warp_error(v, reference=r, per_frame=per_frame), "lower",
-            ("Lai et al. 2018 warping error, DIS flow and occlusion mask from the reference video, without Lai's "
-             "motion-boundary mask: not comparable with Lai's numbers")),
-        "warp_error_dis_refflow_lai": (
-            lambda v, r, per_frame: temporal.warp_error(v, reference=r, per_frame=per_frame,
-                                                        mask_motion_boundaries=True), "lower",
-            ("Lai et al. 2018 warping error with their full mask (occlusion and motion boundaries), flow from the "
-             "reference; DIS instead of FlowNet2")),
-        "tof_farneback": (
-            lambda v, r, per_frame: paired.tof(v, r, per_frame=per_frame), "lower",
-            "TecoGAN tOF: mean |OF(ref) − OF(video)|, OpenCV Farneback at the official parameters"),
-        "mse": (lambda v, r, per_frame: paired.mse(v, r, per_frame=per_frame), "lower",
-                "squared error summed over a frame's pixels (Moving MNIST convention), mean over frames"),
-        "mae": (lambda v, r, per_frame: paired.mae(v, r, per_frame=per_frame), "lower",
-                "absolute error summed over a frame's pixels (Moving MNIST convention), mean over frames"),
-        "psnr": (lambda v, r, per_frame: paired.psnr(v, r, per_frame=per_frame), "higher",
-                 "mean of per-frame PSNR (dB), data_range 1 (torchmetrics)"),
-        "ssim": (lambda v, r, per_frame: paired.ssim(v, r, per_frame=per_frame), "higher",
-                 "mean of per-frame SSIM, data_range 1, Gaussian 11×11 σ=1.5 (torchmetrics)"),
-    }
+Network = Any  # a callable (models.metrics.learned), or a local path: str | os.PathLike
 
 
 def evaluate_videos(
     videos: str | os.PathLike,
     reference: str | os.PathLike | None = None,
-    classifier: str | os.PathLike | None = None,
-    i3d: str | os.PathLike | None = None,
-    encoder: str | os.PathLike | None = None,
+    classifier: Network | None = None,
+    i3d: Network | None = None,
+    encoder: Network | None = None,
     num_frames: int | None = None,
     batch_size: int = 16,
     groups: Collection[str] = GROUPS,
     progress: bool = True,
     classes: str | os.PathLike | None = None,
     start_frame: int = 0,
-    digit_classifier: str | os.PathLike | None = None,
+    digit_classifier: Network | None = None,
     cuts: Collection[int] = (),
     frame_order: str = "forward",
     order_seed: int = 0,
     digit_labels: str | os.PathLike | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> EvaluationResult:
-    """Compute every applicable metric on a folder or list file of videos.
+    """Compute every registered metric whose needs are met on a folder or list file of videos.
+
+    The networks are callables on float32 clips in [0, 1] that prepare their input themselves
+    (:mod:`models.metrics.learned`); a run of ours becomes one through :mod:`models.recognition.scoring`, which
+    ``scripts/evaluate_videos.py`` uses. A local path is accepted too, for callers that pass checkpoints: it is loaded
+    when a metric first needs it (a run through that adapter, imported only then; I3D and image-encoder files as
+    TorchScript).
 
     Args:
         videos: the videos to score (list file, folder per class, or flat folder; see :mod:`video_set`).
         reference: optional videos paired one-to-one, in order, with ``videos`` (same count and frames; each pair of
             one size). Clips of different sizes are fine otherwise: per-clip metrics run at each clip's own size.
-        classifier: optional recognition checkpoint of this framework (``<run>/checkpoints/*.ckpt``).
-        i3d: optional I3D TorchScript file for FVD (StyleGAN-V protocol).
-        encoder: optional image encoder (TorchScript file or recognition checkpoint) for feature consistency.
+        classifier: optional clip classifier, ``(b c t h w) -> (b k)`` logits (its ``features`` also give
+            ``fvd[<name>]``), or a recognition checkpoint / run folder of this framework.
+        i3d: optional I3D clip feature extractor, ``(b c t h w) -> (b 400)``, or its TorchScript file (StyleGAN-V).
+        encoder: optional image encoder, ``(n c h w) -> (n d)`` per frame, or a TorchScript file or recognition run.
         num_frames: frames per clip, from the start of each file; None uses all, which must then be equal.
         batch_size: clips decoded and scored at once.
         groups: which metric groups to run, a subset of :data:`GROUPS` (``temporal``: per-clip flow and flicker
@@ -126,8 +93,8 @@ def evaluate_videos(
             names are found beside ``videos`` (see :func:`data.annotations.find_class_names`).
         start_frame: first frame scored in every clip (0-based; the reference too), e.g. ``k`` to score only the
             frames a frame-conditioned model generated after ``k`` given ones.
-        digit_classifier: optional per-frame recognition checkpoint (trained with ``data.num_frames=1``) for
-            identity consistency and digit accuracy (part of the ``accuracy`` group).
+        digit_classifier: optional per-frame reader, ``(n c 1 h w) -> (n k)`` logits, or a per-frame recognition run
+            (trained with ``data.num_frames=1``), for identity consistency and digit accuracy (``accuracy`` group).
         cuts: frame indices (of the scored frames) where a new slide starts, for identity consistency per slide.
         frame_order: a control of :mod:`models.metrics.order` applied to every clip (not the reference) before any
             metric: ``forward`` (default), ``reversed``, ``shuffled`` or ``frozen``; labels are kept.
@@ -135,9 +102,11 @@ def evaluate_videos(
         digit_labels: optional list file of the same videos, in the same order, whose labels are the digits that
             ``digit_accuracy`` checks (e.g. a multi-set sampler's ``samples_digit.txt``, while ``videos`` carries the
             directions that ``flow_direction_accuracy`` checks); class names from ``classes_digit.txt`` beside it.
+        extra: values of needs that registered metrics name and :data:`models.metrics.registry.NEEDS` does not.
 
     Returns:
-        The :class:`EvaluationResult`; per-clip metrics are means over clips.
+        The :class:`EvaluationResult`; per-clip metrics are means over clips. Keys are listed per-frame metrics
+        first, then per-clip, then set-level ones (:func:`models.metrics.registry.report_order`).
 
     Raises:
         FileNotFoundError: a given path does not exist.
@@ -160,158 +129,73 @@ def evaluate_videos(
         **({"order_seed": order_seed} if frame_order == "shuffled" else {}),
         "reference": reference_set.source if reference_set else None,
     })
-    metrics = _per_clip_metrics(video_set.fps) if "temporal" in groups else {}
-    if video_set.num_frames < 2:  # single images (an image stage's samples): nothing temporal to measure
-        for key in metrics:
-            result.skipped[key] = f"the clips have {video_set.num_frames} frame; it needs at least 2"
-        metrics = {}
-    if reference_set is not None and "paired" in groups:
-        metrics |= _paired_metrics()
-    elif "paired" in groups:
-        for key in _paired_metrics():
-            result.skipped[key] = "needs --reference videos"
-
-    model = recognition.load_recognition_model(classifier) if classifier else None
-    extractors = _fvd_extractors(result, reference_set, model, i3d) if "fvd" in groups else []
-    image_encoder = consistency.load_image_encoder(encoder) if encoder and "consistency" in groups else None
-    if image_encoder is None and "consistency" in groups:
-        result.skipped["feature_consistency"] = ("needs --encoder: a local CLIP/DINO TorchScript file or a checkpoint "
-                                                 "of ours (no weights are downloaded)")
-    if "accuracy" in groups and model is None:
-        result.skipped["classifier_accuracy"] = "needs --classifier: a recognition checkpoint of this framework"
-    elif "accuracy" in groups and video_set.labels is None:
-        result.skipped[f"classifier_accuracy[{model.name}]"] = "the videos carry no labels (use a list file or class folders)"
-
-    class_angles = _direction_angles(result, video_set) if "accuracy" in groups else None
-    digit_model = (_digit_classifier(result, digit_set or video_set, digit_classifier, cuts) if "accuracy" in groups
-                   else None)
-    identity_key = f"identity_consistency[{digit_model.name}]" if digit_model else None
-    digit_key = f"digit_accuracy[{digit_model.name}]" if digit_model else None
-    digit_labels = digit_model is not None and digit_key not in result.skipped
+    components = {"classifier": classifier, "frame_reader": digit_classifier, "encoder": encoder, "i3d": i3d}
+    inputs = Inputs(video_set, reference_set, digit_set, {name: _component(name, value) for name, value in
+                                                          components.items()}, cuts, extra)
+    runs, skipped = plan(inputs, groups)
+    result.skipped.update(skipped)
+    for metric, _ in runs:
+        if metric.protocol is not None:
+            result.protocol[metric.name] = metric.protocol(inputs)
     if digit_set is not None:
         result.protocol["digit_labels"] = digit_set.source
 
-    values: dict[str, list[torch.Tensor]] = defaultdict(list)
-    curves: dict[str, list[torch.Tensor]] = defaultdict(list)
-    features: dict[str, list[torch.Tensor]] = defaultdict(list)
-    correct: list[torch.Tensor] = []
-    batches = zip(iter_batches(video_set, batch_size),
-                  iter_batches(reference_set, batch_size) if reference_set else itertools.repeat((None, None)))
+    outputs: dict[str, list[Any]] = {key: [] for _, key in runs}  # per batch: (b,) values, or a set metric's tuple
+    curves: dict[str, list[torch.Tensor]] = {key: [] for metric, key in runs if metric.kind == "frames"}  # (b k)
+    batches = zip(iter_batches(video_set, batch_size), iter_batches(reference_set, batch_size)
+                  if reference_set is not None else itertools.repeat((None, None)))
     total = -(-len(video_set) // batch_size) + len(video_set.sizes) - 1  # at most: a size change ends a batch
     shuffle = torch.Generator().manual_seed(order_seed)
-    seen = 0
+    start = 0
     for (video, labels), (ref, _) in tqdm(batches, total=total, desc="evaluating", unit="batch", disable=not progress):
         if frame_order != "forward":
             video = order.reorder(video, frame_order, shuffle)
-        for key, (fn, _, _) in metrics.items():
-            per_frame = fn(video, ref, True).double()  # (b k)
-            curves[key].append(per_frame)
-            # Every per-clip value is the mean of its per-frame values, except dynamic degree's yes/no rule.
-            values[key].append(fn(video, ref, False).double() if key == "dynamic_degree_dis" else per_frame.mean(1))
-        for extractor in extractors:
-            features[f"{extractor.name}/fake"].append(extractor(video))
-            features[f"{extractor.name}/real"].append(extractor(ref))
-        if image_encoder is not None:
-            values[f"feature_consistency[{image_encoder.name}]"].append(
-                consistency.feature_consistency(image_encoder.frame_features(video)))
-        if model is not None and labels is not None and "accuracy" in groups:
-            correct.append(model.logits(video).argmax(dim=-1) == labels)
-        if class_angles is not None:
-            dominant = motion.dominant_motion(video)  # (b 2) px/frame, measured once for the three keys below
-            values["flow_direction_accuracy"].append(motion.direction_hits(dominant, labels, class_angles, per_clip=True))
-            values["flow_direction_accuracy_any_speed"].append(
-                motion.direction_hits(dominant, labels, class_angles, min_speed=0.0, per_clip=True))
-            values["dominant_speed_dis"].append(dominant.norm(dim=1).double())
-        if digit_model is not None:
-            predictions = identity.frame_predictions(digit_model, video)  # (b t)
-            values[identity_key].append(identity.identity_consistency(predictions, cuts))
-            if digit_labels:
-                wanted = labels if digit_set is None else torch.tensor(digit_set.labels[seen : seen + len(video)])
-                values[digit_key].append(identity.digit_accuracy(predictions, wanted, cuts))
-        seen += len(video)
+        batch = Batch(video, ref, labels, start, inputs)
+        for metric, key in runs:
+            if metric.kind == "frames":
+                per_frame = metric.fn(batch, True).double()  # (b k)
+                curves[key].append(per_frame)
+                outputs[key].append(per_frame.mean(1) if metric.clip_mean else metric.fn(batch, False).double())
+            else:
+                outputs[key].append(metric.fn(batch))
+        start += len(video)
 
-    def add_per_clip(key: str, clips: list[torch.Tensor], direction: str, note: str) -> None:
-        clips = torch.cat(clips).double()
-        result.add(key, clips.mean().item(), direction, note, per_clip=clips.tolist())
-
-    for key, (_, direction, note) in metrics.items():
-        add_per_clip(key, values[key], direction, note)
-        result.per_frame[key] = torch.cat(curves[key]).mean(dim=0).tolist()
-    if image_encoder is not None:
-        add_per_clip(f"feature_consistency[{image_encoder.name}]", values[f"feature_consistency[{image_encoder.name}]"],
-                     "higher", "VBench subject/background consistency formula on this encoder's per-frame features")
-    if class_angles is not None:
-        add_per_clip("flow_direction_accuracy", values["flow_direction_accuracy"], "higher",
-                     f"fraction of clips whose dominant DIS flow (intensity-weighted) lies within ±{180 / len(class_angles):g}° "
-                     f"of the label's direction and moves ≥ {motion.DEFAULT_MIN_SPEED:g} px/frame; no learned weights")
-        add_per_clip("flow_direction_accuracy_any_speed", values["flow_direction_accuracy_any_speed"], "higher",
-                     "the same sector test at any speed above 0: the direction of a slow drift counts too")
-        add_per_clip("dominant_speed_dis", values["dominant_speed_dis"], "none",
-                     "speed of the clip's dominant DIS motion (intensity-weighted mean flow), pixels per frame")
-    if correct:
-        add_per_clip(f"classifier_accuracy[{model.name}]", correct, "higher",
-                     "fraction of clips the recognition checkpoint assigns to their label")
-    if digit_model is not None:
-        slides = f" per slide (cuts at {list(cuts)})" if cuts else ""
-        add_per_clip(identity_key, values[identity_key], "higher",
-                     f"fraction of segments{slides} whose frames all get one digit from the per-frame classifier; "
-                     "a frozen clip scores 1: read it with digit_accuracy")
-        if digit_labels:
-            add_per_clip(digit_key, values[digit_key], "higher",
-                         "fraction of the first segment's frames the per-frame classifier assigns to the clip's label")
-    for extractor in extractors:
-        real = torch.cat(features[f"{extractor.name}/real"]).double().numpy()
-        fake = torch.cat(features[f"{extractor.name}/fake"]).double().numpy()
-        key = f"fvd[{extractor.name}]"
-        result.add(key, fvd.fvd(real, fake), "lower",
-                   f"Fréchet distance of {extractor.name} features; mostly per-frame quality, read it beside a "
-                   "temporal metric")
-        result.protocol[key] = {**extractor.protocol, "num_real": len(real), "num_fake": len(fake)}
+    for metric, key in sorted(runs, key=lambda run: report_order(run[0])):
+        note = metric.note_for(inputs)
+        if metric.kind == "set":
+            value = metric.reduce(inputs, *(torch.cat(parts) for parts in zip(*outputs[key])))
+            value, protocol = value if isinstance(value, tuple) else (value, None)
+            result.add(key, value, metric.better, note)
+            if protocol is not None:
+                result.protocol[key] = protocol
+            continue
+        clips = torch.cat(outputs[key]).double()
+        result.add(key, clips.mean().item(), metric.better, note, per_clip=clips.tolist())
+        if metric.kind == "frames":
+            result.per_frame[key] = torch.cat(curves[key]).mean(dim=0).tolist()
     return result
 
 
-def _direction_angles(result: EvaluationResult, video_set: VideoSet):
-    """The label angles for ``flow_direction_accuracy``, or None (with the reason under ``skipped``)."""
-    if video_set.labels is None:
-        result.skipped["flow_direction_accuracy"] = "the videos carry no labels (use a list file or class folders)"
+def _component(name: str, value: Network | None) -> Any:
+    """A network argument as :class:`Inputs` takes it: None, the callable itself, or a path loaded on first use."""
+    if value is None or isinstance(value, str) and not value:
         return None
-    if video_set.class_names is None:
-        result.skipped["flow_direction_accuracy"] = ("no class names: put classes.txt beside the list file or pass "
-                                                     "--classes FILE")
-        return None
-    try:
-        angles = motion.compass_angles(video_set.class_names)
-    except ValueError as error:
-        result.skipped["flow_direction_accuracy"] = str(error)
-        return None
-    result.protocol["flow_direction_accuracy"] = {
-        "estimator": "dis", "min_speed_px_per_frame": motion.DEFAULT_MIN_SPEED,
-        "classes": dict(zip(video_set.class_names, angles.tolist()))}
-    return angles
+    if callable(value):
+        return value
+    path = Path(value)
+    if name == "i3d":
+        return Lazy(lambda: fvd.I3DExtractor(path))
+    if name == "encoder" and not (path.exists() and (path.is_dir() or path.suffix == ".ckpt")):
+        return Lazy(lambda: consistency.load_image_encoder(path))  # TorchScript (or the not-found error)
+    return Lazy(lambda: _from_run(name, path))
 
 
-def _digit_classifier(result: EvaluationResult, video_set: VideoSet, path: str | os.PathLike | None,
-                      cuts: Collection[int]) -> recognition.RecognitionModel | None:
-    """The per-frame digit classifier, or None (with the reason under ``skipped``); skips ``digit_accuracy`` when the
-    videos' labels are not its classes (by name where both are known, else by count)."""
-    if path is None:
-        result.skipped["identity_consistency"] = ("needs --digit-classifier: a per-frame recognition checkpoint "
-                                                  "(train.py experiment=mmnist_frame_digit)")
-        return None
-    model = recognition.load_recognition_model(path)
-    identity.check_per_frame(model)
-    identity.segments_of(video_set.num_frames, cuts)  # bad cuts fail before any decoding
-    names = model.class_names or [str(k) for k in range(model.num_classes)]
-    if video_set.labels is None:
-        result.skipped[f"digit_accuracy[{model.name}]"] = "the videos carry no labels"
-    elif video_set.class_names is not None and list(video_set.class_names) != names:
-        result.skipped[f"digit_accuracy[{model.name}]"] = (f"the videos' classes {list(video_set.class_names)[:4]}... "
-                                                          f"are not the classifier's {names[:4]}...")
-    elif video_set.class_names is None and max(video_set.labels) >= model.num_classes:
-        result.skipped[f"digit_accuracy[{model.name}]"] = (f"labels reach {max(video_set.labels)}, beyond the "
-                                                          f"classifier's {model.num_classes} classes")
-    result.protocol["identity_consistency"] = {"classifier": str(model.ckpt_path), "cuts": list(cuts)}
-    return model
+def _from_run(name: str, path: Path) -> Any:
+    """A run of ours as a network callable, for callers that pass checkpoint paths (eval.py, scripts/claims.py, the
+    diffusion callbacks). Imported here, on use, so that ``import models.metrics`` never loads the model families."""
+    from models.recognition import scoring
+
+    return scoring.image_encoder_from_run(path) if name == "encoder" else scoring.classifier_from_run(path)
 
 
 def _load_digit_labels(path: str | os.PathLike | None, video_set: VideoSet) -> VideoSet | None:
@@ -345,25 +229,6 @@ def _load_reference(reference: str | os.PathLike | None, video_set: VideoSet) ->
     return reference_set
 
 
-def _fvd_extractors(result: EvaluationResult, reference_set: VideoSet | None,
-                    model: recognition.RecognitionModel | None, i3d: str | os.PathLike | None) -> list:
-    extractors = []
-    too_short = reference_set is not None and reference_set.num_frames < fvd.I3D_NUM_FRAMES
-    if i3d and reference_set is not None and too_short:  # known before any clip is decoded: skip, don't fail later
-        result.skipped["fvd[i3d]"] = (f"clips have {reference_set.num_frames} frames; StyleGAN-V's FVD takes "
-                                      f"{fvd.I3D_NUM_FRAMES} consecutive frames per clip")
-    elif i3d and reference_set is not None:
-        extractors.append(fvd.I3DExtractor(i3d))
-    else:
-        result.skipped["fvd[i3d]"] = ("needs --i3d (a local I3D TorchScript file) and --reference" if not i3d
-                                      else "needs --reference videos")
-    if model is not None and reference_set is not None:
-        extractors.append(fvd.RecognitionExtractor(model))
-    elif model is not None:
-        result.skipped[f"fvd[{model.name}]"] = "needs --reference videos"
-    return extractors
-
-
 def summarise(result: EvaluationResult) -> str:
     """One line per metric for the terminal."""
     width = max((len(key) for key in result.metrics), default=0)
@@ -379,4 +244,4 @@ def summarise(result: EvaluationResult) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["evaluate_videos", "summarise"]
+__all__ = ["GROUPS", "evaluate_videos", "summarise"]

@@ -4,14 +4,16 @@
 clips. Lower is better; 0 for identical feature statistics. The value depends on the extractor, the clip count, the
 clip length, the resizing and the choice of real clips, so every value travels with them (:class:`FVDResult`).
 
-Extractors follow :class:`ClipFeatureExtractor`: ``name``, ``protocol`` and ``__call__(video) -> (b d)`` on float
-clips (b c t h w) in [0, 1].
+An extractor is any callable ``(b c t h w) -> (b d)`` on float32 clips in [0, 1] that prepares them itself
+(:class:`ClipFeatureExtractor`); its ``name`` and ``protocol`` attributes, when it has them, go into the report
+(:class:`FeatureExtractor` attaches them to a plain function).
 
 * :class:`I3DExtractor`: the StyleGAN-V protocol (Skorokhodov et al. 2022, ``src/metrics/frechet_video_distance.py``
   and ``metric_utils.py``): the Kinetics-400 I3D TorchScript port (``i3d_torchscript.pt``, read from a local path),
   called with ``rescale=True, resize=True, return_features=True`` on uint8 clips (b 3 16 h w), so the detector itself
   maps [0, 255] to [−1, 1] and resizes frames to 224×224; features are its 400 pre-softmax logits.
-* :class:`RecognitionExtractor`: pre-logit features of a recognition checkpoint trained in this framework.
+* the pre-logit features of a recognition run of this framework:
+  :class:`models.recognition.scoring.RecognitionExtractor` (the adapter that reads runs).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import numpy as np
 import torch
 
 from models.metrics.checks import check_video, to_uint8_frames
-from models.metrics.recognition import RecognitionModel
+from models.metrics.learned import network_name
 
 # StyleGAN-V FVD: 16 consecutive frames per clip, frames resized to 224 by the detector, 2048 real vs 2048 fake clips.
 I3D_NUM_FRAMES = 16
@@ -49,8 +51,27 @@ class ClipFeatureExtractor(Protocol):
     protocol: dict[str, Any]
 
     def __call__(self, video: torch.Tensor) -> torch.Tensor:
-        """Map float clips (b c t h w) in [0, 1] to float features (b d)."""
+        """Map float32 clips (b c t h w) in [0, 1] to float features (b d)."""
         ...
+
+
+class FeatureExtractor:
+    """A plain feature function with the ``name`` and ``protocol`` an FVD report carries.
+
+    Args:
+        features: ``(b c t h w)`` float32 clips in [0, 1] → ``(b d)`` features; it prepares the clips itself.
+        name: the tag of the key ``fvd[<name>]``; default :func:`models.metrics.learned.network_name`.
+        protocol: what fixes the numbers (weights, frames, resolution, ...); default ``features.protocol`` or ``{}``.
+    """
+
+    def __init__(self, features: Any, name: str | None = None, protocol: dict[str, Any] | None = None) -> None:
+        self.features = features
+        self.name = name or network_name(features, "features")
+        self.protocol = dict(protocol if protocol is not None else getattr(features, "protocol", None) or {})
+
+    def __call__(self, video: torch.Tensor) -> torch.Tensor:
+        """Features (b d) of float32 clips (b c t h w) in [0, 1]."""
+        return self.features(video)
 
 
 def gaussian_statistics(features: torch.Tensor | np.ndarray, ddof: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -211,8 +232,8 @@ def compute_fvd(extractor: ClipFeatureExtractor, real: torch.Tensor | Iterable[A
     """
     real_features = extract_features(extractor, real, batch_size)
     fake_features = extract_features(extractor, fake, batch_size)
-    return FVDResult(fvd(real_features, fake_features), extractor.name, real_features.shape[0],
-                     fake_features.shape[0], dict(extractor.protocol))
+    return FVDResult(fvd(real_features, fake_features), network_name(extractor, "features"),
+                     real_features.shape[0], fake_features.shape[0], dict(getattr(extractor, "protocol", None) or {}))
 
 
 class I3DExtractor:
@@ -278,30 +299,3 @@ class I3DExtractor:
         clips = to_uint8_frames(video[:, :, : self.num_frames]).expand(-1, 3, -1, -1, -1).contiguous()
         features = self.detector(clips.to(self.device), **I3D_DETECTOR_KWARGS)
         return features.float()
-
-
-class RecognitionExtractor:
-    """Pre-logit features (``forward_features``) of a recognition checkpoint trained in this framework.
-
-    Clips are prepared with the run's own protocol (:class:`models.metrics.recognition.RecognitionModel`).
-
-    Args:
-        path: a checkpoint ``<run>/checkpoints/<name>.ckpt``, a run folder, or an already loaded
-            :class:`RecognitionModel` (then ``device`` and ``frame_stride`` are its own).
-        device: where the net runs.
-        frame_stride: input frames between the clip's frames (frames).
-
-    Raises:
-        FileNotFoundError, ValueError: as :class:`RecognitionModel`.
-    """
-
-    def __init__(self, path: str | os.PathLike | RecognitionModel, device: str | torch.device = "cpu",
-                 frame_stride: int = 1) -> None:
-        self.model = path if isinstance(path, RecognitionModel) else RecognitionModel(path, device, frame_stride)
-        self.name = self.model.name
-        self.protocol = {**self.model.protocol, "resolution": self.model.crop_size,
-                         "features": "pre-logit forward_features"}
-
-    def __call__(self, video: torch.Tensor) -> torch.Tensor:
-        """Features float32 (b d) of float clips (b c t h w) in [0, 1] (see :meth:`RecognitionModel.preprocess`)."""
-        return self.model.features(video)

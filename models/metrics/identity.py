@@ -1,9 +1,14 @@
 """Identity consistency: does a clip keep showing the same digit from frame to frame?
 
 Flicker and warp error reward a frozen clip; they cannot tell a slide show that keeps its digit from one whose digit
-changes shape into another. A per-frame digit classifier can. It is any recognition run of this framework trained on
-one frame per clip (``data.num_frames=1``), for example ``experiment=mmnist_frame_digit``; every frame of a clip is
-classified alone, and:
+changes shape into another. A per-frame digit classifier can: a *per-frame reader*, any callable
+
+    read(frames: float32 (n c 1 h w) in [0, 1], c = 1 or 3, any h and w) -> float (n k) logits
+
+that classifies each one-frame clip alone and prepares it itself (:class:`models.metrics.learned.ClipClassifier`, fed
+one frame per clip). A recognition run of this framework trained on one frame per clip (``data.num_frames=1``, e.g.
+``experiment=mmnist_frame_digit``) becomes one through :func:`models.recognition.scoring.classifier_from_run`. Every
+frame of a clip is classified alone, and:
 
 * ``identity_consistency``: the fraction of *segments* whose frames all get the same predicted digit. A segment is
   the whole clip, or, for a slide show cut at frames ``c_1 < c_2 < ...``, each slide ``[c_i, c_{i+1})``; a clip's
@@ -18,39 +23,50 @@ classifier of the data's own classes instead of DINO features, so that "same ide
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from einops import rearrange
 
-from models.metrics.recognition import RecognitionModel
+from models.metrics.checks import check_video
+from models.metrics.learned import network_name
+
+FrameReader = Callable[[torch.Tensor], torch.Tensor]  # float32 (n c 1 h w) in [0, 1] -> (n k) logits
 
 
-def check_per_frame(model: RecognitionModel) -> None:
-    """Raise ``ValueError`` unless ``model`` classifies single frames (its run had ``data.num_frames=1``)."""
-    if model.num_frames != 1:
-        raise ValueError(f"{model.name} takes clips of {model.num_frames} frames; identity consistency needs a per-frame "
-                         "classifier, trained with data.num_frames=1 (e.g. train.py experiment=mmnist_frame_digit)")
+def check_per_frame(read: FrameReader) -> None:
+    """Raise ``ValueError`` unless ``read`` classifies single frames: its ``num_frames`` attribute, when it has one,
+    must be 1 (a run trained with ``data.num_frames=1``)."""
+    num_frames = getattr(read, "num_frames", 1)
+    if num_frames != 1:
+        raise ValueError(f"{network_name(read)} takes clips of {num_frames} frames; identity consistency needs a "
+                         "per-frame classifier, trained with data.num_frames=1 (e.g. train.py "
+                         "experiment=mmnist_frame_digit)")
 
 
 @torch.no_grad()
-def frame_predictions(model: RecognitionModel, video: torch.Tensor) -> torch.Tensor:
-    """The arg-max class of every frame, each frame classified alone.
+def frame_predictions(read: FrameReader, video: torch.Tensor) -> torch.Tensor:
+    """The arg-max class of every frame, each frame classified alone (one call on all ``b·t`` one-frame clips).
 
     Args:
-        model: a per-frame classifier (see :func:`check_per_frame`).
-        video: float (b c t h w) in [0, 1], c = 1 or the net's ``in_chans``.
+        read: a per-frame reader (module docstring; see :func:`check_per_frame`).
+        video: float32 (b c t h w) in [0, 1], c = 1 or 3 (or what ``read`` accepts).
 
     Returns:
-        int64 (b t) class indices.
+        int64 (b t) class indices, on the CPU.
 
     Raises:
-        ValueError: ``model`` is not a per-frame classifier, or a bad video.
+        TypeError, ValueError: ``read`` is not a per-frame reader, a bad video (:func:`check_video`), or ``read``
+            did not return ``(b·t, k)`` logits.
     """
-    check_per_frame(model)
-    frames = rearrange(model.prepare_frames(video), "b c t h w -> (b t) c 1 h w")
-    predicted = model.net(frames).argmax(dim=-1)  # ((b t),)
-    return rearrange(predicted, "(b t) -> b t", b=video.shape[0]).cpu()
+    check_per_frame(read)
+    check_video(video)
+    frames = rearrange(video, "b c t h w -> (b t) c 1 h w")
+    logits = read(frames)
+    if logits.ndim != 2 or logits.shape[0] != frames.shape[0]:
+        raise ValueError(f"{network_name(read)} returned shape {tuple(logits.shape)}; expected logits "
+                         f"({frames.shape[0]}, k)")
+    return rearrange(logits.argmax(dim=-1), "(b t) -> b t", b=video.shape[0]).cpu()
 
 
 def segments_of(num_frames: int, cuts: Sequence[int] = ()) -> list[tuple[int, int]]:

@@ -37,37 +37,11 @@ import torch
 
 from models.metrics.checks import check_video
 from models.metrics.flow import dis_flow, grey_frames
+from data.compass import COMPASS_POINTS, compass_angles  # the dataset's compass names, re-exported
 
 ESTIMATORS = ("dis", "centroid")
 DEFAULT_MIN_SPEED = 1.0  # pixels per frame; Moving MNIST direction moves at 3
 
-# The 16 compass points counter-clockwise from east, 22.5° apart (a convention of the field, not a dataset's list).
-COMPASS_POINTS = ("E", "ENE", "NE", "NNE", "N", "NNW", "NW", "WNW", "W", "WSW", "SW", "SSW", "S", "SSE", "SE", "ESE")
-
-
-def compass_angles(class_names: Sequence[str]) -> np.ndarray:
-    """Angles of compass-point class names, in degrees counter-clockwise from east (north = 90°).
-
-    Accepts the 4-, 8- and 16-point names of :data:`COMPASS_POINTS` (``E``, ``NE``, ``ENE``, ...), case-insensitive,
-    as the dataset builder writes them into ``classes_direction.txt``.
-
-    Args:
-        class_names: one name per class, in label order.
-
-    Returns:
-        float64 array (K,) in [0, 360).
-
-    Raises:
-        ValueError: a name is not a compass point; the message names it.
-    """
-    angles = []
-    for name in class_names:
-        point = name.strip().upper()
-        if point not in COMPASS_POINTS:
-            raise ValueError(f"class name {name!r} is not a compass point {COMPASS_POINTS}; "
-                             "flow_direction_accuracy needs direction classes")
-        angles.append(22.5 * COMPASS_POINTS.index(point))
-    return np.array(angles, dtype=np.float64)
 
 
 def dominant_motion(video: torch.Tensor, estimator: str = "dis") -> torch.Tensor:

@@ -1,6 +1,19 @@
-"""A recognition checkpoint trained in this framework, used as a metric network: logits, features, accuracy.
+"""From a recognition run of this framework to the network callables the metric library takes.
 
-A run folder, as ``train.py`` writes it::
+:mod:`models.metrics` never loads a run: its learned metrics take callables (:mod:`models.metrics.learned`). This
+module is the adapter: it reads a run folder (which imports the model families, Hydra and, through
+:func:`models.run.load_run`, Lightning where a run's kind is checked) and returns
+
+* :func:`classifier_from_run`: a :class:`RecognitionModel`, callable as ``(b c t h w) -> (b k)`` logits, with the
+  ``name`` the reports use as the key's tag (``timesformer:<run folder>``), its classes, frames per clip,
+  ``features`` for ``fvd[<name>]`` and its ``protocol``. A run trained with ``data.num_frames=1`` is a per-frame
+  reader for :mod:`models.metrics.identity`;
+* :func:`image_encoder_from_run`: a :class:`RecognitionFrameEncoder`, ``(n c h w) -> (n d)`` per-frame features for
+  ``feature_consistency[<name>]``; :func:`load_image_encoder` takes a run or a TorchScript file;
+* :class:`RecognitionExtractor`: clip features ``(b c t h w) -> (b d)`` for :func:`models.metrics.fvd.compute_fvd`.
+
+Every callable takes float32 clips or frames in [0, 1] (grey, c = 1, or the net's ``in_chans``), any size, and
+prepares them itself. A run folder, as ``train.py`` writes it::
 
     <run>/config.yaml               resolved Hydra config of the run
     <run>/checkpoints/best.ckpt     Lightning checkpoint: {"state_dict": {"net.<param>": tensor, ...}, ...}
@@ -22,7 +35,6 @@ the test split was seen during training:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +44,16 @@ from einops import rearrange, repeat
 from omegaconf import DictConfig
 
 from models.metrics.checks import check_video
+from models.metrics import consistency
+from models.metrics.consistency import encode_frames
+from models.metrics.learned import check_labels
 from models.run import load_run
 
 
-
 class RecognitionModel:
-    """A trained clip classifier in eval mode, with the data protocol it was trained with.
+    """A trained clip classifier in eval mode, with the data protocol it was trained with; calling it gives
+    :meth:`logits`, so it is the clip classifier callable of :mod:`models.metrics.learned` (and, trained with
+    ``data.num_frames=1``, the per-frame reader of :mod:`models.metrics.identity`).
 
     Args:
         path: a checkpoint ``<run>/checkpoints/<name>.ckpt`` or a run folder (uses ``checkpoints/best.ckpt``).
@@ -105,6 +121,11 @@ class RecognitionModel:
                 "mean": self.mean, "std": self.std, "value_range": "[0, 1] before mean/std"}
 
     @property
+    def feature_protocol(self) -> dict[str, Any]:
+        """:attr:`protocol` of the pre-logit features (:meth:`features`), as ``fvd[<name>]`` reports it."""
+        return {**self.protocol, "resolution": self.crop_size, "features": "pre-logit forward_features"}
+
+    @property
     def frames_needed(self) -> int:
         """Fewest input frames :meth:`preprocess` accepts: ``(num_frames - 1) · frame_stride + 1``."""
         return (self.num_frames - 1) * self.frame_stride + 1
@@ -153,6 +174,17 @@ class RecognitionModel:
         """Class logits of clips: float32 (b num_classes), for ``video`` as :meth:`preprocess` takes it."""
         return self.net(self.preprocess(video)).float()
 
+    def __call__(self, video: torch.Tensor) -> torch.Tensor:
+        """The model as a clip classifier (:class:`models.metrics.learned.ClipClassifier`): :meth:`logits`.
+
+        Args:
+            video: float (b c t h w) in [0, 1], c = 1 or ``in_chans``, t ≥ :attr:`frames_needed`, any h and w.
+
+        Returns:
+            float32 (b num_classes) logits.
+        """
+        return self.logits(video)
+
     @torch.no_grad()
     def features(self, video: torch.Tensor) -> torch.Tensor:
         """Pre-logit features ``net.forward_features``: float32 (b d), for ``video`` as :meth:`preprocess` takes it."""
@@ -184,17 +216,7 @@ class RecognitionModel:
         Raises:
             ValueError: not integers, wrong shape, or a label out of range (the first one is named).
         """
-        if not isinstance(labels, torch.Tensor):
-            labels = torch.as_tensor(labels)
-        if labels.dtype.is_floating_point or labels.dtype == torch.bool or labels.shape != (num_clips,):
-            raise ValueError(f"labels must be integers of shape ({num_clips},), got dtype={labels.dtype} "
-                             f"shape={tuple(labels.shape)}")
-        bad = (labels < 0) | (labels >= self.num_classes)
-        if bad.any():
-            index = int(bad.nonzero()[0])
-            raise ValueError(f"labels[{index}]={int(labels[index])} is out of range [0, num_classes={self.num_classes})"
-                             f" of {self.name}")
-        return labels.to(self.device, torch.long)
+        return check_labels(labels, num_clips, self.num_classes, self.name).to(self.device)
 
 
 def load_recognition_model(path: str | os.PathLike, device: str | torch.device = "cpu",
@@ -203,56 +225,108 @@ def load_recognition_model(path: str | os.PathLike, device: str | torch.device =
     return RecognitionModel(path, device, frame_stride)
 
 
-def count_correct(model: RecognitionModel, video: torch.Tensor, labels: torch.Tensor) -> int:
-    """Number of clips whose arg-max logit equals the label.
+def classifier_from_run(path: str | os.PathLike, device: str | torch.device = "cpu",
+                        frame_stride: int = 1) -> RecognitionModel:
+    """A run's classifier as the callable the metrics take: ``(b c t h w)`` float32 in [0, 1] → ``(b k)`` logits.
+
+    Its ``name`` (``<arch>:<run folder>``, plus ``/<ckpt stem>`` unless ``best.ckpt``) tags the report keys, e.g.
+    ``classifier_accuracy[timesformer:divided]``; a run with ``data.num_frames=1`` is a per-frame reader
+    (``identity_consistency[frameclassifier:frame_digit]``).
 
     Args:
-        model: the classifier.
-        video: float (b c t h w) in [0, 1], as :meth:`RecognitionModel.preprocess` takes it.
-        labels: integer (b,) in [0, num_classes).
+        path: a checkpoint ``<run>/checkpoints/<name>.ckpt`` or a run folder (uses ``checkpoints/best.ckpt``).
+        device: where the net runs.
+        frame_stride: take every ``frame_stride``-th input frame, from frame 0.
 
     Raises:
-        ValueError: bad labels (see :meth:`RecognitionModel.check_labels`) or a bad video.
+        FileNotFoundError, ValueError: as :class:`RecognitionModel`.
     """
-    predicted = model.logits(video).argmax(dim=1)  # checks the video first
-    return int((predicted == model.check_labels(labels, video.shape[0])).sum())
+    return RecognitionModel(path, device, frame_stride)
 
 
-def classifier_accuracy(model: RecognitionModel, video: torch.Tensor, labels: torch.Tensor) -> float:
-    """Top-1 accuracy of a trained classifier on clips: the fraction in [0, 1] whose arg-max equals the label.
-
-    Higher is better. For generated clips this measures whether the generator produced the class it was asked for
-    ("classifier accuracy" of conditional video generation), as judged by ``model``.
+class RecognitionExtractor:
+    """Pre-logit features (``forward_features``) of a recognition run: a clip feature extractor for FVD
+    (:class:`models.metrics.fvd.ClipFeatureExtractor`).
 
     Args:
-        model: the classifier.
-        video: float (b c t h w) in [0, 1].
-        labels: integer (b,) in [0, num_classes).
+        path: a checkpoint ``<run>/checkpoints/<name>.ckpt``, a run folder, or an already loaded
+            :class:`RecognitionModel` (then ``device`` and ``frame_stride`` are its own).
+        device: where the net runs.
+        frame_stride: input frames between the clip's frames (frames).
 
     Raises:
-        ValueError: bad labels or a bad video.
+        FileNotFoundError, ValueError: as :class:`RecognitionModel`.
     """
-    return count_correct(model, video, labels) / video.shape[0]
+
+    def __init__(self, path: str | os.PathLike | RecognitionModel, device: str | torch.device = "cpu",
+                 frame_stride: int = 1) -> None:
+        self.model = path if isinstance(path, RecognitionModel) else RecognitionModel(path, device, frame_stride)
+        self.name = self.model.name
+        self.protocol = self.model.feature_protocol
+
+    def __call__(self, video: torch.Tensor) -> torch.Tensor:
+        """Features float32 (b d) of float clips (b c t h w) in [0, 1] (see :meth:`RecognitionModel.preprocess`)."""
+        return self.model.features(video)
 
 
-def batched_classifier_accuracy(model: RecognitionModel, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> float:
-    """Top-1 accuracy over a stream of ``(video, labels)`` batches, e.g. :func:`models.metrics.video_set.iter_batches`.
-
-    Every clip counts once: ``Σ correct / Σ clips``, whatever the batch sizes.
+class RecognitionFrameEncoder:
+    """Per-frame features from a recognition run: each frame is a still one-token clip
+    (:meth:`RecognitionModel.image_features`); an image encoder for :mod:`models.metrics.consistency`.
 
     Args:
-        model: the classifier.
-        batches: pairs of float (b c t h w) in [0, 1] and integer (b,) labels.
+        path: a checkpoint ``<run>/checkpoints/<name>.ckpt`` or a run folder.
+        device: where the net runs.
 
     Raises:
-        ValueError: no clips, unlabelled batches (labels None), or bad labels / videos.
+        FileNotFoundError, ValueError: as :class:`RecognitionModel`.
     """
-    correct = total = 0
-    for video, labels in batches:
-        if labels is None:
-            raise ValueError("classifier accuracy needs labelled clips, got labels=None")
-        correct += count_correct(model, video, labels)
-        total += video.shape[0]
-    if total == 0:
-        raise ValueError("no clips were given")
-    return correct / total
+
+    def __init__(self, path: str | os.PathLike, device: str | torch.device = "cpu") -> None:
+        self.model = RecognitionModel(path, device)
+        self.name = self.model.name
+        self.protocol = {**self.model.protocol, "num_frames": 1, "frames": "each frame as a still clip of one tubelet"}
+
+    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
+        """Features float32 (n d) of float frames (n c h w) in [0, 1]."""
+        return self.model.image_features(frames)
+
+    def frame_features(self, video: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+        """Per-frame features float32 (b t d) of float clips (b c t h w) in [0, 1]
+        (:func:`models.metrics.consistency.encode_frames`)."""
+        return encode_frames(self, video, batch_size)
+
+
+def image_encoder_from_run(path: str | os.PathLike, device: str | torch.device = "cpu") -> RecognitionFrameEncoder:
+    """A run's per-frame features as an image encoder, ``(n c h w)`` float32 in [0, 1] → ``(n d)``; see
+    :class:`RecognitionFrameEncoder`."""
+    return RecognitionFrameEncoder(path, device)
+
+
+def is_run(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names a run of ours (a folder, or a ``.ckpt`` file) rather than a TorchScript file."""
+    path = Path(path)
+    return path.is_dir() or path.suffix == ".ckpt"
+
+
+def load_image_encoder(path: str | os.PathLike, device: str | torch.device = "cpu", **torchscript_kwargs: Any):
+    """An image encoder from a local path: a run of ours (:func:`image_encoder_from_run`) or a TorchScript file
+    (:func:`models.metrics.consistency.load_image_encoder`).
+
+    Args:
+        path: a recognition checkpoint (``.ckpt`` file, or a run folder holding ``config.yaml``), or otherwise a
+            TorchScript image encoder file.
+        device: where the encoder runs.
+        torchscript_kwargs: preprocessing arguments of :class:`models.metrics.consistency.TorchScriptImageEncoder`
+            (``preset``, ``image_size``, ...); ignored for runs.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist (the message says what it should hold).
+        ValueError: as the encoder classes.
+    """
+    if Path(path).exists() and is_run(path):
+        return RecognitionFrameEncoder(path, device)
+    return consistency.load_image_encoder(path, device, **torchscript_kwargs)
+
+
+__all__ = ["RecognitionExtractor", "RecognitionFrameEncoder", "RecognitionModel", "classifier_from_run",
+           "image_encoder_from_run", "is_run", "load_image_encoder", "load_recognition_model"]

@@ -34,7 +34,7 @@ from omegaconf import DictConfig, OmegaConf
 
 __all__ = ["evaluate", "evaluate_generation"]
 
-from models.run import load_run
+from models.run import Run, load_run
 from train import scalar_metrics
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """
     run = load_run(cfg.ckpt_path)  # its kind comes from the class its config builds
     if run.kind == "diffusion":
-        return evaluate_generation(cfg)
+        return evaluate_generation(cfg, run)
     run_cfg = run.config
     if cfg.split not in ("test", "val"):
         raise ValueError(f"split={cfg.split!r} must be 'test' or 'val'")
@@ -82,8 +82,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
-def evaluate_generation(cfg: DictConfig) -> dict[str, Any]:
+def evaluate_generation(cfg: DictConfig, run: Run | None = None) -> dict[str, Any]:
     """Sample ``cfg.num_samples`` clips from a generation checkpoint and score them with the metric library.
+
+    ``run``: ``cfg.ckpt_path`` already opened (:func:`models.run.load_run`), or None to open it here.
 
     Returns:
         Metric values keyed ``gen/<metric>``, plus ``samples`` (the list file) and ``metrics_path``.
@@ -99,7 +101,7 @@ def evaluate_generation(cfg: DictConfig) -> dict[str, Any]:
         raise ValueError(f"num_samples={cfg.num_samples} must be at least 1")
     output_dir = Path(cfg.paths.output_dir)
     request = {str(k): str(v) for k, v in (cfg.get("labels") or {}).items()}
-    samples = generate_to_folder(cfg.ckpt_path, output_dir / "samples", cfg.num_samples, steps=cfg.get("steps"),
+    samples = generate_to_folder(run or cfg.ckpt_path, output_dir / "samples", cfg.num_samples, steps=cfg.get("steps"),
                                  seed=cfg.seed, grey=cfg.get("grey", False), guidance_scale=cfg.get("guidance_scale"),
                                  requests=[request] if request else None)
     digits = samples.parent / "samples_digit.txt"

@@ -13,7 +13,7 @@ atomically), logger files, and ``train_metrics.json``. A resumed run writes into
 (loggers start a new ``version_N``), so ``best.ckpt`` keeps competing with the scores saved before the interruption.
 
 **Preemption.** On SIGTERM (SLURM preemption, ``kill``) the run saves ``checkpoints/last.ckpt`` mid-epoch and exits
-(:class:`models.preemption.SaveOnPreemption`). With ``resume: auto`` (the default) a run whose folder already holds
+(:class:`models.callbacks.preemption.SaveOnPreemption`). With ``resume: auto`` (the default) a run whose folder already holds
 ``checkpoints/last.ckpt`` resumes from it, so the same command, in the same folder, continues where it stopped.
 Runs in a timestamped folder (the default ``hydra.run.dir``) never find one; give a fixed folder to use it.
 

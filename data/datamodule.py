@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from data.annotations import Sample, find_class_names, read_classes, read_folder_tree, read_list_file
+from data.compass import time_reversal_labels
 from data.dataset import VideoClipDataset, check_files
 from data.samplers import EpochShuffleSampler, ShardSampler
 from data.transforms import eval_transform, spatial_view_transform, train_transform
@@ -143,7 +144,7 @@ class VideoDataModule(SplitDataModule):
         time_reversal: play training clips backwards with probability 1/2 and relabel them with the opposite
             direction; needs compass class names (e.g. ``classes_direction.txt``). Exact for Moving MNIST direction.
         test_views: the multi-view test of the test split, ``{"temporal": N, "spatial": 1 | 3}``: N windows spread
-            over each video (:func:`data.sampling.view_starts`) × 1 centre or 3 crops along the long side
+            over each video (:func:`data.frame_sampling.view_starts`) × 1 centre or 3 crops along the long side
             (:func:`data.transforms.spatial_view_transform`). Test items then hold ``video`` (v c t h w), and the
             classifier aggregates its scores per video (``model.view_aggregation``). TimeSformer: 1 × 3; SlowFast:
             10 × 3. None or 1 × 1: one centred clip, as validation.
@@ -251,8 +252,6 @@ class VideoDataModule(SplitDataModule):
         return self.datasets[split]
 
     def _reverse_labels(self) -> list[int]:
-        from data.latents import time_reversal_labels
-
         return time_reversal_labels(self.class_names, f"a classes file, class folders, or classes_<task>.txt beside "
                                                       f"{self.splits['train']}")
 

@@ -30,7 +30,7 @@ from torch.utils.data import Dataset
 
 from data.annotations import Sample
 from data.decoding import VideoDecodeError, read_sampled_clip
-from data.sampling import dense_indices, segment_indices, view_indices
+from data.frame_sampling import dense_indices, segment_indices, view_indices
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +88,10 @@ class VideoClipDataset(Dataset):
             persistent workers. Items are identical with and without it.
         reverse_labels: time-reversal augmentation in training: with probability 1/2 (drawn from the item's seeded
             RNG) the clip is played backwards and its label ``y`` becomes ``reverse_labels[y]`` (for direction labels,
-            the opposite direction: see :func:`data.latents.opposite_directions`). None: off.
+            the opposite direction: see :func:`data.compass.opposite_directions`). None: off.
         temporal_views: the multi-view test (evaluation only): every item holds this many windows of the video
-            (:func:`data.sampling.view_indices`), each passed through ``transform``, which returns its spatial crops
-            (v_s c t h w) (:func:`data.transforms.spatial_view_transform`); ``video`` is then (v c t h w) with
+            (:func:`data.frame_sampling.view_indices`), each passed through ``transform``, which returns its spatial
+            crops (v_s c t h w) (:func:`data.transforms.spatial_view_transform`); ``video`` is then (v c t h w) with
             v = temporal × spatial views, temporal-major. None: one clip per item.
 
     Items are dicts: ``video`` (c t h w) float32 after ``transform``, ``label`` int64, ``index`` of the sample actually
@@ -147,7 +147,7 @@ class VideoClipDataset(Dataset):
         return partial(segment_indices, num_frames=self.num_frames, train=self.train, rng=rng)
 
     def _decode_views(self, index: int, sample: Sample) -> list[torch.Tensor]:
-        """The multi-view test's windows (:func:`data.sampling.view_indices`) of one video: a list of uint8 clips
+        """The multi-view test's windows (:func:`data.frame_sampling.view_indices`) of one video: a list of uint8 clips
         (c t h w), each frame decoded once."""
         windows: list[list[int]] = []
 

@@ -98,7 +98,7 @@ def read_sampled_clip(path: str, sample: Callable[[int], Sequence[int]]) -> tupl
     Args:
         path: a video file FFmpeg can read.
         sample: maps the video's frame count to 0-based indices (e.g. a partial of
-            :func:`data.sampling.dense_indices`).
+            :func:`data.frame_sampling.dense_indices`).
 
     Returns:
         ``(frames, indices)``: uint8 tensor (c t h w) in [0, 255], RGB, and the indices used.

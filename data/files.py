@@ -1,9 +1,9 @@
 """Atomic file writes: a file is either absent, its previous version, or complete, never truncated.
 
-Everything the project writes that a later step reads (checkpoints, videos, annotation lists, metric reports, figures,
-"step finished" markers) goes through :func:`atomic_path`: write to a temporary name in the target folder, flush it
-to disk, then ``os.replace`` it over the target (atomic on POSIX file systems). An interrupted write leaves the old
-file and removes the temporary one.
+Everything the project writes that a later step reads (checkpoints, latent caches, videos, annotation lists, metric
+reports, figures, "step finished" markers) goes through :func:`atomic_path`: write to a temporary name in the target
+folder, flush it to disk, then ``os.replace`` it over the target (atomic on POSIX file systems). An interrupted write
+leaves the old file and removes the temporary one. :func:`save_atomic` does it for ``torch.save``.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 @contextmanager
@@ -42,3 +43,18 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+def save_atomic(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` to a temporary file beside ``path``, fsync, then rename it over ``path`` (atomic on POSIX).
+
+    An interrupted save leaves the previous file intact and never a truncated one (:func:`atomic_path`). The folder
+    is created if needed.
+    """
+    import torch  # only where a tensor file is written: the lists, reports and docs that use this module never need it
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+    return path

@@ -36,9 +36,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from data.annotations import CLASSES_FILE, find_class_names, read_classes, read_list_file
+from data.compass import time_reversal_labels
 from data.datamodule import SplitDataModule, VideoDataModule
 from data.dataset import VideoClipDataset
-from models.checkpointing import save_atomic
+from data.files import save_atomic
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +169,7 @@ class LatentClipDataset(Dataset):
             with probability 1/2 (a pure function of ``(seed, epoch, index)``, so resumed runs see the same items)
             and its label ``y`` becomes ``reverse_labels[y]``. Exact for the per-frame latents of Moving MNIST
             ``direction``, where a reversed clip is bit for bit a clip of the opposite direction (see
-            :func:`opposite_directions`). Plain integer keys (evaluation) are never reversed.
+            :func:`data.compass.opposite_directions`). Plain integer keys (evaluation) are never reversed.
             The set of ``labels`` and its entry in ``label_sets`` are relabelled; other sets (a digit) are unchanged.
         seed: base seed of the reversal draws.
         single_frames: items are the cache's single frames (item i is frame ``i % t`` of clip ``i // t``, with the
@@ -228,50 +229,6 @@ class LatentClipDataset(Dataset):
                     others[own] = label
         return {"latents": latents, "label": label, **{f"label_{name}": value for name, value in others.items()},
                 "index": torch.tensor(index, dtype=torch.long)}
-
-
-def opposite_directions(class_names: Sequence[str]) -> list[int]:
-    """For compass-point classes, the index of each class's opposite direction (``E`` -> ``W``, ``NE`` -> ``SW``).
-
-    Args:
-        class_names: compass names in label order (see :func:`models.metrics.motion.compass_angles`).
-
-    Returns:
-        One class index per class.
-
-    Raises:
-        ValueError: a name is not a compass point, or a direction has no opposite among the classes.
-    """
-    from models.metrics.motion import compass_angles
-
-    angles = compass_angles(class_names)
-    lookup = {round(float(a) % 360, 6): i for i, a in enumerate(angles)}
-    opposite = []
-    for name, angle in zip(class_names, angles):
-        partner = lookup.get(round(float(angle + 180) % 360, 6))
-        if partner is None:
-            raise ValueError(f"class {name!r} has no opposite direction among {list(class_names)}: time reversal "
-                             "cannot relabel it")
-        opposite.append(partner)
-    return opposite
-
-
-def time_reversal_labels(class_names: Sequence[str] | None, where: str) -> list[int]:
-    """:func:`opposite_directions` for ``data.time_reversal=true``, with errors that say which data lacks what.
-
-    Args:
-        class_names: the data's class names, or None when it has none.
-        where: where the names were looked for, for the message.
-
-    Raises:
-        ValueError: no class names, or names that are not opposite compass points.
-    """
-    if class_names is None:
-        raise ValueError(f"data.time_reversal=true needs the class names in {where} to relabel reversed clips")
-    try:
-        return opposite_directions(class_names)
-    except ValueError as error:
-        raise ValueError(f"data.time_reversal=true: {error}") from error
 
 
 class LatentDataModule(SplitDataModule):

@@ -73,6 +73,97 @@ def _clip_rng(seed: int, split: str, index: int | None = None) -> np.random.Gene
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
 
 
+@dataclass(frozen=True)
+class _Split:
+    """What the clips of one split are drawn from (see :func:`plan_clips`)."""
+
+    name: str
+    digit_pool: np.ndarray
+    digit_labels: np.ndarray
+    num_frames: int
+    speed: float
+    canvas_size: int
+    digit_size: int
+    directions: np.ndarray  # the direction of clip i: exactly balanced (i % 8), shuffled per split
+
+    def path(self, index: int) -> str:
+        return f"{self.name}/{index:05d}.mp4"
+
+    def digit_image(self, rng: np.random.Generator) -> int:
+        """One digit image of the split's pool."""
+        return int(self.digit_pool[rng.integers(len(self.digit_pool))])
+
+
+def _direction_clip(split: _Split, index: int, rng: np.random.Generator) -> ClipSpec:
+    """One digit image on a ``direction_trajectory`` in the clip's balanced direction."""
+    image = split.digit_image(rng)
+    direction = int(split.directions[index])
+    trajectory = direction_trajectory(rng, direction, split.num_frames, split.speed, split.canvas_size,
+                                      split.digit_size)
+    midpoint = trajectory.mean(axis=0)
+    digit = int(split.digit_labels[image])
+    return ClipSpec(
+        path=split.path(index),
+        digits=(image,),
+        trajectories=(trajectory,),
+        labels={"direction": direction, "digit": digit},
+        meta={"digit": digit, "direction": direction, "direction_name": DIRECTION_NAMES[direction],
+              "digit_image": image, "mid_x": round(float(midpoint[0]), 6), "mid_y": round(float(midpoint[1]), 6)},
+    )
+
+
+def _still_clip(split: _Split, index: int, rng: np.random.Generator) -> ClipSpec:
+    """One digit image at one ``still_trajectory`` position."""
+    image = split.digit_image(rng)
+    trajectory = still_trajectory(rng, split.num_frames, split.canvas_size, split.digit_size)
+    digit = int(split.digit_labels[image])
+    return ClipSpec(
+        path=split.path(index),
+        digits=(image,),
+        trajectories=(trajectory,),
+        labels={"digit": digit},
+        meta={"digit": digit, "digit_image": image, "x": round(float(trajectory[0, 0]), 6),
+              "y": round(float(trajectory[0, 1]), 6)},
+    )
+
+
+def _slides_clip(split: _Split, index: int, rng: np.random.Generator) -> ClipSpec:
+    """Two digit images of different classes, each still: slide 1 in the first half of the frames, slide 2 after."""
+    first = split.digit_image(rng)
+    others = split.digit_pool[split.digit_labels[split.digit_pool] != split.digit_labels[first]]  # another class
+    second = int(others[rng.integers(len(others))])
+    images = (first, second)
+    trajectories = tuple(still_trajectory(rng, split.num_frames, split.canvas_size, split.digit_size) for _ in images)
+    classes = [int(split.digit_labels[k]) for k in images]
+    cut = split.num_frames // 2
+    return ClipSpec(
+        path=split.path(index),
+        digits=images,
+        trajectories=trajectories,
+        labels={"digit": classes[0], "digit_2": classes[1]},
+        meta={"digit": classes[0], "digit_2": classes[1], "digit_image": first, "digit_image_2": second, "cut": cut},
+        visible=((0, cut), (cut, split.num_frames)),
+    )
+
+
+def _standard_clip(split: _Split, index: int, rng: np.random.Generator) -> ClipSpec:
+    """Two different digit images on independent ``bouncing_trajectory``; labelled by the first one's class."""
+    images = tuple(int(k) for k in rng.choice(split.digit_pool, size=2, replace=False))
+    trajectories = tuple(bouncing_trajectory(rng, split.num_frames, split.speed, split.canvas_size, split.digit_size)
+                         for _ in images)
+    classes = [int(split.digit_labels[k]) for k in images]
+    return ClipSpec(
+        path=split.path(index),
+        digits=images,
+        trajectories=trajectories,
+        labels={"digit": classes[0]},
+        meta={"digit": classes[0], "digit_2": classes[1], "digit_image": images[0], "digit_image_2": images[1]},
+    )
+
+
+CLIP_PLANS = {"direction": _direction_clip, "standard": _standard_clip, "still": _still_clip, "slides": _slides_clip}
+
+
 def plan_clips(
     variant: str,
     split: str,
@@ -92,7 +183,7 @@ def plan_clips(
     different digit images and two independent ``bouncing_trajectory``; its ``digit`` label is the first digit's
     class. ``still``: one digit image at one ``still_trajectory`` position. ``slides``: two digit images of
     different classes, each at its own still position, slide 1 in frames ``[0, t // 2)`` and slide 2 in
-    ``[t // 2, t)``.
+    ``[t // 2, t)``. One function per variant draws a clip (:data:`CLIP_PLANS`).
 
     Args:
         variant: One of ``VARIANTS``.
@@ -117,84 +208,8 @@ def plan_clips(
     if split not in SPLITS:
         raise ValueError(f"split={split!r} must be one of {SPLITS}")
     directions = _clip_rng(seed, split).permutation(np.arange(num_clips) % len(DIRECTION_NAMES))
-    specs = []
-    for index in range(num_clips):
-        rng = _clip_rng(seed, split, index)
-        path = f"{split}/{index:05d}.mp4"
-        if variant == "direction":
-            image = int(digit_pool[rng.integers(len(digit_pool))])
-            direction = int(directions[index])
-            trajectory = direction_trajectory(rng, direction, num_frames, speed, canvas_size, digit_size)
-            midpoint = trajectory.mean(axis=0)
-            digit = int(digit_labels[image])
-            specs.append(
-                ClipSpec(
-                    path=path,
-                    digits=(image,),
-                    trajectories=(trajectory,),
-                    labels={"direction": direction, "digit": digit},
-                    meta={
-                        "digit": digit,
-                        "direction": direction,
-                        "direction_name": DIRECTION_NAMES[direction],
-                        "digit_image": image,
-                        "mid_x": round(float(midpoint[0]), 6),
-                        "mid_y": round(float(midpoint[1]), 6),
-                    },
-                )
-            )
-        elif variant == "still":
-            image = int(digit_pool[rng.integers(len(digit_pool))])
-            trajectory = still_trajectory(rng, num_frames, canvas_size, digit_size)
-            digit = int(digit_labels[image])
-            specs.append(
-                ClipSpec(
-                    path=path,
-                    digits=(image,),
-                    trajectories=(trajectory,),
-                    labels={"digit": digit},
-                    meta={"digit": digit, "digit_image": image, "x": round(float(trajectory[0, 0]), 6),
-                          "y": round(float(trajectory[0, 1]), 6)},
-                )
-            )
-        elif variant == "slides":
-            first = int(digit_pool[rng.integers(len(digit_pool))])
-            others = digit_pool[digit_labels[digit_pool] != digit_labels[first]]  # slide 2 shows another class
-            second = int(others[rng.integers(len(others))])
-            images = (first, second)
-            trajectories = tuple(still_trajectory(rng, num_frames, canvas_size, digit_size) for _ in images)
-            classes = [int(digit_labels[k]) for k in images]
-            cut = num_frames // 2
-            specs.append(
-                ClipSpec(
-                    path=path,
-                    digits=images,
-                    trajectories=trajectories,
-                    labels={"digit": classes[0], "digit_2": classes[1]},
-                    meta={"digit": classes[0], "digit_2": classes[1], "digit_image": first, "digit_image_2": second,
-                          "cut": cut},
-                    visible=((0, cut), (cut, num_frames)),
-                )
-            )
-        else:
-            images = tuple(int(k) for k in rng.choice(digit_pool, size=2, replace=False))
-            trajectories = tuple(bouncing_trajectory(rng, num_frames, speed, canvas_size, digit_size) for _ in images)
-            classes = [int(digit_labels[k]) for k in images]
-            specs.append(
-                ClipSpec(
-                    path=path,
-                    digits=images,
-                    trajectories=trajectories,
-                    labels={"digit": classes[0]},
-                    meta={
-                        "digit": classes[0],
-                        "digit_2": classes[1],
-                        "digit_image": images[0],
-                        "digit_image_2": images[1],
-                    },
-                )
-            )
-    return specs
+    plan = _Split(split, digit_pool, digit_labels, num_frames, speed, canvas_size, digit_size, directions)
+    return [CLIP_PLANS[variant](plan, index, _clip_rng(seed, split, index)) for index in range(num_clips)]
 
 
 def _render_and_write(task: tuple) -> None:
@@ -329,27 +344,14 @@ def build_dataset(
         ValueError: a parameter is out of range, or ``out_dir`` holds files of another dataset configuration (or
             no ``dataset.json`` at all); choose another ``out_dir`` or delete the folder.
     """
-    from tqdm import tqdm
-
     if workers < 1:
         raise ValueError(f"workers={workers} must be >= 1")
     params = dataset_parameters(variant, num_train, num_val, num_test, num_frames, speed, fps, seed)
     out = Path(out_dir)
-    config_file = out / "dataset.json"
-    if config_file.exists():
-        existing = json.loads(config_file.read_text())
-        if existing != json.loads(json.dumps(params)):
-            changed = sorted(k for k in params.keys() | existing.keys() if existing.get(k) != params.get(k))
-            raise ValueError(
-                f"out_dir={str(out)!r} already holds a Moving MNIST dataset with different parameters "
-                f"({', '.join(changed)}); choose another out_dir or delete the folder"
-            )
-        if all((out / name).exists() for name in _expected_files(params)):
-            if verbose:
-                print(f"Moving MNIST ({variant}) already complete in {out}; nothing to do.")
-            return out
-    elif out.exists() and any(out.iterdir()):
-        raise ValueError(f"out_dir={str(out)!r} is not empty and has no dataset.json; choose another out_dir")
+    if _already_built(out, params):
+        if verbose:
+            print(f"Moving MNIST ({variant}) already complete in {out}; nothing to do.")
+        return out
 
     start = time.perf_counter()
     images, digit_labels = load_mnist_digits()
@@ -360,19 +362,56 @@ def build_dataset(
         for split, count in params["num_clips"].items()
     }
     out.mkdir(parents=True, exist_ok=True)
-    if not config_file.exists():  # first, so that a partial build is always tagged with its configuration
-        write_text_atomic(config_file, json.dumps(params, indent=2) + "\n")
+    if not (out / "dataset.json").exists():  # first, so that a partial build is always tagged with its configuration
+        write_text_atomic(out / "dataset.json", json.dumps(params, indent=2) + "\n")
+    rendered = _render_missing_clips(out, specs, images, int(fps), workers, f"moving_mnist/{variant}", verbose)
+    _write_lists(out, variant, specs)
+
+    if verbose:
+        counts = ", ".join(f"{split} {count}" for split, count in params["num_clips"].items())
+        print(
+            f"Moving MNIST ({variant}): {counts} clips of {num_frames} frames ({rendered} rendered now) "
+            f"in {time.perf_counter() - start:.1f} s -> {out}"
+        )
+    return out
+
+
+def _already_built(out: Path, params: dict) -> bool:
+    """Whether ``out`` holds the complete dataset of ``params``; False for a new folder or a partial build of it.
+
+    Raises:
+        ValueError: ``out`` holds a dataset of other parameters, or files without a ``dataset.json``.
+    """
+    config_file = out / "dataset.json"
+    if config_file.exists():
+        existing = json.loads(config_file.read_text())
+        if existing != json.loads(json.dumps(params)):
+            changed = sorted(k for k in params.keys() | existing.keys() if existing.get(k) != params.get(k))
+            raise ValueError(
+                f"out_dir={str(out)!r} already holds a Moving MNIST dataset with different parameters "
+                f"({', '.join(changed)}); choose another out_dir or delete the folder"
+            )
+        return all((out / name).exists() for name in _expected_files(params))
+    if out.exists() and any(out.iterdir()):
+        raise ValueError(f"out_dir={str(out)!r} is not empty and has no dataset.json; choose another out_dir")
+    return False
+
+
+def _render_missing_clips(out: Path, specs: dict[str, list[ClipSpec]], images: np.ndarray, fps: int, workers: int,
+                          desc: str, verbose: bool) -> int:
+    """Render and write every clip of ``specs`` whose mp4 is not in ``out`` yet; returns how many were written."""
+    from tqdm import tqdm
+
     for split in SPLITS:
         (out / split).mkdir(exist_ok=True)
-
     todo = [
-        (str(out / spec.path), tuple(images[k] for k in spec.digits), spec.trajectories, int(fps), CANVAS_SIZE,
+        (str(out / spec.path), tuple(images[k] for k in spec.digits), spec.trajectories, fps, CANVAS_SIZE,
          spec.visible)
         for split in SPLITS
         for spec in specs[split]
         if not (out / spec.path).exists()
     ]
-    bar = tqdm(total=len(todo), desc=f"moving_mnist/{variant}", unit="clip", disable=not verbose)
+    bar = tqdm(total=len(todo), desc=desc, unit="clip", disable=not verbose)
     if workers == 1:
         for task in todo:
             _render_and_write(task)
@@ -382,7 +421,11 @@ def build_dataset(
             for _ in pool.map(_render_and_write, todo, chunksize=16):
                 bar.update()
     bar.close()
+    return len(todo)
 
+
+def _write_lists(out: Path, variant: str, specs: dict[str, list[ClipSpec]]) -> None:
+    """The class files, the annotation list of every task and split, and each split's meta CSV."""
     tasks = _label_files(variant)
     for task in tasks:
         write_text_atomic(out / f"classes_{task}.txt", "\n".join(_class_names(task)) + "\n")
@@ -394,11 +437,3 @@ def build_dataset(
             writer = csv.writer(handle)
             writer.writerow(["path", *META_COLUMNS[variant]])
             writer.writerows([spec.path, *(spec.meta[c] for c in META_COLUMNS[variant])] for spec in split_specs)
-
-    if verbose:
-        counts = ", ".join(f"{split} {count}" for split, count in params["num_clips"].items())
-        print(
-            f"Moving MNIST ({variant}): {counts} clips of {num_frames} frames ({len(todo)} rendered now) "
-            f"in {time.perf_counter() - start:.1f} s -> {out}"
-        )
-    return out

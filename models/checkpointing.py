@@ -18,25 +18,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
-from data.files import atomic_path
+from data.files import save_atomic
 
 log = logging.getLogger(__name__)
 
 
-def save_atomic(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temporary file beside ``path``, fsync, then rename it over ``path`` (atomic on POSIX).
-
-    An interrupted save leaves the previous file intact and never a truncated one (:func:`data.files.atomic_path`).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-    return path
-
-
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Write Lightning checkpoints atomically (temp file + fsync + rename, see :func:`save_atomic`)."""
+    """Write Lightning checkpoints atomically (temp file + fsync + rename, see :func:`data.files.save_atomic`)."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None) -> None:
         save_atomic(checkpoint, path)

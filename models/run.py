@@ -3,13 +3,14 @@ metric files. :func:`load_run` is the one way from a checkpoint (or a run folder
 weights and its rebuilt network; everything that reads a run (``eval.py``, the metrics' classifiers, stage 1 for
 stage 2, latent caching, sampling, ``predict.py``) goes through it.
 
-The run's kind comes from the class its config builds (``model._target_``, imported and checked with
-``issubclass``), so a renamed or subclassed LightningModule is still recognised, and a config that builds something
-else is named in the error.
+The run's kind comes from the class its config builds (``model._target_``): importing that class runs its module,
+where the LightningModule registered itself with :func:`register_run_kind`, and a subclass inherits the kind of its
+registered base, so a renamed or subclassed LightningModule is still recognised, and a config that builds something
+else is named in the error. This module therefore imports no LightningModule: they import it, to register.
 
-Saved configs name classes by import path. When a module moves, :data:`MOVED_MODULES` maps its old path to the new
-one, and :func:`read_run_config` rewrites every ``_target_`` it finds, so runs trained before the move still load,
-evaluate and resume.
+Saved configs name classes by import path. When a module moves, the move is added to :data:`MODULE_MOVES`;
+:data:`MOVED_MODULES` maps every old path to today's, and :func:`read_run_config` rewrites every ``_target_`` it
+finds, so runs trained before the move still load, evaluate and resume.
 """
 
 from __future__ import annotations
@@ -28,11 +29,38 @@ from models.checkpointing import load_state_dict
 CONFIG_FILE = "config.yaml"
 NET_PREFIX = "net."  # the LightningModules keep the network as ``self.net``
 KINDS = ("classifier", "autoencoder", "diffusion")
+RUN_KINDS: dict[type, str] = {}  # LightningModule class -> the kind of run it trains; see register_run_kind
 
-# Old module path -> new, for ``_target_`` values of configs saved before a move. The recognition models moved
-# from ``models/`` into ``models/recognition/`` (2026-11).
-MOVED_MODULES = {f"models.{name}": f"models.recognition.{name}"
-                 for name in ("timesformer", "vivit", "classifier", "frame_classifier", "pretrained", "inflate")}
+# Every move of a module, oldest first: {path before the move: path after}. A config can name a class or function of
+# any module (``_target_``), so every module that moved is listed, not only the ones today's configs name.
+MODULE_MOVES: tuple[dict[str, str], ...] = (
+    # 2026-11: the recognition models moved from models/ into models/recognition/.
+    {f"models.{name}": f"models.recognition.{name}"
+     for name in ("timesformer", "vivit", "classifier", "frame_classifier", "pretrained", "inflate")},
+    # 2026-12 (issue 23): LightningModules are named *_module, Lightning callbacks live in models/callbacks/, and the
+    # frame-index sampling and the diffusion sampling loop have names that do not collide.
+    {"models.recognition.classifier": "models.recognition.classifier_module",
+     "models.diffusion.module": "models.diffusion.diffusion_module",
+     "models.diffusion.sampling": "models.diffusion.denoising",
+     "models.preemption": "models.callbacks.preemption",
+     "models.diffusion.motion_curve": "models.callbacks.motion_curve",
+     "models.diffusion.score_samples": "models.callbacks.score_samples",
+     "data.sampling": "data.frame_sampling"},
+)
+
+
+def _compose(moves: tuple[dict[str, str], ...]) -> dict[str, str]:
+    """Old module path -> today's, through every later move (``models.classifier`` -> ``models.recognition.classifier``
+    -> ``models.recognition.classifier_module``)."""
+    moved: dict[str, str] = {}
+    for step in moves:
+        moved = {old: step.get(new, new) for old, new in moved.items()}
+        moved.update({old: new for old, new in step.items() if old not in moved})
+    return moved
+
+
+# Old module path -> today's, for ``_target_`` values of configs saved before a move.
+MOVED_MODULES = _compose(MODULE_MOVES)
 
 
 def migrate_target(target: str) -> str:
@@ -70,23 +98,47 @@ def run_dir_of(ckpt: str | os.PathLike) -> Path:
     return Path(ckpt).resolve().parent.parent
 
 
-def _kind(config: DictConfig, source: Path) -> str:
-    from models.diffusion.autoencoder_module import AutoencoderModule
-    from models.diffusion.module import VideoDiffusion
-    from models.recognition.classifier import VideoClassifier
+def register_run_kind(kind: str):
+    """Class decorator: the LightningModule ``cls`` (and every subclass of it) trains runs of ``kind``.
 
+    Each LightningModule registers itself where it is defined, ``@register_run_kind("classifier")`` above its class,
+    so that :func:`load_run` knows it as soon as a run's config imports it, and this module imports none of them.
+
+    Raises:
+        ValueError: ``kind`` is not one of :data:`KINDS`.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"run kind {kind!r} is none of {KINDS}")
+
+    def register(cls: type) -> type:
+        RUN_KINDS[cls] = kind
+        return cls
+
+    return register
+
+
+def kind_of(cls: object) -> str | None:
+    """The run kind of a LightningModule class: that of the first registered class in its MRO, or None."""
+    for base in cls.__mro__ if isinstance(cls, type) else ():
+        kind = RUN_KINDS.get(base)
+        if kind is not None:
+            return kind
+    return None
+
+
+def _kind(config: DictConfig, source: Path) -> str:
     target = OmegaConf.select(config, "model._target_")
     if not target:
         raise ValueError(f"{source}: its config.yaml has no model._target_; not a run of train.py")
     try:
-        cls = get_class(str(target))
+        cls = get_class(str(target))  # imports the class's module, which registers its kind
     except Exception as error:  # noqa: BLE001 (Hydra raises several types for an unknown class)
         raise ValueError(f"{source}: model._target_={target} cannot be imported ({error})") from error
-    for kind, base in (("classifier", VideoClassifier), ("autoencoder", AutoencoderModule),
-                       ("diffusion", VideoDiffusion)):
-        if isinstance(cls, type) and issubclass(cls, base):
-            return kind
-    raise ValueError(f"{source}: model._target_={target} is none of the run kinds this framework trains ({KINDS})")
+    kind = kind_of(cls)
+    if kind is None:
+        raise ValueError(f"{source}: model._target_={target} is none of the run kinds this framework trains "
+                         f"({KINDS})")
+    return kind
 
 
 @dataclass(frozen=True)
@@ -97,9 +149,9 @@ class Run:
         dir: the run folder.
         ckpt: the checkpoint file chosen.
         config: the run's resolved config (``<dir>/config.yaml``).
-        kind: ``"classifier"`` (:class:`models.recognition.classifier.VideoClassifier`), ``"autoencoder"``
+        kind: ``"classifier"`` (:class:`models.recognition.classifier_module.VideoClassifier`), ``"autoencoder"``
             (:class:`models.diffusion.autoencoder_module.AutoencoderModule`) or ``"diffusion"``
-            (:class:`models.diffusion.module.VideoDiffusion`).
+            (:class:`models.diffusion.diffusion_module.VideoDiffusion`).
     """
 
     dir: Path

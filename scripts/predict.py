@@ -53,8 +53,8 @@ def _hf_predict(folder: Path, video: Path) -> tuple[torch.Tensor, list[str]]:
 def _run_predict(source: Path, video: Path) -> tuple[torch.Tensor, list[str]]:
     """Class probabilities (k,) of a run of ours on ``video``, with the run's evaluation clip, and the class names."""
     from data.annotations import find_class_names
-    from data.sampling import dense_indices
-    from models.metrics.recognition import RecognitionModel
+    from data.frame_sampling import dense_indices
+    from models.recognition.scoring import RecognitionModel
 
     model = RecognitionModel(source)
     data = model.config.data

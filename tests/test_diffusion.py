@@ -20,9 +20,9 @@ from PIL import Image
 from data.annotations import read_list_file
 from data.decoding import read_clip
 from data.video_writer import DECODE_TOLERANCE
-from models.diffusion.module import VideoDiffusion, ema_decay_at, update_ema
+from models.diffusion.denoising import guided_prediction, sample_latents, training_target
+from models.diffusion.diffusion_module import VideoDiffusion, ema_decay_at, update_ema
 from models.diffusion.noise import NOISE_PRIORS, frame_correlation, sample_noise
-from models.diffusion.sampling import guided_prediction, sample_latents, training_target
 from models.diffusion.video_io import gif_bytes, log_videos, to_uint8, write_clips
 from tests.conftest import compose_config
 
@@ -494,7 +494,7 @@ def test_eval_py_samples_a_generation_checkpoint_and_scores_it_with_the_metric_l
 # --------------------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
 def test_min_snr_weights_are_the_closed_form(prediction_type):
-    from models.diffusion.module import min_snr_weights
+    from models.diffusion.diffusion_module import min_snr_weights
 
     scheduler = DDPMScheduler(prediction_type=prediction_type, **SCHEDULES["linear"])
     timesteps = torch.tensor([0, 40, 300, 999])
@@ -505,7 +505,7 @@ def test_min_snr_weights_are_the_closed_form(prediction_type):
 
 
 def test_min_snr_loss_weights_each_clip():
-    from models.diffusion.module import min_snr_weights
+    from models.diffusion.diffusion_module import min_snr_weights
 
     net = TinyDenoiser()
     module = make_module(net, snr_gamma=5.0)
@@ -575,7 +575,7 @@ def test_time_reversal_plays_clips_backwards_with_the_opposite_label(tmp_path):
 
 
 def test_motion_curve_logs_flow_direction_accuracy_of_samples(dit_config, tmp_path, tiny_autoencoder):
-    from models.diffusion.motion_curve import CURVE_FILE
+    from models.callbacks.motion_curve import CURVE_FILE
     from train import train
 
     run = tmp_path / "curve_run"

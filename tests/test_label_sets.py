@@ -208,7 +208,7 @@ def multi_set_config(cache: Path, autoencoder: Path, out: Path, *overrides: str)
 
 def test_image_stage_then_video_model_asked_for_digit_and_direction(tmp_path, tiny_autoencoder):
     from models.diffusion.generate import generate_to_folder, load_model
-    from models.diffusion.motion_curve import CURVE_FILE
+    from models.callbacks.motion_curve import CURVE_FILE
     from train import train
 
     cache = write_multi_set_cache(tmp_path / "cache")
@@ -264,7 +264,7 @@ def test_conditioning_and_class_counts_must_agree():
 def test_one_call_scores_motion_against_directions_and_digits_against_digits(tiny_mmnist, tmp_path):
     from models.metrics.evaluate import evaluate_videos
     from models.metrics.identity import frame_predictions
-    from models.metrics.recognition import RecognitionModel
+    from models.recognition.scoring import RecognitionModel
 
     from .test_metrics_identity import make_frame_run
 
@@ -292,7 +292,7 @@ def _decode_all_listed(paths: list[str]) -> torch.Tensor:
 
 
 def test_the_learning_curve_scores_digits_and_identity_with_a_digit_classifier(tmp_path, tiny_autoencoder):
-    from models.diffusion.motion_curve import CURVE_FILE
+    from models.callbacks.motion_curve import CURVE_FILE
     from train import train
 
     from .test_metrics_identity import make_frame_run

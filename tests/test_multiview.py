@@ -9,9 +9,9 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from data.decoding import read_clip
-from data.sampling import view_indices
+from data.frame_sampling import view_indices
 from data.transforms import eval_transform
-from models.recognition.classifier import VideoClassifier, aggregate_views
+from models.recognition.classifier_module import VideoClassifier, aggregate_views
 from tests.conftest import compose_config
 
 

@@ -13,9 +13,14 @@ from pathlib import Path
 import pytest
 from hydra.utils import instantiate
 from pytorch_lightning.strategies import DDPStrategy, FSDPStrategy
+from torch.distributed.fsdp.wrap import ModuleWrapPolicy
 
-from models.distributed import TRANSFORMER_BLOCKS
+from models.diffusion.dit import DiTBlock
+from models.distributed import DeclaredUnitsPolicy, block_wrap_policy, fsdp_units
+from models.recognition.timesformer import Block
+from models.recognition.vivit import EncoderBlock, FactorisedBlock
 from tests.conftest import compose_config
+from tests.test_grad_checkpoint import make
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,8 +35,20 @@ def test_distributed_trainer_configs_build_their_strategy(trainer, strategy, bac
     if backend:
         assert built._process_group_backend == backend
     else:
-        assert set(built.kwargs["auto_wrap_policy"]._module_classes) == set(TRANSFORMER_BLOCKS)
+        assert isinstance(built.kwargs["auto_wrap_policy"], DeclaredUnitsPolicy)
     assert cfg.trainer.accelerator == ("cpu" if trainer == "ddp_cpu" else "gpu")
+
+
+@pytest.mark.parametrize(("kind", "units"), [("timesformer", {Block}), ("vivit1", {EncoderBlock, FactorisedBlock}),
+                                             ("vivit3", {EncoderBlock, FactorisedBlock}), ("dit", {DiTBlock})])
+def test_fsdp_units_are_the_blocks_each_model_declares(kind, units):
+    model = make(kind, checkpointing=False)
+    assert fsdp_units(model) == units
+    wrapped = set(block_wrap_policy()._run_policy(model, set(), {}))
+    # the same modules as the policy over every block class of the project, which distributed.py used to import
+    every_block = ModuleWrapPolicy({Block, EncoderBlock, FactorisedBlock, DiTBlock})._run_policy(model, set(), {})
+    assert wrapped == set(every_block) and wrapped
+    assert all(type(module) in units for module in wrapped)
 
 
 def test_slurm_launcher_config_composes_with_the_submitit_plugin():

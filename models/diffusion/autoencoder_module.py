@@ -42,6 +42,7 @@ from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMe
 from models.checkpointing import ExactResume
 from models.diffusion.autoencoder import FrameAutoencoder
 from models.optim import lightning_optimizers, weight_decay_groups
+from models.run import register_run_kind
 
 RECONSTRUCTION_LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss}
 
@@ -62,6 +63,7 @@ def to_unit_range(frames: torch.Tensor) -> torch.Tensor:
     return ((frames + 1) / 2).clamp(0, 1)
 
 
+@register_run_kind("autoencoder")
 class AutoencoderModule(ExactResume, pl.LightningModule):
     """Reconstruction + KL training of a per-frame KL autoencoder.
 

@@ -318,6 +318,8 @@ class VideoDiT(nn.Module):
         ValueError: an unknown ``layout`` or ``temporal_pos_embed``, or sizes that do not fit (named in the message).
     """
 
+    fsdp_units = (DiTBlock,)  # one FSDP unit per block (models/distributed.py)
+
     def __init__(
         self,
         input_size: int,
@@ -457,7 +459,7 @@ class VideoDiT(nn.Module):
         zero and must learn), and the temporal rows (shift, scale, gate) of each block's adaLN linear. The other
         rows of those linears are shared with the image layers in one ``nn.Linear``; a gradient hook zeroes their
         gradients, so an Adam-type optimizer without weight decay on those linears leaves them exactly unchanged
-        (:class:`models.diffusion.module.VideoDiffusion` groups them so). Everything else gets
+        (:class:`models.diffusion.diffusion_module.VideoDiffusion` groups them so). Everything else gets
         ``requires_grad=False``.
 
         Returns:

@@ -6,6 +6,7 @@ run's ``config.yaml``, the checkpoint is read with ``torch.load(weights_only=Tru
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -15,20 +16,22 @@ from tqdm.auto import tqdm
 
 from data.annotations import CLASSES_FILE, find_class_names, read_classes, write_class_names
 from models.diffusion import labels as label_sets
-from models.diffusion.module import VideoDiffusion
+from models.diffusion.diffusion_module import VideoDiffusion
 from models.diffusion.video_io import GRID_FILE, LIST_FILE, gif_bytes, rows_by_label, write_clips
-from models.run import load_run
+from models.run import Run, load_run
 
 MAX_GRID_CLIPS = 64  # unconditional runs: the first 64 clips, 8 per row
 GRID_PER_LABEL = 8  # class-conditional runs: one row per class, its first 8 clips
 REFERENCE_FILE = "reference.txt"  # with frame conditioning: the real clips continued, in samples.txt's order
 
 
-def load_model(ckpt_path: str | Path, autoencoder_path: str | None = None, device: str = "cpu") -> VideoDiffusion:
+def load_model(ckpt_path: str | Path | Run, autoencoder_path: str | None = None,
+               device: str = "cpu") -> VideoDiffusion:
     """Rebuild the run's :class:`VideoDiffusion` from ``<run>/config.yaml`` and load the checkpoint strictly.
 
     Args:
-        ckpt_path: ``<run>/checkpoints/*.ckpt`` of a ``train.py experiment=mmnist_dit`` run.
+        ckpt_path: ``<run>/checkpoints/*.ckpt`` of a ``train.py experiment=mmnist_dit`` run, or the run already
+            opened with :func:`models.run.load_run`.
         autoencoder_path: replaces the run's ``model.autoencoder_path`` (e.g. when the run folder moved).
         device: where to run.
 
@@ -39,9 +42,13 @@ def load_model(ckpt_path: str | Path, autoencoder_path: str | None = None, devic
         FileNotFoundError: the checkpoint or the run's config is missing.
         ValueError: the run is not a video diffusion run, or the checkpoint cannot be read safely.
     """
-    run = load_run(ckpt_path).expect("diffusion")
+    run = _opened(ckpt_path).expect("diffusion")
     overrides = {"autoencoder_path": str(autoencoder_path)} if autoencoder_path is not None else {}
     return run.build_module(**overrides).to(device)
+
+
+def _opened(run: str | Path | Run) -> Run:
+    return run if isinstance(run, Run) else load_run(run)
 
 
 def dataset_class_names(data_cfg) -> list[str] | None:
@@ -59,10 +66,10 @@ def dataset_class_names(data_cfg) -> list[str] | None:
     return find_class_names(root / str(train)) if train and (root / str(train)).is_file() else None
 
 
-def _condition_batches(ckpt_path: str | Path, model: VideoDiffusion, batch_size: int) -> Iterator[tuple]:
+def _condition_batches(run: Run, model: VideoDiffusion, batch_size: int) -> Iterator[tuple]:
     """(labels, first-k latent frames, source clip paths) batches from the run's test split, cycling when it runs
     out."""
-    run_cfg = load_run(ckpt_path).config
+    run_cfg = copy.deepcopy(run.config)  # edited below; the run's own config stays as saved
     if "generate" in run_cfg.data:
         run_cfg.data.generate = None  # sampling never builds data
     datamodule = instantiate(run_cfg.data, batch_size=batch_size, num_workers=0)
@@ -83,13 +90,17 @@ def _source_path(dataset, index: int) -> str:
     return str(Path(path).resolve())
 
 
-def label_set_classes(ckpt_path: str | Path, model: VideoDiffusion) -> tuple[dict[str, list[str] | None], str]:
+def label_set_classes(run: str | Path | Run, model: VideoDiffusion) -> tuple[dict[str, list[str] | None], str]:
     """Class names of each conditioning set of a multi-set run, and the set ``samples.txt`` lists.
 
     ``samples.txt`` lists the data's own label set (the one the cache's ``labels`` hold, e.g. the direction of
     Moving MNIST direction) when the model is conditioned on it, else the first conditioning set.
+
+    Args:
+        run: the run (:func:`models.run.load_run`), or its checkpoint.
+        model: the run's module.
     """
-    data_cfg = load_run(ckpt_path).config.data
+    data_cfg = _opened(run).config.data
     root = Path(str(data_cfg.get("root", "")))
     meta, classes = {}, {}
     cache = root / str(data_cfg.get("val", "val.pt"))  # every split records the same names; val is the smallest
@@ -137,7 +148,7 @@ def _multi_set_labels(model: VideoDiffusion, classes: Mapping[str, list[str] | N
 
 
 def generate_to_folder(
-    ckpt_path: str | Path,
+    ckpt_path: str | Path | Run,
     out_dir: str | Path,
     num_samples: int,
     labels: Sequence[int] | None = None,
@@ -156,7 +167,8 @@ def generate_to_folder(
     """Sample ``num_samples`` clips with the checkpoint's EMA weights and write them to ``out_dir``.
 
     Args:
-        ckpt_path: a video diffusion checkpoint (its run folder holds ``config.yaml``).
+        ckpt_path: a video diffusion checkpoint (its run folder holds ``config.yaml``), or the run already opened
+            with :func:`models.run.load_run`.
         out_dir: output folder (created).
         num_samples: clips to write (>= 1).
         labels: classes to cycle through (clip i gets ``labels[i % len(labels)]``); None: every class in turn.
@@ -186,33 +198,12 @@ def generate_to_folder(
     """
     if num_samples < 1 or batch_size < 1:
         raise ValueError(f"num_samples={num_samples} and batch_size={batch_size} must be >= 1")
-    model = load_model(ckpt_path, autoencoder_path, device)
+    run = _opened(ckpt_path)  # opened once: the model, its classes and its conditioning clips all come from it
+    model = load_model(run, autoencoder_path, device)
+    classes, listed, wanted = _requested_labels(run, model, num_samples, labels, requests)
     multi = bool(model.hparams.conditioning)
-    if multi and labels is not None:
-        raise ValueError(f"this model is conditioned on label sets {list(model.hparams.conditioning)}: ask with "
-                         "--digit 7 --direction NE (requests), not --labels")
-    if not multi and requests:
-        raise ValueError("label requests (--digit 7 --direction NE) need a model conditioned on label sets "
-                         "(model.conditioning); this one takes --labels")
     sizes = model.label_sizes  # {"label": n} for a one-set model
-    if multi:
-        classes, listed = label_set_classes(ckpt_path, model)
-    else:
-        num_classes = sizes["label"]
-        labels = list(range(max(num_classes, 1))) if labels is None else [int(label) for label in labels]
-        bad = [label for label in labels if not 0 <= label < max(num_classes, 1)]
-        if bad or not labels:
-            raise ValueError(f"labels={labels} must be non-empty and in [0, {num_classes})")
-        names = dataset_class_names(load_run(ckpt_path).config.data) if num_classes > 0 else None
-        classes, listed = {"label": names}, "label"
-    k = model.hparams.num_cond_frames
-    conditions = _condition_batches(ckpt_path, model, batch_size) if k else None
-    if conditions is not None:
-        wanted = None
-    elif multi:
-        wanted = _multi_set_labels(model, classes, num_samples, requests)
-    else:
-        wanted = {"label": [labels[i % len(labels)] for i in range(num_samples)]}
+    conditions = _condition_batches(run, model, batch_size) if model.hparams.num_cond_frames else None
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -256,6 +247,48 @@ def generate_to_folder(
     bar.close()
     tiles, nrow = _grid(clips, clip_labels, multi)
     (out_dir / GRID_FILE).write_bytes(gif_bytes(tiles, model.hparams.fps, nrow=nrow))
+    return _write_lists(out_dir, lines, written, references, classes, listed, multi)
+
+
+def _requested_labels(run: Run, model: VideoDiffusion, num_samples: int, labels: Sequence[int] | None,
+                      requests: Sequence[Mapping[str, str]] | None) -> tuple[dict, str, dict[str, list[int]] | None]:
+    """What :func:`generate_to_folder` asks each clip to show.
+
+    Returns:
+        The class names of each label set (None where the data names none), the set ``samples.txt`` lists, and the
+        label of every clip per set; None with frame conditioning, where the conditioning clips' labels are used.
+
+    Raises:
+        ValueError: ``labels`` for a model conditioned on label sets, ``requests`` for one that is not, or a label
+            outside [0, num_classes).
+    """
+    multi = bool(model.hparams.conditioning)
+    if multi and labels is not None:
+        raise ValueError(f"this model is conditioned on label sets {list(model.hparams.conditioning)}: ask with "
+                         "--digit 7 --direction NE (requests), not --labels")
+    if not multi and requests:
+        raise ValueError("label requests (--digit 7 --direction NE) need a model conditioned on label sets "
+                         "(model.conditioning); this one takes --labels")
+    if multi:
+        classes, listed = label_set_classes(run, model)
+    else:
+        num_classes = model.label_sizes["label"]
+        labels = list(range(max(num_classes, 1))) if labels is None else [int(label) for label in labels]
+        bad = [label for label in labels if not 0 <= label < max(num_classes, 1)]
+        if bad or not labels:
+            raise ValueError(f"labels={labels} must be non-empty and in [0, {num_classes})")
+        names = dataset_class_names(run.config.data) if num_classes > 0 else None
+        classes, listed = {"label": names}, "label"
+    if model.hparams.num_cond_frames:
+        return classes, listed, None
+    if multi:
+        return classes, listed, _multi_set_labels(model, classes, num_samples, requests)
+    return classes, listed, {"label": [labels[i % len(labels)] for i in range(num_samples)]}
+
+
+def _write_lists(out_dir: Path, lines: list[str], written: dict[str, list[int]], references: list[str],
+                 classes: dict[str, list[str] | None], listed: str, multi: bool) -> Path:
+    """``samples.txt`` and what goes beside it (see :func:`generate_to_folder`); returns ``samples.txt``."""
     list_file = out_dir / LIST_FILE
     list_file.write_text("\n".join(lines) + "\n")
     if references:  # the real clips whose first k frames were given: the ground truth of the continuation
@@ -264,8 +297,8 @@ def generate_to_folder(
         write_class_names(out_dir, classes[listed])
     if multi:  # one list per set, e.g. samples_digit.txt, for evaluate_videos.py --digit-labels
         paths = [line.rsplit(maxsplit=1)[0] for line in lines]
-        for name in sizes:
-            (out_dir / f"samples_{name}.txt").write_text("".join(f"{p} {v}\n" for p, v in zip(paths, written[name])))
+        for name, values in written.items():
+            (out_dir / f"samples_{name}.txt").write_text("".join(f"{p} {v}\n" for p, v in zip(paths, values)))
             if classes.get(name):
                 (out_dir / f"classes_{name}.txt").write_text("\n".join(classes[name]) + "\n")
     return list_file

@@ -114,6 +114,8 @@ class TimeSformer(nn.Module):
         ValueError: an unknown ``attention_type`` or a size that does not fit (named in the message).
     """
 
+    fsdp_units = (Block,)  # one FSDP unit per block (models/distributed.py)
+
     def __init__(
         self,
         img_size: int = 224,

@@ -120,6 +120,8 @@ class ViViT(nn.Module):
         ValueError: an unknown variant or activation, or sizes that do not fit (named in the message).
     """
 
+    fsdp_units = (EncoderBlock, FactorisedBlock)  # one FSDP unit per block (models/distributed.py)
+
     def __init__(self, img_size: int = 224, patch_size: int = 16, tubelet_size: int = 2, in_chans: int = 3,
                  num_classes: int = 400, num_frames: int = 32, embed_dim: int = 768, depth: int = 12,
                  num_heads: int = 12, mlp_ratio: float = 4.0, qkv_bias: bool = True, temporal_depth: int = 4,

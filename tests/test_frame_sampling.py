@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from data.sampling import clip_span, dense_indices, segment_indices, view_indices, view_starts
+from data.frame_sampling import clip_span, dense_indices, segment_indices, view_indices, view_starts
 
 
 def test_dense_eval_is_the_centred_clip():

@@ -29,10 +29,11 @@ from torch import nn
 
 from models.checkpointing import ExactResume
 from models.diffusion import labels as label_sets
+from models.diffusion.denoising import SAMPLERS, check_scheduler_config, sample_latents, training_target
 from models.diffusion.noise import NOISE_PRIORS, sample_noise
-from models.diffusion.sampling import SAMPLERS, check_scheduler_config, sample_latents, training_target
 from models.diffusion.video_io import DEFAULT_FPS, log_videos, to_uint8
 from models.optim import lightning_optimizers
+from models.run import register_run_kind
 
 TRAINABLE = ("all", "temporal")
 
@@ -98,6 +99,7 @@ def update_ema(ema: nn.Module, net: nn.Module, decay: float) -> None:
         ema_buffer.copy_(buffer)
 
 
+@register_run_kind("diffusion")
 class VideoDiffusion(ExactResume, pl.LightningModule):
     """DDPM training of a class-conditional video denoiser on autoencoder latents.
 
@@ -138,7 +140,7 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
         snr_gamma: Min-SNR-γ loss weighting (Hang et al., ICCV 2023): each clip's loss is weighted by
             ``min(SNR, γ) / SNR`` (ε-prediction) or ``min(SNR, γ) / (SNR + 1)`` (v-prediction), with SNR from
             ``diffusers.training_utils.compute_snr``; the paper uses γ = 5. None: the plain mean squared error.
-        sampling: defaults of :func:`models.diffusion.sampling.sample_latents` (``sampler``,
+        sampling: defaults of :func:`models.diffusion.denoising.sample_latents` (``sampler``,
             ``num_inference_steps``, ``guidance_scale``, ``eta``) for logged and scripted samples.
         num_log_samples: clips sampled and logged at the end of a validation epoch (0: none).
         log_every_n_epochs: sample every n-th validation epoch.
@@ -436,7 +438,7 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
                 label leaves it free), or None (unconditional; give ``num_samples``).
             num_samples: b when ``labels`` is None.
             cond_latents: float tensor (b c k h w), the clean first k = ``num_cond_frames`` latent frames, or None.
-            generator: seeds the sampler (see :func:`models.diffusion.sampling.sample_latents`).
+            generator: seeds the sampler (see :func:`models.diffusion.denoising.sample_latents`).
             progress: show a progress bar over the steps.
             **sampling: overrides of ``hparams.sampling`` (``sampler``, ``num_inference_steps``,
                 ``guidance_scale``, ``eta``).

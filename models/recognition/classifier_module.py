@@ -15,6 +15,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from models.checkpointing import ExactResume
 from models.optim import lightning_optimizers, weight_decay_groups
+from models.run import register_run_kind
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ def aggregate_views(logits: torch.Tensor, aggregation: str) -> torch.Tensor:
     raise ValueError(f"model.view_aggregation={aggregation!r} is not one of {VIEW_AGGREGATIONS}")
 
 
+@register_run_kind("classifier")
 class VideoClassifier(ExactResume, pl.LightningModule):
     """Cross-entropy training of a video classifier.
 

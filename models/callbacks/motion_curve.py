@@ -28,8 +28,9 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
+from data.compass import compass_angles
 from models.diffusion.labels import balanced_grid
-from models.metrics.motion import compass_angles, direction_hits, dominant_motion
+from models.metrics.motion import direction_hits, dominant_motion
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ class MotionCurve(pl.Callback):
     def _digit_model(self):
         if self._digits is None and self.digit_classifier:
             from models.metrics.identity import check_per_frame
-            from models.metrics.recognition import load_recognition_model
+            from models.recognition.scoring import load_recognition_model
 
             self._digits = load_recognition_model(self.digit_classifier)
             check_per_frame(self._digits)

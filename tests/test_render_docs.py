@@ -15,6 +15,12 @@ RECORD_ROWS = {
 MACHINE = {"cpu_cores": 2, "torch_threads": 2, "gpu": None, "fp32_matmul_peak_gflops": 207.6}
 
 
+@pytest.fixture(autouse=True)
+def fixed_peak(monkeypatch):
+    """The fp32 peak probe takes seconds on a loaded machine; a record written here says 123.4 GFLOP/s."""
+    monkeypatch.setattr(records, "matmul_peak", lambda *args, **kwargs: 123.4e9)
+
+
 def test_the_committed_docs_equal_what_the_records_render(capsys):
     """README.md and docs/*.md hold exactly the tables `make docs` renders from results/ (else: run `make docs`)."""
     assert render_docs.main(["--check"]) == 0, capsys.readouterr().out[-3000:]
@@ -101,6 +107,8 @@ def test_rows_come_from_an_evaluate_videos_report_with_their_intervals(tmp_path)
     assert records.main(["write", "cli", "--title", "t", "--command", "c", "--row", f"video stage={tmp_path / 'm.json'}",
                          "--value", "video stage:minutes=41.5", "--text", "video stage:target=>= 90 %",
                          "--results-dir", str(tmp_path / "r")]) == 0
-    row = records.load_records(tmp_path / "r")["cli"]["rows"]["video stage"]
+    record = records.load_records(tmp_path / "r")["cli"]
+    row = record["rows"]["video stage"]
     assert row["minutes"] == {"value": 41.5} and row["target"] == {"text": ">= 90 %"}
+    assert record["machine"]["fp32_matmul_peak_gflops"] == 123.4  # measured (here: the fixture) when written
     assert records.main(["write", "cli", "--title", "t", "--command", "c", "--row", "x=/nowhere.json"]) == 2

@@ -9,6 +9,7 @@
 #     VIDEO_ARGS="model.net.conv_stem_depth=2 model.net.final_conv=true" ROW=digits_conv bash scripts/generation_digits.sh
 # Every step is skipped when its output exists, so an interrupted run is resumed by running it again; each step
 # prints the time so far. Scores: outputs/gen/<ROW>/samples_metrics.{json,md}; image stage: outputs/gen/image/.
+# The last step writes the result record results/generation_<ROW>.json (docs/generation.md's ladder table).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -28,25 +29,28 @@ IMAGE=${IMAGE:-$GEN/image}
 OUT="$GEN/$ROW"
 start=$(date +%s)
 stamp() { echo "   ($(( $(date +%s) - start )) s so far)"; }
+# timed DIR CMD...: run a training step and keep its wall time in DIR/seconds.txt for the record
+timed() { local dir=$1; shift; local t0; t0=$(date +%s); "$@"; mkdir -p "$dir"; echo $(( $(date +%s) - t0 )) > "$dir/seconds.txt"; }
+minutes() { [[ -f "$1/seconds.txt" ]] && awk '{printf "%.1f", $1 / 60}' "$1/seconds.txt"; }
 common=(num_threads="$THREADS" data.root="$LATENTS" model.autoencoder_path="$AE/checkpoints/best.ckpt"
         callbacks.motion_curve.digit_classifier="$DIGITS" callbacks.progress_bar.refresh_rate=50)
 
-echo "== 1/9 building Moving MNIST direction (skipped when present)"
+echo "== 1/10 building Moving MNIST direction (skipped when present)"
 $PY scripts/make_moving_mnist.py --out "$DATA" --variant direction
 
-echo "== 2/9 the per-frame digit classifier that scores digits -> $DIGITS"
+echo "== 2/10 the per-frame digit classifier that scores digits -> $DIGITS"
 if [[ ! -f "$DIGITS" ]]; then
   $PY train.py experiment=mmnist_frame_digit hydra.run.dir="$(dirname "$(dirname "$DIGITS")")" num_threads="$THREADS"
 fi
 stamp
 
-echo "== 3/9 stage 1: frame autoencoder -> $AE"
-if [[ ! -f "$AE/checkpoints/best.ckpt" ]]; then
-  $PY train.py experiment=mmnist_autoencoder hydra.run.dir="$AE" test=false num_threads="$THREADS"
+echo "== 3/10 stage 1: frame autoencoder -> $AE"
+if [[ ! -f "$AE/train_metrics.json" ]]; then  # written when training ends; an interrupted run resumes (resume=auto)
+  timed "$AE" $PY train.py experiment=mmnist_autoencoder hydra.run.dir="$AE" test=false num_threads="$THREADS"
 fi
 stamp
 
-echo "== 4/9 what stage 1 keeps of shape: the digit classifier on reconstructions of the 1000 real test clips"
+echo "== 4/10 what stage 1 keeps of shape: the digit classifier on reconstructions of the 1000 real test clips"
 if [[ ! -f "$AE/reconstructions_digit_metrics.json" ]]; then
   $PY scripts/reconstruct_videos.py --autoencoder "$AE/checkpoints/best.ckpt" --videos "$DATA/test_digit.txt" \
     --out "$AE/reconstructions_digit" --grey --threads "$THREADS"
@@ -58,16 +62,16 @@ if [[ ! -f "$AE/reconstructions_digit_metrics.json" ]]; then
 fi
 stamp
 
-echo "== 5/9 latents of every clip, with their digit and direction -> $LATENTS"
+echo "== 5/10 latents of every clip, with their digit and direction -> $LATENTS"
 if [[ ! -f "$LATENTS/test.pt" ]]; then
   $PY scripts/cache_latents.py --autoencoder "$AE/checkpoints/best.ckpt" --out "$LATENTS" \
     --label-sets digit direction --num-threads "$THREADS"
 fi
 stamp
 
-echo "== 6/9 image stage: the DiT on single frames, asked for a digit -> $IMAGE"
-if [[ ! -f "$IMAGE/checkpoints/last.ckpt" ]]; then
-  $PY train.py experiment=mmnist_dit_image hydra.run.dir="$IMAGE" "${common[@]}" ${IMAGE_ARGS:-}
+echo "== 6/10 image stage: the DiT on single frames, asked for a digit -> $IMAGE"
+if [[ ! -f "$IMAGE/train_metrics.json" ]]; then
+  timed "$IMAGE" $PY train.py experiment=mmnist_dit_image hydra.run.dir="$IMAGE" "${common[@]}" ${IMAGE_ARGS:-}
 fi
 # the requested digit at guidance 1-4, NUM_SAMPLES images each (scales already scored are kept)
 NUM_SAMPLES=$NUM_SAMPLES STEPS=$STEPS THREADS=$THREADS DIGITS=$DIGITS \
@@ -76,23 +80,43 @@ $PY scripts/plot_curves.py "$IMAGE" --labels image --metric digit_accuracy --x s
   --title "image stage: digit accuracy of the curve's samples" --out "$IMAGE/curves.png"
 stamp
 
-echo "== 7/9 video stage: started from the image stage, asked for digit and direction -> $OUT/dit"
-if [[ ! -f "$OUT/dit/checkpoints/last.ckpt" ]]; then
-  $PY train.py experiment=mmnist_dit_digits hydra.run.dir="$OUT/dit" seed="$SEED" \
+echo "== 7/10 video stage: started from the image stage, asked for digit and direction -> $OUT/dit"
+if [[ ! -f "$OUT/dit/train_metrics.json" ]]; then
+  timed "$OUT/dit" $PY train.py experiment=mmnist_dit_digits hydra.run.dir="$OUT/dit" seed="$SEED" \
     model.init_from="$IMAGE/checkpoints/last.ckpt" "${common[@]}" ${VIDEO_ARGS:-}
 fi
 stamp
 
-echo "== 8/9 sampling $NUM_SAMPLES clips, every digit x direction equally often (guidance $GUIDANCE) -> $OUT/samples"
+echo "== 8/10 sampling $NUM_SAMPLES clips, every digit x direction equally often (guidance $GUIDANCE) -> $OUT/samples"
 $PY scripts/sample_videos.py --ckpt "$OUT/dit/checkpoints/last.ckpt" --num-samples "$NUM_SAMPLES" --steps "$VIDEO_STEPS" \
   --guidance-scale "$GUIDANCE" --out "$OUT/samples" --grey
 stamp
 
-echo "== 9/9 scoring: motion against the directions, digits and identity against the digits"
+echo "== 9/10 scoring: motion against the directions, digits and identity against the digits"
 $PY scripts/evaluate_videos.py --videos "$OUT/samples/samples.txt" --digit-labels "$OUT/samples/samples_digit.txt" \
   --digit-classifier "$DIGITS" --groups temporal accuracy --threads "$THREADS" --out "$OUT/samples_metrics.json"
 $PY scripts/plot_curves.py "$OUT/dit" --labels "$ROW" --metric flow_direction_accuracy digit_accuracy \
   identity_consistency --x step --target 0.9 --title "video stage ($ROW): 80 samples a point" --out "$OUT/curves.png"
+
+echo "== 10/10 the result record -> results/generation_$ROW.json"
+IMAGE_G=$([[ -f "$IMAGE/guidance_$GUIDANCE/samples_metrics.json" ]] && echo "$GUIDANCE" || echo 4)
+values=()
+for pair in "stage 1=$AE" "image stage=$IMAGE" "video stage=$OUT/dit"; do
+  m=$(minutes "${pair#*=}" || true)
+  [[ -n "$m" ]] && values+=(--value "${pair%%=*}:minutes=$m")
+done
+$PY scripts/records.py write "generation_$ROW" \
+  --title "The generator asked for a digit and a direction ($ROW): the ladder, rung by rung" \
+  --command "GUIDANCE=$GUIDANCE VIDEO_STEPS=$VIDEO_STEPS VIDEO_ARGS=\"${VIDEO_ARGS:-}\" IMAGE_ARGS=\"${IMAGE_ARGS:-}\" ROW=$ROW SEED=$SEED bash scripts/generation_digits.sh" \
+  --seeds "$SEED" --overrides ${VIDEO_ARGS:-} \
+  --row "real test clips=$AE/originals_digit_metrics.json" --row "stage 1=$AE/reconstructions_digit_metrics.json" \
+  --row "image stage=$IMAGE/guidance_$IMAGE_G/samples_metrics.json" --row "video stage=$OUT/samples_metrics.json" \
+  --text "real test clips:label=real test clips (1,000)" \
+  --text "stage 1:label=1. stage-1 reconstructions of the real test clips" --text "stage 1:target=≥ 95 %" \
+  --text "image stage:label=2. image stage, $NUM_SAMPLES images, guidance $IMAGE_G" --text "image stage:target=≥ 90 %" \
+  --text "video stage:label=3. video stage ($ROW${VIDEO_ARGS:+: $VIDEO_ARGS}), guidance $GUIDANCE" \
+  --text "video stage:target=≥ 90 % / ≥ 85 % / ≥ 95 %" "${values[@]}" \
+  --note "256 clips (every digit x direction equally often) or images from the EMA weights; minutes: training of each stage that ran in this invocation (stage 1 without its check)."
 
 echo
 echo "generation ($ROW) finished in $(( $(date +%s) - start )) s"

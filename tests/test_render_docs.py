@@ -112,3 +112,11 @@ def test_rows_come_from_an_evaluate_videos_report_with_their_intervals(tmp_path)
     assert row["minutes"] == {"value": 41.5} and row["target"] == {"text": ">= 90 %"}
     assert record["machine"]["fp32_matmul_peak_gflops"] == 123.4  # measured (here: the fixture) when written
     assert records.main(["write", "cli", "--title", "t", "--command", "c", "--row", "x=/nowhere.json"]) == 2
+
+
+def test_every_defined_table_is_shown_on_some_page():
+    """A table defined in render_docs but missing from every page means an edit dropped it (or it is dead code)."""
+    shown = {match.group("name") for path in render_docs.doc_files()
+             for match in render_docs.MARKER.finditer(path.read_text())}
+    assert set(render_docs.TABLES) | set(render_docs.GENERATED) <= shown, \
+        sorted((set(render_docs.TABLES) | set(render_docs.GENERATED)) - shown)

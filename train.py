@@ -70,24 +70,45 @@ def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     return {key: float(value) for key, value in metrics.items()}
 
 
-def config_differences(saved: DictConfig, current: DictConfig, prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two resolved configs, ignoring what may change on a restart."""
+def config_differences(saved: DictConfig, current: DictConfig, prefix: str = "",
+                       added: list[str] | None = None) -> list[str]:
+    """Dotted keys whose values differ between two resolved configs, ignoring what may change on a restart.
+
+    A key that only ``current`` has (one the code added after the run was saved) is not counted: it is appended to
+    ``added`` when given, so the caller can decide (see :func:`auto_resume_path`).
+    """
     keys = sorted(set(saved) | set(current), key=str)
     differences = []
     for key in keys:
         name = f"{prefix}{key}"
         if name in RESTART_KEYS:
             continue
+        if key not in saved and added is not None:
+            added.append(name)
+            continue
         a, b = saved.get(key), current.get(key)
         if isinstance(a, DictConfig) and isinstance(b, DictConfig):
-            differences += config_differences(a, b, f"{name}.")
+            differences += config_differences(a, b, f"{name}.", added)
         elif OmegaConf.to_container(OmegaConf.create({"v": a})) != OmegaConf.to_container(OmegaConf.create({"v": b})):
             differences.append(name)
     return differences
 
 
-def auto_resume_path(cfg: DictConfig) -> str | None:
+def command_line_keys() -> set[str]:
+    """The dotted keys the command line sets (Hydra's task overrides), or an empty set outside a Hydra run."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return set()
+    return {override.split("=", 1)[0].lstrip("+~") for override in HydraConfig.get().overrides.task}
+
+
+def auto_resume_path(cfg: DictConfig, overridden: set[str] | None = None) -> str | None:
     """``resume: auto``: the run folder's ``checkpoints/last.ckpt`` if it has one (an interrupted run), else None.
+
+    Keys the code added after the run was saved (absent from its ``config.yaml``) take their defaults, which keep
+    the old behaviour, and do not stop the resume; setting one on the command line (``overridden``, by default the
+    Hydra run's overrides) is a difference like any other.
 
     Raises:
         ValueError: ``resume`` is not ``auto``/``never``, or the folder's ``config.yaml`` was written by a run with a
@@ -102,11 +123,17 @@ def auto_resume_path(cfg: DictConfig) -> str | None:
     saved = Path(cfg.paths.output_dir) / "config.yaml"
     if saved.is_file():
         current = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
-        differences = config_differences(read_run_config(saved), current)
+        added: list[str] = []
+        differences = config_differences(read_run_config(saved), current, added=added)
+        overridden = command_line_keys() if overridden is None else overridden
+        differences += [key for key in added  # a new key, or a new section the command line sets a key of
+                        if any(key == o or o.startswith(f"{key}.") or key.startswith(f"{o}.") for o in overridden)]
         if differences:
             raise ValueError(f"{cfg.paths.output_dir} holds an interrupted run with a different config "
                              f"({', '.join(differences[:5])}); rerun with resume=never to overwrite it, or use "
                              f"another run folder")
+        if added:
+            log.info("resume=auto: keys added since the run was saved keep their defaults: %s", ", ".join(added[:10]))
     log.info("resume=auto: continuing the interrupted run from %s", last)
     return str(last)
 

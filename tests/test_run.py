@@ -137,3 +137,21 @@ def test_every_run_kind_is_registered_by_its_own_module_and_inherited_by_subclas
     with pytest.raises(ValueError, match="'segmenter' is none of"):
         register_run_kind("segmenter")
     assert set(RUN_KINDS.values()) <= {"classifier", "autoencoder", "diffusion"}
+
+
+def test_resume_auto_accepts_keys_added_since_the_run_was_saved_unless_the_command_sets_them(tiny_mmnist, tmp_path):
+    run = tmp_path / "run"
+    cfg = compose_config("train", [f"data.root={tiny_mmnist}", "data.generate=null", f"paths.output_dir={run}"])
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"")
+    saved = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    del saved.model["optimizer"]  # as if the code gained model.optimizer after this run was saved
+    saved.trainer.max_epochs = int(cfg.trainer.max_epochs) + 1  # ... and a real difference, checked below
+    OmegaConf.save(saved, run / "config.yaml")
+    with pytest.raises(ValueError, match=r"different config \(trainer.max_epochs\)"):
+        auto_resume_path(cfg, overridden=set())
+    saved.trainer.max_epochs = cfg.trainer.max_epochs
+    OmegaConf.save(saved, run / "config.yaml")
+    assert auto_resume_path(cfg, overridden=set()) == str(run / "checkpoints" / "last.ckpt")
+    with pytest.raises(ValueError, match=r"different config \(model.optimizer\)"):
+        auto_resume_path(cfg, overridden={"model.optimizer.lr"})

@@ -81,6 +81,7 @@ def results_listing() -> dict[str, tuple[int, int]]:
     return {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.iterdir())}
 
 
+@pytest.mark.slow  # the whole claims grid end to end, twice (resume): the fast suite's longest test by far
 def test_smoke_budget_runs_every_row_and_resumes(tmp_path, monkeypatch, capsys):
     claims = load("claims")
     records = load("records")

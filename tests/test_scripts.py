@@ -177,6 +177,7 @@ def results_listing() -> dict[str, tuple[int, int]]:
     return {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.iterdir())}
 
 
+@pytest.mark.slow  # two ViT-B processes
 def test_bench_memory_prints_both_configurations_and_the_ratio_and_records_them(tmp_path, capsys, monkeypatch):
     from scripts import bench_memory, records
 

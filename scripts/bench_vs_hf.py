@@ -141,14 +141,9 @@ def main(argv: list[str] | None = None) -> dict | None:
     record = record_name(args)
     info = None
     if record != "none":  # the machine, with its fp32 matmul peak measured now, with the children's threads
-        import torch
+        from scripts.records import machine_for_children
 
-        from scripts.records import machine
-
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        info = machine(threads=torch.get_num_threads())
-        print(f"fp32 matmul peak: {info['fp32_matmul_peak_gflops']} GFLOP/s ({info['torch_threads']} threads)")
+        info = machine_for_children(args.threads)
     runs: dict[str, list[dict]] = {config: [] for config in CONFIGS}
     for round_index in range(args.rounds):
         for config in CONFIGS:

@@ -73,6 +73,18 @@ def machine(peak_flops: float | None = None, threads: int | None = None) -> dict
             "fp32_matmul_peak_gflops": round(peak / 1e9, 1), "platform": platform.platform(terse=True)}
 
 
+def machine_for_children(threads: int | None) -> dict[str, Any]:
+    """:func:`machine` for a benchmark whose measurements run in child processes with ``threads`` torch threads
+    (None: torch's default): the peak is measured here, now, with those threads, and printed."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    info = machine(threads=torch.get_num_threads())
+    print(f"fp32 matmul peak: {info['fp32_matmul_peak_gflops']} GFLOP/s ({info['torch_threads']} threads)")
+    return info
+
+
 def git_commit(root: Path = ROOT) -> tuple[str | None, bool]:
     """``(HEAD commit, work tree dirty)``; ``(None, False)`` outside a git checkout."""
     try:

@@ -30,6 +30,7 @@ from torch import nn
 from models.checkpointing import ExactResume
 from models.diffusion import labels as label_sets
 from models.diffusion.denoising import SAMPLERS, check_scheduler_config, sample_latents, training_target
+from models.diffusion.dit import NEW_LABEL_INITS
 from models.diffusion.noise import NOISE_PRIORS, sample_noise
 from models.diffusion.video_io import DEFAULT_FPS, log_videos, to_uint8
 from models.optim import lightning_optimizers
@@ -119,6 +120,9 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
             weights initialise ``net`` and ``ema`` through :func:`models.diffusion.dit.image_to_video_state_dict`
             when training starts (``setup("fit")``, before a resumed run's checkpoint is restored), so the video
             model starts as the image model applied to every frame (Video LDM, AnimateDiff).
+        new_label_init: with ``init_from``, the table of a label set the image model lacks: ``"zero"`` (adds nothing
+            at step 0) or ``"normal"`` (the net's own N(0, ``label_embed_std``) table, so its classes differ from step
+            0; see :func:`models.diffusion.dit.image_to_video_state_dict`).
         trainable: ``"all"`` (every parameter of ``net``) or ``"temporal"``: only what a video model adds to an
             image model, the rest frozen (AnimateDiff's motion modules; see
             :meth:`models.diffusion.dit.VideoDiT.freeze_image_layers_`). Meant for ``init_from`` runs.
@@ -168,6 +172,7 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
         label_dropout: float | Mapping[str, float] = 0.1,
         conditioning: list[str] | None = None,
         init_from: str | None = None,
+        new_label_init: str = "zero",
         trainable: str = "all",
         num_cond_frames: int = 0,
         ema_decay: float = 0.999,
@@ -204,6 +209,8 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
         elif isinstance(num_classes, Mapping):
             raise ValueError(f"model.num_classes={dict(num_classes)} is per label set: name the sets in "
                              "model.conditioning")
+        if new_label_init not in NEW_LABEL_INITS:
+            raise ValueError(f"model.new_label_init={new_label_init!r} must be one of {NEW_LABEL_INITS}")
         if trainable not in TRAINABLE:
             raise ValueError(f"model.trainable={trainable!r} must be one of {TRAINABLE}")
         if not 0 <= num_cond_frames < num_frames:
@@ -394,7 +401,7 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
         # model.init_from: the image stage's weights, before Lightning restores a resumed run's checkpoint (setup
         # runs first), so a resumed run continues from its own weights. Loaded once per process.
         if stage == "fit" and self.hparams.init_from and not getattr(self, "_initialised_from", False):
-            weights = image_weights(self.hparams.init_from, self.net)
+            weights = image_weights(self.hparams.init_from, self.net, self.hparams.new_label_init)
             self.net.load_state_dict(weights, strict=True)
             self.ema.load_state_dict(weights, strict=True)
             self._initialised_from = True
@@ -489,7 +496,7 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
         log.info("epoch %d samples: %s", self.current_epoch, folder)
 
 
-def image_weights(path: str | Path, net: nn.Module) -> dict[str, torch.Tensor]:
+def image_weights(path: str | Path, net: nn.Module, new_label_init: str = "zero") -> dict[str, torch.Tensor]:
     """The EMA weights of an image-stage checkpoint, mapped onto ``net`` (see ``model.init_from``).
 
     Read with ``torch.load(weights_only=True)``: a checkpoint is data, never code.
@@ -508,6 +515,6 @@ def image_weights(path: str | Path, net: nn.Module) -> dict[str, torch.Tensor]:
     if not ema:
         raise ValueError(f"model.init_from={path}: no 'ema.*' weights; is it a stage-2 checkpoint of train.py?")
     try:
-        return image_to_video_state_dict(ema, net)
+        return image_to_video_state_dict(ema, net, new_label_init)
     except ValueError as error:
         raise ValueError(f"model.init_from={path}: {error}") from error

@@ -56,6 +56,7 @@ LAYOUTS = ("interleaved", "late_fusion", "divided", "split_heads", "joint", "spa
 TEMPORAL_POS_EMBEDS = ("none", "sincos", "learned")
 MIXERS = ("space", "time", "joint", "split_heads")
 TIMESTEP_INITS = ("dit", "torch")
+NEW_LABEL_INITS = ("zero", "normal")  # the table of a label set an image model lacks (image_to_video_state_dict)
 
 
 def sincos_1d(embed_dim: int, positions: torch.Tensor) -> torch.Tensor:
@@ -576,29 +577,37 @@ class VideoDiT(nn.Module):
         return out
 
 
-def image_to_video_state_dict(image_state: Mapping[str, torch.Tensor], video: VideoDiT) -> dict[str, torch.Tensor]:
+def image_to_video_state_dict(
+    image_state: Mapping[str, torch.Tensor], video: VideoDiT, new_label_init: str = "zero",
+) -> dict[str, torch.Tensor]:
     """Map the weights of an image DiT (``layout="space_only"``, one frame per token) onto a video DiT.
 
     The video model then starts as the image model applied to every frame (Video LDM, Blattmann et al. 2023,
     arXiv 2304.08818; AnimateDiff, arXiv 2307.04725; Open-Sora 1.0): spatial attention, MLPs, embeddings and the
     final layer are copied; what the image model lacks keeps the video model's own initialisation, which is an
     identity at step 0 when ``zero_init_temporal`` is on (temporal ``proj`` zero) and ``temporal_pos_embed`` is
-    ``none`` or ``learned`` (zero); label sets the image model was not conditioned on get zero tables, so they add
-    nothing until trained. Each ``divided`` block's adaLN rows are (space, time, MLP) × (shift, scale, gate); the
+    ``none`` or ``learned`` (zero). A label set the image model was not conditioned on gets a zero table with
+    ``new_label_init="zero"``, so it adds nothing at step 0; but then the loss's gradient is the same for every one
+    of its classes until something else in the model depends on them (measured: after 1,500 steps a direction
+    table started at zero had no effect on the loss), so ``"normal"`` keeps the video model's own
+    N(0, ``label_embed_std``) table instead, at the price of the step-0 identity. Each ``divided`` block's adaLN rows are (space, time, MLP) × (shift, scale, gate); the
     image block's are (space, MLP), so its rows are split around the video model's own temporal rows.
 
     Args:
         image_state: the image model's state dict (``VideoDiT`` keys, no prefix).
         video: the video model to fill (``layout`` ``divided`` or ``space_only``; its patch size, width, depth and
             heads equal the image model's).
+        new_label_init: ``"zero"`` or ``"normal"``, the table of a label set the image model lacks (see above).
 
     Returns:
         A complete state dict for ``video`` (load it with ``strict=True``).
 
     Raises:
-        ValueError: another layout, or keys or shapes that do not line up (named in the message), e.g. an image
-            model of another size or one with temporal layers.
+        ValueError: another layout, a bad ``new_label_init``, or keys or shapes that do not line up (named in the
+            message), e.g. an image model of another size or one with temporal layers.
     """
+    if new_label_init not in NEW_LABEL_INITS:
+        raise ValueError(f"new_label_init={new_label_init!r} must be one of {NEW_LABEL_INITS}")
     if video.layout not in ("divided", "space_only"):
         raise ValueError(f"image weights map onto layout 'divided' or 'space_only', not {video.layout!r}")
     if any(".temporal_attn." in key for key in image_state):
@@ -617,7 +626,8 @@ def image_to_video_state_dict(image_state: Mapping[str, torch.Tensor], video: Vi
             out[key] = value.clone()  # the video model's own (zero-output) initialisation
             continue
         if key.startswith("y_embedders.") and source not in image_state:
-            out[key] = torch.zeros_like(value)  # a label set the image model never saw: adds nothing at step 0
+            # a label set the image model never saw: adds nothing at step 0, or the video model's own N(0, std) table
+            out[key] = torch.zeros_like(value) if new_label_init == "zero" else value.clone()
             continue
         if source not in image_state:
             raise ValueError(f"the image state dict has no {source!r} for the video model's {key!r}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import json
 from pathlib import Path
 
 import pytest
@@ -119,6 +120,33 @@ def test_image_weights_start_the_video_model_as_the_image_model_on_every_frame(i
     # ... and the temporal layers are still trainable (their output projection gets a gradient)
     video(x, timesteps, {"digit": digits} if isinstance(image_sets, dict) else digits).square().mean().backward()
     assert video.blocks[0].temporal_attn.proj.weight.grad.abs().sum() > 0
+
+
+def test_new_label_init_normal_keeps_the_video_models_own_table_for_a_set_the_image_model_lacks():
+    torch.manual_seed(0)
+    image = randomise_(dit(num_frames=1, num_classes={"digit": 10}, layout="space_only", temporal_pos_embed="none"))
+    video = dit(num_frames=4, num_classes={"digit": 10, "direction": 8}, layout="divided", temporal_pos_embed="learned",
+                label_embed_std=1.0)
+    own = video.state_dict()["y_embedders.direction.embedding_table.weight"].clone()
+    zero = image_to_video_state_dict(image.state_dict(), video)
+    normal = image_to_video_state_dict(image.state_dict(), video, new_label_init="normal")
+    key = "y_embedders.direction.embedding_table.weight"
+    assert zero[key].abs().max() == 0 and torch.equal(normal[key], own)
+    assert abs(normal[key].std().item() - 1.0) < 0.2  # N(0, label_embed_std), one row per class and the null row
+    for name in zero:  # everything else is mapped the same way
+        if name != key:
+            assert torch.equal(zero[name], normal[name]), name
+    # the directions now change the output at step 0 (with zero tables they do not)
+    x, timesteps, digits = torch.randn(2, 4, 4, 8, 8), torch.tensor([100, 700]), torch.tensor([3, 3])
+    outputs = {}
+    for init, state in (("zero", zero), ("normal", normal)):
+        video.load_state_dict(state, strict=True)
+        with torch.no_grad():
+            east, west = (video(x, timesteps, {"digit": digits, "direction": torch.tensor([d, d])}) for d in (0, 4))
+        outputs[init] = (east - west).abs().max().item()
+    assert outputs["zero"] == 0 and outputs["normal"] > 1e-3
+    with pytest.raises(ValueError, match="new_label_init='ones' must be one of"):
+        image_to_video_state_dict(image.state_dict(), video, new_label_init="ones")
 
 
 def test_image_weights_that_do_not_fit_raise_with_the_key():
@@ -243,6 +271,18 @@ def test_image_stage_then_video_model_asked_for_digit_and_direction(tmp_path, ti
     with pytest.raises(ValueError, match="not a class"):
         generate_to_folder(video_run / "checkpoints" / "last.ckpt", tmp_path / "bad", num_samples=1, steps=2,
                            progress=False, requests=[{"direction": "up"}])
+
+    # what the run uses: scripts/loss_probe.py on its latent cache, with a result record
+    from scripts import loss_probe
+
+    assert loss_probe.main([str(video_run), "--num-clips", "8", "--bands", "2", "--out", str(tmp_path / "probe.json"),
+                            "--record", "probe_test", "--results-dir", str(tmp_path / "results")]) == 0
+    probe = json.loads((tmp_path / "probe.json").read_text())["loss"]
+    record = json.loads((tmp_path / "results" / "probe_test.json").read_text())
+    assert list(probe) == ["as given", "digit null", "digit wrong", "direction null", "direction wrong",
+                           "temporal attention off", "frames reversed"]
+    assert record["rows"]["video: as given"]["ratio 0-500"]["value"] == 1.0
+    assert record["rows"]["video: digit wrong"]["loss 500-1000"]["value"] == probe["digit wrong"]["500-1000"]
 
 
 def test_conditioning_and_class_counts_must_agree():
@@ -370,3 +410,6 @@ def test_trainable_temporal_needs_temporal_layers():
     with pytest.raises(InstantiationException, match="model.trainable='frozen' must be one of"):
         instantiate(compose_config("train", ["experiment=mmnist_dit_digits", "model.init_from=null",
                                              "model.net.depth=2", "model.trainable=frozen"]).model)
+    with pytest.raises(InstantiationException, match="model.new_label_init='random' must be one of"):
+        instantiate(compose_config("train", ["experiment=mmnist_dit_digits", "model.init_from=null",
+                                             "model.net.depth=2", "model.new_label_init=random"]).model)

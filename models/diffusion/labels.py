@@ -48,6 +48,13 @@ def concat(first: Labels, second: Labels) -> Labels:
     return {name: torch.cat([first[name], second[name]]) for name in first}
 
 
+def select(labels: Labels, index: slice | torch.Tensor) -> Labels:
+    """The labels of the clips ``index`` picks (a slice or an index tensor along the batch axis)."""
+    if torch.is_tensor(labels):
+        return labels[index]
+    return {name: value[index] for name, value in labels.items()}
+
+
 def to_device(labels: Labels | None, device: torch.device | str) -> Labels | None:
     """Move labels (or None) to ``device``."""
     if labels is None or torch.is_tensor(labels):

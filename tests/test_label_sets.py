@@ -284,6 +284,28 @@ def test_image_stage_then_video_model_asked_for_digit_and_direction(tmp_path, ti
     assert record["rows"]["video: as given"]["ratio 0-500"]["value"] == 1.0
     assert record["rows"]["video: digit wrong"]["loss 500-1000"]["value"] == probe["digit wrong"]["500-1000"]
 
+    # --step0 builds the run's net as it started: the image run's EMA weights exactly, temporal outputs at zero
+    from models.run import load_run
+
+    step0_net = loss_probe.step0_net(load_run(video_run, "last.ckpt"), "zero", seed=0).state_dict()
+    assert torch.equal(step0_net["blocks.0.attn.qkv.weight"], image["blocks.0.attn.qkv.weight"])
+    assert not step0_net["blocks.0.temporal_attn.proj.weight"].any()
+    assert not torch.equal(video.net.state_dict()["blocks.0.attn.qkv.weight"], image["blocks.0.attn.qkv.weight"])
+    # --step0: the run as it started is the image model on every frame (temporal layers at zero output, no frame
+    # index), so neither temporal attention nor frame order changes its loss, and with a zero direction table
+    # neither does the direction
+    for init in ("zero", "normal"):
+        out = tmp_path / f"step0_{init}.json"
+        assert loss_probe.main([str(video_run), "--step0", "--new-label-init", init, "--num-clips", "8", "--bands", "2",
+                                "--out", str(out)]) == 0
+        step0 = json.loads(out.read_text())["loss"]
+        for name in ("temporal attention off", "frames reversed") + (("direction wrong",) if init == "zero" else ()):
+            assert step0[name] == pytest.approx(step0["as given"], rel=1e-5), (init, name)
+    with pytest.raises(SystemExit, match="with --step0 only"):
+        loss_probe.main([str(video_run), "--new-label-init", "zero"])
+    with pytest.raises(SystemExit, match="needs a run started from an image stage"):
+        loss_probe.main([str(image_run), "--step0"])
+
 
 def test_conditioning_and_class_counts_must_agree():
     from hydra.errors import InstantiationException

@@ -196,8 +196,8 @@ TABLES: dict[str, Table] = {
         _pct("digit_accuracy", "digit_accuracy"), _pct("identity_consistency", "identity_consistency"),
         _pct("flow_direction_accuracy", "flow_direction_accuracy"), Column("target", "target", "text")),
         rows=("real test clips", "video stage")),
-    "loss_probe": Table("loss_probe_*", "run: input", tuple(
-        Column(f"t in [{lo}, {lo + 200})", f"ratio {lo}-{lo + 200}", "f2") for lo in range(0, 1000, 200))),
+    "loss_probe": Table("loss_probe_*", "run: input", (Column("loss, t in [0, 200)", "loss 0-200", "f4"),) + tuple(
+        Column(f"ratio, t in [{lo}, {lo + 200})", f"ratio {lo}-{lo + 200}", "f2") for lo in range(0, 1000, 200))),
     "generation_image_guidance": Table("generation_image_guidance", "image stage", (
         _pct("digit_accuracy (requested digit)", "digit_accuracy", bold=True),)),
     "generation_job_time": Table("generation_job_time", "step", (

@@ -198,7 +198,7 @@ TABLES: dict[str, Table] = {
         rows=("real test clips", "video stage")),
     "loss_probe": Table("loss_probe_*", "run: input", (Column("loss, t in [0, 200)", "loss 0-200", "f4"),) + tuple(
         Column(f"ratio, t in [{lo}, {lo + 200})", f"ratio {lo}-{lo + 200}", "f2") for lo in range(0, 1000, 200))),
-    "generation_image_guidance": Table("generation_image_guidance", "image stage", (
+    "generation_image_guidance": Table("generation_image_*", "image stage", (
         _pct("digit_accuracy (requested digit)", "digit_accuracy", bold=True),)),
     "generation_job_time": Table("generation_job_time", "step", (
         Column("seconds", "seconds", "int"), Column("budget", "budget", "text"))),

@@ -174,22 +174,23 @@ class Run:
         """The checkpoint's full state dict, read with ``weights_only=True``."""
         return load_state_dict(self.ckpt)
 
-    def net_weights(self) -> dict[str, torch.Tensor]:
-        """The network's weights: the ``net.*`` entries of the state dict with the prefix removed.
+    def net_weights(self, prefix: str = NET_PREFIX) -> dict[str, torch.Tensor]:
+        """The network's weights: the ``prefix`` entries of the state dict with the prefix removed (``"net."``, or
+        ``"ema."`` for a diffusion run's EMA copy).
 
         Raises:
-            ValueError: the checkpoint holds no ``net.*`` entry.
+            ValueError: the checkpoint holds no ``prefix`` entry.
         """
         state = self.state_dict()
-        weights = {key[len(NET_PREFIX):]: value for key, value in state.items() if key.startswith(NET_PREFIX)}
+        weights = {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
         if not weights:
-            raise ValueError(f"{self.ckpt}: no '{NET_PREFIX}*' weights (first keys: {list(state)[:3]})")
+            raise ValueError(f"{self.ckpt}: no '{prefix}*' weights (first keys: {list(state)[:3]})")
         return weights
 
-    def build_net(self) -> nn.Module:
-        """``model.net`` of the config, with the checkpoint's weights loaded strictly, in eval mode."""
+    def build_net(self, prefix: str = NET_PREFIX) -> nn.Module:
+        """``model.net`` of the config, with the checkpoint's ``prefix`` weights loaded strictly, in eval mode."""
         net = instantiate(self.config.model.net)
-        net.load_state_dict(self.net_weights(), strict=True)
+        net.load_state_dict(self.net_weights(prefix), strict=True)
         return net.eval()
 
     def build_module(self, **model_overrides) -> nn.Module:

@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         labels = dataset.labels[:n].long() if int(model.num_classes) > 0 else None
     if args.new_label_init and not args.step0:
         raise SystemExit("--new-label-init applies with --step0 only")
-    net = step0_net(run, args.new_label_init, args.seed) if args.step0 else ema_net(run)
+    net = step0_net(run, args.new_label_init, args.seed) if args.step0 else run.build_net(prefix="ema.")
     num_train = int(model.noise_scheduler.get("num_train_timesteps", 1000))
     edges = [round(i * num_train / args.bands) for i in range(args.bands + 1)]
     results = loss_probe(net, dict(model.noise_scheduler), latents, labels, bands=tuple(zip(edges, edges[1:])),
@@ -88,14 +88,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.record:
         print(f"wrote {write_probe_record(args, run, results, n, cache)}")
     return 0
-
-
-def ema_net(run) -> torch.nn.Module:
-    """The run's ``model.net`` with the checkpoint's EMA weights, in eval mode."""
-    net = run.build_net()
-    state = run.state_dict()
-    net.load_state_dict({key[len("ema."):]: value for key, value in state.items() if key.startswith("ema.")})
-    return net
 
 
 def step0_net(run, new_label_init: str | None, seed: int) -> torch.nn.Module:

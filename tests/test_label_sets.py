@@ -287,6 +287,8 @@ def test_image_stage_then_video_model_asked_for_digit_and_direction(tmp_path, ti
     # --step0 builds the run's net as it started: the image run's EMA weights exactly, temporal outputs at zero
     from models.run import load_run
 
+    ema_net = load_run(video_run, "last.ckpt").build_net(prefix="ema.").state_dict()  # what the probe reads
+    assert torch.equal(ema_net["blocks.0.attn.qkv.weight"], video.ema.state_dict()["blocks.0.attn.qkv.weight"])
     step0_net = loss_probe.step0_net(load_run(video_run, "last.ckpt"), "zero", seed=0).state_dict()
     assert torch.equal(step0_net["blocks.0.attn.qkv.weight"], image["blocks.0.attn.qkv.weight"])
     assert not step0_net["blocks.0.temporal_attn.proj.weight"].any()

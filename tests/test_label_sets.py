@@ -149,6 +149,50 @@ def test_new_label_init_normal_keeps_the_video_models_own_table_for_a_set_the_im
         image_to_video_state_dict(image.state_dict(), video, new_label_init="ones")
 
 
+def test_temporal_label_sets_reach_only_the_temporal_attentions():
+    torch.manual_seed(0)
+    sets = {"digit": 10, "direction": 8}
+    image = randomise_(dit(num_frames=1, num_classes={"digit": 10}, layout="space_only", temporal_pos_embed="none"))
+    video = dit(num_frames=4, num_classes=sets, layout="divided", temporal_pos_embed="learned",
+                temporal_label_sets=["direction"])
+    video.load_state_dict(image_to_video_state_dict(image.state_dict(), video, new_label_init="normal"), strict=True)
+    x, timesteps, digits = torch.randn(3, 4, 4, 8, 8), torch.tensor([10, 500, 990]), torch.tensor([1, 2, 3])
+    per_frame = torch.cat([image(x[:, :, k : k + 1], timesteps, {"digit": digits}) for k in range(4)], dim=2)
+    for direction in (0, 5):  # a random direction table, yet at step 0 the image model on every frame, exactly
+        out = video(x, timesteps, {"digit": digits, "direction": torch.full((3,), direction)})
+        assert torch.allclose(out, per_frame, atol=1e-6)
+    # a few SGD steps later the direction table learns, each class its own way (no zero-table saddle)
+    table = video.y_embedders["direction"].embedding_table.weight
+    optimizer = torch.optim.SGD(video.parameters(), lr=0.5)
+    for _ in range(3):
+        optimizer.zero_grad()
+        video(x, timesteps, {"digit": digits, "direction": torch.tensor([0, 1, 2])}).sub(x).square().mean().backward()
+        optimizer.step()
+    assert (table.grad[0] - table.grad[1]).abs().max() > 1e-6 and table.grad[3:].abs().max() == 0
+    # with every weight moved off its init but the temporal projections zero, the direction changes nothing ...
+    randomise_(video)
+    with torch.no_grad():
+        for block in video.blocks:
+            block.temporal_attn.proj.weight.zero_()
+            block.temporal_attn.proj.bias.zero_()
+        east, west = (video(x, timesteps, {"digit": digits, "direction": torch.full((3,), d)}) for d in (0, 4))
+    assert torch.equal(east, west)
+    # ... whereas a model whose direction reaches every layer (DiT's summed c) with the same weights depends on it
+    summed = dit(num_frames=4, num_classes=sets, layout="divided", temporal_pos_embed="learned")
+    summed.load_state_dict(video.state_dict())
+    with torch.no_grad():
+        assert (summed(x, timesteps, {"digit": digits, "direction": torch.full((3,), 0)}) - east).abs().max() > 1e-3
+        # and a zero direction table makes the two models one and the same
+        table.zero_(), summed.y_embedders["direction"].embedding_table.weight.zero_()
+        randomise_(video.blocks[0].temporal_attn), summed.load_state_dict(video.state_dict())
+        labels = {"digit": digits, "direction": torch.tensor([0, 3, 8])}
+        assert torch.allclose(video(x, timesteps, labels), summed(x, timesteps, labels), atol=1e-6)
+    with pytest.raises(ValueError, match=r"temporal_label_sets \['speed'\] are not among"):
+        dit(num_classes=sets, temporal_label_sets=["speed"])
+    with pytest.raises(ValueError, match="needs separate temporal attentions"):
+        dit(num_classes=sets, layout="space_only", temporal_label_sets=["direction"])
+
+
 def test_image_weights_that_do_not_fit_raise_with_the_key():
     image = dit(num_frames=1, num_classes={"digit": 10}, layout="space_only", temporal_pos_embed="none")
     with pytest.raises(ValueError, match="not 'interleaved'"):

@@ -36,7 +36,7 @@ knows each frame's index but still never mixes frames; set ``temporal_pos_embed=
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 from diffusers.models.embeddings import (
@@ -189,20 +189,25 @@ class DiTBlock(nn.Module):
             return rearrange(out, "b (t n) d -> b t n d", t=t)
         return self.attn(x)  # split_heads: (b t n d)
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, c: torch.Tensor, c_temporal: torch.Tensor | None = None) -> torch.Tensor:
         """Apply the block.
 
         Args:
             x: tokens (b t n d).
             c: conditioning (b d).
+            c_temporal: conditioning (b d) of the temporal sublayer's (shift, scale, gate) only; ``None``: ``c``
+                (see ``VideoDiT``'s ``temporal_label_sets``).
 
         Returns:
             Tokens (b t n d).
         """
         k = 3 * (len(self.mixers) + 1)
         mod = rearrange(self.adaLN_modulation(c), "b (k d) -> k b 1 1 d", k=k)  # (k b 1 1 d)
+        if c_temporal is not None and "time" in self.mixers:
+            mod_temporal = rearrange(self.adaLN_modulation(c_temporal), "b (k d) -> k b 1 1 d", k=k)  # (k b 1 1 d)
         for i, mixer in enumerate(self.mixers):
-            shift, scale, gate = mod[3 * i : 3 * i + 3]  # each (b 1 1 d)
+            source = mod_temporal if mixer == "time" and c_temporal is not None else mod
+            shift, scale, gate = source[3 * i : 3 * i + 3]  # each (b 1 1 d)
             x = x + gate * self._mix(mixer, modulate(self.norm1(x), shift, scale))  # (b t n d)
         shift, scale, gate = mod[-3:]  # each (b 1 1 d)
         return x + gate * self.mlp(modulate(self.norm2(x), shift, scale))  # (b t n d)
@@ -314,6 +319,14 @@ class VideoDiT(nn.Module):
             learned ``temp_embed`` gives the order only as fast as it is learned). No parameters: the state dict is
             unchanged. Only layouts with separate temporal attentions (``divided``, ``interleaved``,
             ``late_fusion``).
+        temporal_label_sets: label sets (names of ``num_classes``'s mapping, e.g. ``["direction"]``) that condition
+            only the temporal attentions: each block's spatial attention, MLP and the final layer get
+            c = t_emb + the other sets' rows, and only the temporal sublayer's (shift, scale, gate) also get these
+            sets' rows. A video model started from an image stage then gives its image layers at step 0 exactly the
+            conditioning they were trained on, however its new table (e.g. the direction) is initialised, while
+            the temporal layers can read it (the motion module's own condition, as AnimateDiff's motion modules
+            and Video LDM's temporal layers learn what the frozen image layers do not see). Empty: every set
+            reaches every layer (DiT's summed ``c``).
 
     Raises:
         ValueError: an unknown ``layout`` or ``temporal_pos_embed``, or sizes that do not fit (named in the message).
@@ -343,6 +356,7 @@ class VideoDiT(nn.Module):
         conv_stem_depth: int = 0,
         final_conv: bool = False,
         temporal_rope: bool = False,
+        temporal_label_sets: Sequence[str] = (),
     ) -> None:
         super().__init__()
         if temporal_rope and layout not in ("divided", "interleaved", "late_fusion"):
@@ -367,6 +381,15 @@ class VideoDiT(nn.Module):
         if num_frames < 1 or depth < 1 or min(counts, default=-1) < 0:
             raise ValueError(f"need num_frames >= 1, depth >= 1, num_classes >= 0 (and at least one label set); got "
                              f"num_frames={num_frames}, depth={depth}, num_classes={num_classes}")
+        temporal_label_sets = tuple(temporal_label_sets or ())
+        if temporal_label_sets:
+            unknown = sorted(set(temporal_label_sets) - set(label_sets or {}))
+            if unknown:
+                raise ValueError(f"temporal_label_sets {unknown} are not among the label sets "
+                                 f"{sorted(label_sets or {})} of num_classes={num_classes}")
+            if layout not in ("divided", "interleaved", "late_fusion"):
+                raise ValueError(f"temporal_label_sets needs separate temporal attentions (divided, interleaved, "
+                                 f"late_fusion), not layout={layout!r}")
         if embed_dim % 4:
             raise ValueError(f"embed_dim={embed_dim} must be divisible by 4 (2D sin-cos position embedding)")
         if layout in ("interleaved", "late_fusion") and depth % 2:
@@ -380,6 +403,7 @@ class VideoDiT(nn.Module):
         self.null_label = self.num_classes  # the row after the last class, per set
         self.layout = layout
         self.grad_checkpointing = grad_checkpointing
+        self.temporal_label_sets = temporal_label_sets
         self.grid_size = (input_size // patch_size, input_size // patch_size)
 
         stem_width = embed_dim // 2
@@ -496,8 +520,9 @@ class VideoDiT(nn.Module):
         return masked
 
     def embed_labels(self, labels: torch.Tensor | Mapping[str, torch.Tensor] | None, b: int,
-                     device: torch.device) -> torch.Tensor:
+                     device: torch.device, sets: Sequence[str] | None = None) -> torch.Tensor:
         """The summed label embedding (b d); a set missing from ``labels`` (or ``labels=None``) gets its null row.
+        ``sets`` (a multi-set model only) sums just those sets' rows; ``None``: every set.
 
         Raises:
             ValueError: a label tensor of the wrong shape, a dict for a single-set model (or a tensor for a
@@ -517,14 +542,18 @@ class VideoDiT(nn.Module):
         unknown = set(labels) - set(self.y_embedders)
         if unknown:
             raise ValueError(f"label sets {sorted(unknown)} are not among the model's {list(self.y_embedders)}")
-        out = 0
+        out = None
         for name, embedder in self.y_embedders.items():
+            if sets is not None and name not in sets:
+                continue
             value = labels.get(name)
             if value is None:
                 value = torch.full((b,), self.null_label[name], dtype=torch.long, device=device)
             if value.shape != (b,):
                 raise ValueError(f"labels[{name!r}] has shape {tuple(value.shape)}, expected ({b},)")
-            out = out + embedder(value)  # (b d)
+            out = embedder(value) if out is None else out + embedder(value)  # (b d)
+        if out is None:  # ``sets`` named none of the model's sets
+            return torch.zeros(b, self.pos_embed.shape[-1], device=device, dtype=self.pos_embed.dtype)
         return out
 
     def forward(
@@ -564,9 +593,15 @@ class VideoDiT(nn.Module):
         tokens = tokens + self.pos_embed[:, None]  # (b t' n d)
         if self.temp_embed is not None:
             tokens = tokens + self.temp_embed[:, :, None]  # (b t' n d)
-        c = self.t_embedder(timesteps) + self.embed_labels(labels, b, x.device)  # (b d)
+        c_temporal = None
+        if self.temporal_label_sets:  # the image layers' c lacks them; the temporal sublayers' c adds them
+            spatial_sets = [name for name in self.y_embedders if name not in self.temporal_label_sets]
+            c = self.t_embedder(timesteps) + self.embed_labels(labels, b, x.device, sets=spatial_sets)  # (b d)
+            c_temporal = c + self.embed_labels(labels, b, x.device, sets=self.temporal_label_sets)  # (b d)
+        else:
+            c = self.t_embedder(timesteps) + self.embed_labels(labels, b, x.device)  # (b d)
         for block in self.blocks:
-            tokens = run_block(block, tokens, c, checkpointing=self.grad_checkpointing)  # (b t' n d)
+            tokens = run_block(block, tokens, c, c_temporal, checkpointing=self.grad_checkpointing)  # (b t' n d)
         out = self.final_layer(tokens, c)  # (b t' n (k p p c))
         p, k = self.patch_size, self.tubelet_size
         out = rearrange(out, "b t (gh gw) (k p1 p2 c) -> b c (t k) (gh p1) (gw p2)",

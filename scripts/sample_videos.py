@@ -7,6 +7,7 @@ Examples:
     # a model conditioned on label sets (model.conditioning=[digit,direction]): ask for "a 7 moving NE"
     python scripts/sample_videos.py --ckpt CKPT --num-samples 4 --digit 7 --direction NE --out a_seven_moving_ne
     python scripts/sample_videos.py --ckpt CKPT --num-samples 256 --out grid      # every digit x direction, balanced
+    python scripts/sample_videos.py --ckpt CKPT --num-samples 256 --guidance-scale digit=4,direction=1 --out grid_g41
     python scripts/sample_videos.py --ckpt CKPT --num-samples 8 --labels-file requests.txt --out requested
 
 Writes ``OUT/videos/00000.mp4 ...``, ``OUT/samples.txt`` (``videos/00000.mp4 label`` per line, the list format of
@@ -33,6 +34,20 @@ from models.diffusion.generate import generate_to_folder, read_label_requests
 from models.diffusion.video_io import GRID_FILE
 
 
+def guidance_scale(text: str) -> float | dict[str, float]:
+    """``"4"`` -> 4.0; ``"digit=4,direction=1"`` -> ``{"digit": 4.0, "direction": 1.0}`` (order kept)."""
+    if "=" not in text:
+        return float(text)
+    scales = {}
+    for item in text.split(","):
+        name, _, value = item.partition("=")
+        if not name or not value:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected a number or set=scale pairs such as "
+                                             "digit=4,direction=1")
+        scales[name.strip()] = float(value)
+    return scales
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ckpt", required=True, help="checkpoint of a train.py experiment=mmnist_dit run")
@@ -41,7 +56,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--labels", type=int, nargs="+", help="classes to cycle through (default: all)")
     parser.add_argument("--steps", type=int, help="denoising steps (default: the run's model.sampling)")
     parser.add_argument("--sampler", choices=("ddim", "ddpm"), help="default: the run's model.sampling")
-    parser.add_argument("--guidance-scale", type=float, help="classifier-free guidance scale (1: off)")
+    parser.add_argument("--guidance-scale", type=guidance_scale,
+                        help="classifier-free guidance scale (1: off), or one per label set in the order they are "
+                             "applied, e.g. digit=4,direction=1 (nested guidance, InstructPix2Pix)")
     parser.add_argument("--eta", type=float, help="DDIM eta in [0, 1] (ddim only)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=16)

@@ -193,6 +193,44 @@ def test_temporal_label_sets_reach_only_the_temporal_attentions():
         dit(num_classes=sets, layout="space_only", temporal_label_sets=["direction"])
 
 
+def test_a_guidance_scale_per_label_set_is_nested_guidance():
+    from models.diffusion.denoising import guided_prediction
+
+    torch.manual_seed(0)
+    net = randomise_(dit(num_classes={"digit": 10, "direction": 8})).eval()
+    x, timesteps = torch.randn(2, 4, 4, 8, 8), torch.tensor([30, 600])
+    labels = {"digit": torch.tensor([3, 7]), "direction": torch.tensor([1, 6])}
+    null = {"digit": torch.tensor([10, 10]), "direction": torch.tensor([8, 8])}
+    with torch.no_grad():  # the slow reference: each prediction on its own (InstructPix2Pix eq. 3)
+        e0 = net(x, timesteps, null)
+        e1 = net(x, timesteps, {"digit": labels["digit"], "direction": null["direction"]})
+        e2 = net(x, timesteps, labels)
+        nested = guided_prediction(net, x, timesteps, labels, {"digit": 4.0, "direction": 1.5})
+        assert torch.allclose(nested, e0 + 4.0 * (e1 - e0) + 1.5 * (e2 - e1), atol=1e-5)
+        reverse = guided_prediction(net, x, timesteps, labels, {"direction": 4.0, "digit": 1.5})  # order matters
+        e1_dir = net(x, timesteps, {"digit": null["digit"], "direction": labels["direction"]})
+        assert torch.allclose(reverse, e0 + 4.0 * (e1_dir - e0) + 1.5 * (e2 - e1_dir), atol=1e-5)
+        joint = guided_prediction(net, x, timesteps, labels, 3.0)  # equal scales telescope to joint guidance
+        assert torch.allclose(guided_prediction(net, x, timesteps, labels, {"digit": 3.0, "direction": 3.0}), joint,
+                              atol=1e-5)
+        assert torch.equal(guided_prediction(net, x, timesteps, labels, {"digit": 1, "direction": 1}), e2)
+    with pytest.raises(ValueError, match="one scale for every set"):
+        guided_prediction(net, x, timesteps, labels, {"digit": 4.0})
+    with pytest.raises(ValueError, match="several label sets"):
+        guided_prediction(net, x, timesteps, labels["digit"], {"digit": 4.0})
+
+
+def test_sample_videos_reads_a_guidance_scale_per_set():
+    from scripts.sample_videos import parse_args
+
+    base = ["--ckpt", "c", "--num-samples", "1", "--out", "o", "--guidance-scale"]
+    scales = parse_args([*base, "digit=4,direction=1"]).guidance_scale
+    assert scales == {"digit": 4.0, "direction": 1.0} and list(scales) == ["digit", "direction"]
+    assert parse_args([*base, "2.5"]).guidance_scale == 2.5
+    with pytest.raises(SystemExit):
+        parse_args([*base, "digit=,direction=1"])
+
+
 def test_image_weights_that_do_not_fit_raise_with_the_key():
     image = dit(num_frames=1, num_classes={"digit": 10}, layout="space_only", temporal_pos_embed="none")
     with pytest.raises(ValueError, match="not 'interleaved'"):

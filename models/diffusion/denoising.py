@@ -21,15 +21,17 @@ covariance C is the right noise in the original coordinates. ``tests/test_diffus
 denoiser of Gaussian data and recovers its mean, variance and independent frames for every prior.
 
 Classifier-free guidance (Ho & Salimans 2022): ``uncond + s·(cond − uncond)`` from one batched forward pass over
-``[labels, null labels]``. Frame conditioning: the clean first ``k`` latent frames replace those of the sample before
+``[labels, null labels]``. With several label sets a scale per set (``{"digit": 4, "direction": 1}``) guides them
+one after another, as InstructPix2Pix's two guidance scales (Brooks et al. 2023, arXiv 2211.09800, eq. 3). Frame conditioning: the clean first ``k`` latent frames replace those of the sample before
 every network call and after the last step, as they were given clean in training.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Union
 
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler
@@ -94,12 +96,33 @@ def training_target(
     return noise
 
 
+GuidanceScale = Union[float, Mapping[str, float]]
+
+
+def check_guidance_scale(guidance_scale: GuidanceScale, labels: label_sets.Labels | None) -> None:
+    """Raise ``ValueError`` unless ``guidance_scale`` fits ``labels``: a number, or (several label sets) one scale
+    for every set of ``labels``, each a finite number, named in the message when it does not fit."""
+    if not isinstance(guidance_scale, Mapping):
+        if labels is None and guidance_scale != 1.0:
+            raise ValueError(f"guidance_scale={guidance_scale} needs labels (classifier-free guidance is conditional)")
+        return
+    if labels is None or torch.is_tensor(labels):
+        raise ValueError(f"guidance_scale={dict(guidance_scale)}: a scale per label set needs a model conditioned on "
+                         "several label sets (labels {set: (b,)})")
+    if set(guidance_scale) != set(labels):
+        raise ValueError(f"guidance_scale names the sets {sorted(guidance_scale)}, the labels are "
+                         f"{sorted(labels)}: give one scale for every set")
+    bad = {name: value for name, value in guidance_scale.items() if not math.isfinite(float(value))}
+    if bad:
+        raise ValueError(f"guidance_scale {bad} must be finite numbers")
+
+
 def guided_prediction(
     net: nn.Module,
     x_noisy: torch.Tensor,
     timesteps: torch.Tensor,
     labels: label_sets.Labels | None,
-    guidance_scale: float = 1.0,
+    guidance_scale: GuidanceScale = 1.0,
 ) -> torch.Tensor:
     """Network output with classifier-free guidance.
 
@@ -110,11 +133,36 @@ def guided_prediction(
         labels: int64 tensor (b,) of class indices, ``{set: int64 (b,)}`` (several label sets), or None
             (unconditional: the null label).
         guidance_scale: s; 1 is the plain conditional prediction (one forward pass), 0 the unconditional one. With
-            several sets the unconditional branch nulls every set (joint guidance).
+            several sets the unconditional branch nulls every set (joint guidance). Or, for several sets, one scale
+            per set ``{set_1: s_1, ..., set_n: s_n}``, applied in that order (nested guidance, InstructPix2Pix,
+            Brooks et al. 2023, arXiv 2211.09800, eq. 3): with ``e_i`` the prediction given the first i sets and the
+            rest null, ``e_0 + Σ_i s_i·(e_i − e_(i−1))``; n + 1 predictions in one batched forward pass. Equal scales
+            s give joint guidance with s; all 1 the plain conditional prediction.
 
     Returns:
-        ``uncond + s·(cond − uncond)``, float tensor (b c t h w) (Ho & Salimans 2022, eq. 6).
+        ``uncond + s·(cond − uncond)`` (Ho & Salimans 2022, eq. 6) or the nested sum, float tensor (b c t h w).
+
+    Raises:
+        ValueError: see :func:`check_guidance_scale`.
     """
+    check_guidance_scale(guidance_scale, labels)
+    if isinstance(guidance_scale, Mapping):
+        scales = {name: float(value) for name, value in guidance_scale.items()}
+        if all(value == 1.0 for value in scales.values()):
+            return net(x_noisy, timesteps, labels)
+        null = label_sets.null_like(labels, net.null_label)
+        names = list(scales)
+        levels = [{name: labels[name] if name in names[:i] else null[name] for name in labels}
+                  for i in range(len(names) + 1)]  # e_0 (all null) ... e_n (every set given)
+        batch = levels[0]
+        for level in levels[1:]:
+            batch = label_sets.concat(batch, level)
+        k = len(levels)
+        out = net(torch.cat([x_noisy] * k), torch.cat([timesteps] * k), batch).chunk(k)  # k × (b c t h w)
+        guided = out[0]
+        for i, name in enumerate(names, start=1):
+            guided = guided + scales[name] * (out[i] - out[i - 1])
+        return guided
     if labels is None or guidance_scale == 1.0:
         return net(x_noisy, timesteps, labels)
     null = label_sets.null_like(labels, net.null_label)
@@ -139,7 +187,7 @@ def sample_latents(
     alpha: float | None = None,
     sampler: str = "ddim",
     num_inference_steps: int = 50,
-    guidance_scale: float = 1.0,
+    guidance_scale: GuidanceScale = 1.0,
     eta: float | None = None,
     cond_latents: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
@@ -157,7 +205,8 @@ def sample_latents(
         alpha: the prior's α (None: its default).
         sampler: ``"ddim"`` or ``"ddpm"`` (DDIM with eta=1, see the module docstring).
         num_inference_steps: denoising steps, in [1, num_train_timesteps].
-        guidance_scale: classifier-free guidance scale s (1: none).
+        guidance_scale: classifier-free guidance scale s (1: none), or one per label set (see
+            :func:`guided_prediction`).
         eta: DDIM stochasticity in [0, 1] (None: 0 for ddim; ddpm needs None or 1).
         cond_latents: float tensor (b c k h w), clean first k latent frames to condition on, or None.
         generator: seeds the initial latent and every step's noise; the same generator state gives the same
@@ -186,8 +235,7 @@ def sample_latents(
     batch_size, _, num_frames = shape[:3]
     if labels is not None and label_sets.batch_size_of(labels) != batch_size:
         raise ValueError(f"labels for {label_sets.batch_size_of(labels)} clips do not match the batch size {batch_size}")
-    if labels is None and guidance_scale != 1.0:
-        raise ValueError(f"guidance_scale={guidance_scale} needs labels (classifier-free guidance is conditional)")
+    check_guidance_scale(guidance_scale, labels)
     num_cond = 0 if cond_latents is None else cond_latents.shape[2]
     if cond_latents is not None and (
         tuple(cond_latents.shape[:2]) != tuple(shape[:2]) or tuple(cond_latents.shape[3:]) != tuple(shape[3:])

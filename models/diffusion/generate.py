@@ -154,7 +154,7 @@ def generate_to_folder(
     labels: Sequence[int] | None = None,
     steps: int | None = None,
     sampler: str | None = None,
-    guidance_scale: float | None = None,
+    guidance_scale: float | Mapping[str, float] | None = None,
     eta: float | None = None,
     seed: int = 0,
     batch_size: int = 16,
@@ -173,7 +173,8 @@ def generate_to_folder(
         num_samples: clips to write (>= 1).
         labels: classes to cycle through (clip i gets ``labels[i % len(labels)]``); None: every class in turn.
             Ignored with frame conditioning (the conditioning clips' labels are used).
-        steps, sampler, guidance_scale, eta: override the run's ``model.sampling`` (None: keep).
+        steps, sampler, guidance_scale, eta: override the run's ``model.sampling`` (None: keep); ``guidance_scale``
+            may give one scale per label set (:func:`models.diffusion.denoising.guided_prediction`).
         seed: seeds the sampler; clip i's noise depends on (seed, batch_size) only.
         batch_size: clips sampled at once.
         autoencoder_path: replaces the run's ``model.autoencoder_path``.

@@ -210,6 +210,8 @@ def test_a_guidance_scale_per_label_set_is_nested_guidance():
         reverse = guided_prediction(net, x, timesteps, labels, {"direction": 4.0, "digit": 1.5})  # order matters
         e1_dir = net(x, timesteps, {"digit": null["digit"], "direction": labels["direction"]})
         assert torch.allclose(reverse, e0 + 4.0 * (e1_dir - e0) + 1.5 * (e2 - e1_dir), atol=1e-5)
+        given_direction = guided_prediction(net, x, timesteps, labels, {"direction": 1.0, "digit": 4.0})
+        assert torch.allclose(given_direction, e1_dir + 4.0 * (e2 - e1_dir), atol=1e-5)  # e_0 is skipped, not needed
         joint = guided_prediction(net, x, timesteps, labels, 3.0)  # equal scales telescope to joint guidance
         assert torch.allclose(guided_prediction(net, x, timesteps, labels, {"digit": 3.0, "direction": 3.0}), joint,
                               atol=1e-5)

@@ -152,15 +152,18 @@ def guided_prediction(
             return net(x_noisy, timesteps, labels)
         null = label_sets.null_like(labels, net.null_label)
         names = list(scales)
+        first = 0  # leading scales of 1 telescope: e_0 + Σ_(i <= m) (e_i − e_(i−1)) = e_m, so e_0 ... e_(m−1) are skipped
+        while scales[names[first]] == 1.0:
+            first += 1
         levels = [{name: labels[name] if name in names[:i] else null[name] for name in labels}
-                  for i in range(len(names) + 1)]  # e_0 (all null) ... e_n (every set given)
+                  for i in range(first, len(names) + 1)]  # e_first ... e_n (every set given)
         batch = levels[0]
         for level in levels[1:]:
             batch = label_sets.concat(batch, level)
         k = len(levels)
         out = net(torch.cat([x_noisy] * k), torch.cat([timesteps] * k), batch).chunk(k)  # k × (b c t h w)
         guided = out[0]
-        for i, name in enumerate(names, start=1):
+        for i, name in enumerate(names[first:], start=1):
             guided = guided + scales[name] * (out[i] - out[i - 1])
         return guided
     if labels is None or guidance_scale == 1.0:

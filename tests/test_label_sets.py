@@ -328,8 +328,9 @@ def test_image_stage_then_video_model_asked_for_digit_and_direction(tmp_path, ti
     train(multi_set_config(cache, tiny_autoencoder, image_run, "experiment=mmnist_dit_image", "model.init_from=null",
                            "callbacks.motion_curve.every_n_steps=1000"))
     video_run = tmp_path / "video"
-    train(multi_set_config(cache, tiny_autoencoder, video_run,
-                           f"model.init_from={image_run / 'checkpoints' / 'last.ckpt'}"))
+    train(multi_set_config(cache, tiny_autoencoder, video_run,  # the direction reaches the temporal layers only
+                           f"model.init_from={image_run / 'checkpoints' / 'last.ckpt'}",
+                           "model.new_label_init=normal", "model.net.temporal_label_sets=[direction]"))
     assert (video_run / CURVE_FILE).read_text().splitlines()[0] == "step,flow_direction_accuracy,speed_px_per_frame"
 
     # the video run started from the image run's EMA weights: its spatial weights moved only by two steps
@@ -348,8 +349,10 @@ def test_image_stage_then_video_model_asked_for_digit_and_direction(tmp_path, ti
     assert digits == grid["digit"] and directions == grid["direction"]
     assert find_class_names(out.parent / "samples_digit.txt") == DIGITS
 
+    assert video.net.temporal_label_sets == ("direction",)
     asked = generate_to_folder(video_run / "checkpoints" / "last.ckpt", tmp_path / "asked", num_samples=2, steps=2,
-                               progress=False, requests=[{"digit": "7", "direction": "NE"}])
+                               progress=False, requests=[{"digit": "7", "direction": "NE"}],
+                               guidance_scale={"direction": 1.0, "digit": 3.0})
     assert [s.label for s in read_list_file(asked, asked.parent)] == [1, 1]
     assert [s.label for s in read_list_file(asked.parent / "samples_digit.txt", asked.parent)] == [7, 7]
     with pytest.raises(ValueError, match="not a class"):
@@ -378,19 +381,27 @@ def test_image_stage_then_video_model_asked_for_digit_and_direction(tmp_path, ti
     assert not step0_net["blocks.0.temporal_attn.proj.weight"].any()
     assert not torch.equal(video.net.state_dict()["blocks.0.attn.qkv.weight"], image["blocks.0.attn.qkv.weight"])
     # --step0: the run as it started is the image model on every frame (temporal layers at zero output, no frame
-    # index), so neither temporal attention nor frame order changes its loss, and with a zero direction table
-    # neither does the direction
+    # index), so neither temporal attention nor frame order changes its loss, and neither does the direction, whose
+    # table (zero or random) reaches only the temporal layers (model.net.temporal_label_sets=[direction])
     for init in ("zero", "normal"):
         out = tmp_path / f"step0_{init}.json"
         assert loss_probe.main([str(video_run), "--step0", "--new-label-init", init, "--num-clips", "8", "--bands", "2",
                                 "--out", str(out)]) == 0
         step0 = json.loads(out.read_text())["loss"]
-        for name in ("temporal attention off", "frames reversed") + (("direction wrong",) if init == "zero" else ()):
+        for name in ("temporal attention off", "frames reversed", "direction wrong"):
             assert step0[name] == pytest.approx(step0["as given"], rel=1e-5), (init, name)
     with pytest.raises(SystemExit, match="with --step0 only"):
         loss_probe.main([str(video_run), "--new-label-init", "zero"])
     with pytest.raises(SystemExit, match="needs a run started from an image stage"):
         loss_probe.main([str(image_run), "--step0"])
+
+    # eval.py takes a guidance scale per label set from the command line
+    from eval import evaluate
+
+    metrics = evaluate(compose_config("eval", [f"ckpt_path={video_run / 'checkpoints' / 'last.ckpt'}", "num_samples=2",
+                                               "steps=2", "guidance_scale={direction: 1, digit: 3}",
+                                               f"paths.output_dir={tmp_path / 'eval'}"]))
+    assert len(read_list_file(metrics["samples"], Path(metrics["samples"]).parent)) == 2
 
 
 def test_conditioning_and_class_counts_must_agree():

@@ -107,7 +107,7 @@ for pair in "stage 1=$AE" "image stage=$IMAGE" "video stage=$OUT/dit"; do
 done
 $PY scripts/records.py write "generation_$ROW" \
   --title "The generator asked for a digit and a direction ($ROW): the ladder, rung by rung" \
-  --command "GUIDANCE=$GUIDANCE VIDEO_STEPS=$VIDEO_STEPS VIDEO_ARGS=\"${VIDEO_ARGS:-}\" IMAGE_ARGS=\"${IMAGE_ARGS:-}\" ROW=$ROW SEED=$SEED bash scripts/generation_digits.sh" \
+  --command "$([[ $IMAGE != "$GEN/image" ]] && echo "IMAGE=$IMAGE ")GUIDANCE=$GUIDANCE VIDEO_STEPS=$VIDEO_STEPS VIDEO_ARGS=\"${VIDEO_ARGS:-}\" IMAGE_ARGS=\"${IMAGE_ARGS:-}\" ROW=$ROW SEED=$SEED bash scripts/generation_digits.sh" \
   --seeds "$SEED" --overrides ${VIDEO_ARGS:-} \
   --row "real test clips=$AE/originals_digit_metrics.json" --row "stage 1=$AE/reconstructions_digit_metrics.json" \
   --row "image stage=$IMAGE/guidance_$IMAGE_G/samples_metrics.json" --row "video stage=$OUT/samples_metrics.json" \

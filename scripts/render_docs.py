@@ -192,6 +192,10 @@ TABLES: dict[str, Table] = {
         _pct("flow_direction_accuracy", "flow_direction_accuracy"),
         Column("speed (px/frame)", "dominant_speed_dis", "f2"), Column("minutes", "minutes", "f1")),
         rows=("video stage",)),
+    "generation_digits_guidance": Table("generation_guidance_*", "run: guidance (256 clips, 25 DDIM steps)", (
+        _pct("digit_accuracy", "digit_accuracy", bold=True), _pct("identity_consistency", "identity_consistency"),
+        _pct("flow_direction_accuracy", "flow_direction_accuracy"),
+        Column("speed (px/frame)", "dominant_speed_dis", "f2"))),
     "generation_digits_headline": Table("generation_digits", "generator (256 clips, seed 0)", (
         _pct("digit_accuracy", "digit_accuracy"), _pct("identity_consistency", "identity_consistency"),
         _pct("flow_direction_accuracy", "flow_direction_accuracy"), Column("target", "target", "text")),

@@ -146,32 +146,29 @@ def guided_prediction(
         ValueError: see :func:`check_guidance_scale`.
     """
     check_guidance_scale(guidance_scale, labels)
-    if isinstance(guidance_scale, Mapping):
-        scales = {name: float(value) for name, value in guidance_scale.items()}
-        if all(value == 1.0 for value in scales.values()):
-            return net(x_noisy, timesteps, labels)
-        null = label_sets.null_like(labels, net.null_label)
-        names = list(scales)
-        first = 0  # leading scales of 1 telescope: e_0 + Σ_(i <= m) (e_i − e_(i−1)) = e_m, so e_0 ... e_(m−1) are skipped
-        while scales[names[first]] == 1.0:
-            first += 1
-        levels = [{name: labels[name] if name in names[:i] else null[name] for name in labels}
-                  for i in range(first, len(names) + 1)]  # e_first ... e_n (every set given)
-        batch = levels[0]
-        for level in levels[1:]:
-            batch = label_sets.concat(batch, level)
-        k = len(levels)
-        out = net(torch.cat([x_noisy] * k), torch.cat([timesteps] * k), batch).chunk(k)  # k × (b c t h w)
-        guided = out[0]
-        for i, name in enumerate(names[first:], start=1):
-            guided = guided + scales[name] * (out[i] - out[i - 1])
-        return guided
-    if labels is None or guidance_scale == 1.0:
+    if labels is None or (not isinstance(guidance_scale, Mapping) and guidance_scale == 1.0):
         return net(x_noisy, timesteps, labels)
     null = label_sets.null_like(labels, net.null_label)
-    both = net(torch.cat([x_noisy, x_noisy]), torch.cat([timesteps, timesteps]), label_sets.concat(labels, null))
-    cond, uncond = both.chunk(2)  # (b c t h w) each
-    return uncond + guidance_scale * (cond - uncond)
+    if isinstance(guidance_scale, Mapping):  # nested: e_first ... e_n
+        names = list(guidance_scale)
+        scales = [float(guidance_scale[name]) for name in names]
+        first = 0  # leading scales of 1 telescope: e_0 + Σ_(i <= m) (e_i − e_(i−1)) = e_m, so e_0 ... e_(m−1) are skipped
+        while first < len(names) and scales[first] == 1.0:
+            first += 1
+        levels = [{name: labels[name] if name in names[:i] else null[name] for name in labels}
+                  for i in range(first, len(names) + 1)]
+        scales = scales[first:]
+    else:  # joint: e_0 (every set null), e_1 (as given)
+        levels, scales = [null, labels], [float(guidance_scale)]
+    k = len(levels)
+    batch = levels[-1]  # one batched pass, the most-given level first ([labels, null] for joint guidance)
+    for level in reversed(levels[:-1]):
+        batch = label_sets.concat(batch, level)
+    out = net(torch.cat([x_noisy] * k), torch.cat([timesteps] * k), batch).chunk(k)[::-1]  # k × (b c t h w)
+    guided = out[0]
+    for i, scale in enumerate(scales, start=1):
+        guided = guided + scale * (out[i] - out[i - 1])  # joint: uncond + s·(cond − uncond)
+    return guided
 
 
 def _prior_noise(shape, noise_prior, alpha, generator, device) -> torch.Tensor:

@@ -593,13 +593,10 @@ class VideoDiT(nn.Module):
         tokens = tokens + self.pos_embed[:, None]  # (b t' n d)
         if self.temp_embed is not None:
             tokens = tokens + self.temp_embed[:, :, None]  # (b t' n d)
-        c_temporal = None
-        if self.temporal_label_sets:  # the image layers' c lacks them; the temporal sublayers' c adds them
-            spatial_sets = [name for name in self.y_embedders if name not in self.temporal_label_sets]
-            c = self.t_embedder(timesteps) + self.embed_labels(labels, b, x.device, sets=spatial_sets)  # (b d)
-            c_temporal = c + self.embed_labels(labels, b, x.device, sets=self.temporal_label_sets)  # (b d)
-        else:
-            c = self.t_embedder(timesteps) + self.embed_labels(labels, b, x.device)  # (b d)
+        temporal = self.temporal_label_sets  # the image layers' c lacks them; the temporal sublayers' c adds them
+        spatial_sets = [name for name in self.y_embedders if name not in temporal] if temporal else None
+        c = self.t_embedder(timesteps) + self.embed_labels(labels, b, x.device, sets=spatial_sets)  # (b d)
+        c_temporal = c + self.embed_labels(labels, b, x.device, sets=temporal) if temporal else None  # (b d)
         for block in self.blocks:
             tokens = run_block(block, tokens, c, c_temporal, checkpointing=self.grad_checkpointing)  # (b t' n d)
         out = self.final_layer(tokens, c)  # (b t' n (k p p c))

@@ -12,25 +12,31 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
+from einops import rearrange, repeat
 from torch import nn
 
 
 def reference_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float = 0.0, training: bool = False
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float = 0.0, training: bool = False,
+    attn_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Plain scaled dot-product attention (Vaswani et al. 2017), the reference for the fused path.
 
     Args:
-        q, k, v: float tensors (b nh n dh); any float dtype, computed in that dtype.
+        q: float tensor (b nh n dh); any float dtype, computed in that dtype.
+        k, v: float tensors (b nh m dh) (m = n for self-attention).
         dropout_p: dropout probability on the attention weights, applied only when ``training``.
         training: whether dropout is active.
+        attn_mask: optional bool tensor broadcastable to (b nh n m), ``True`` where a key takes part (SDPA's
+            convention); every query needs at least one ``True``.
 
     Returns:
         Tensor (b nh n dh), ``softmax(q kᵀ / sqrt(dh)) v``.
     """
     scale = q.shape[-1] ** -0.5
-    weights = (q * scale) @ k.transpose(-2, -1)  # (b nh n n)
+    weights = (q * scale) @ k.transpose(-2, -1)  # (b nh n m)
+    if attn_mask is not None:
+        weights = weights.masked_fill(~attn_mask, float("-inf"))
     weights = weights.softmax(dim=-1)
     weights = F.dropout(weights, p=dropout_p, training=training)
     return weights @ v  # (b nh n dh)
@@ -90,12 +96,15 @@ class Attention(nn.Module):
         return self.proj_drop(self.proj(out))  # (b n d)
 
 
-def _attend(attn: Attention, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Run ``attn``'s attention kernel (SDPA or the reference) on q, k, v (b nh n dh), as :class:`Attention` does."""
+def _attend(attn: Attention, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+            attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Run ``attn``'s attention kernel (SDPA or the reference) on q (b nh n dh) and k, v (b nh m dh), as
+    :class:`Attention` does; ``attn_mask`` as :func:`reference_attention`'s."""
     dropout_p = attn.attn_drop if attn.training else 0.0
     if attn.fused_attn:
-        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)  # (b nh n dh)
-    return reference_attention(q, k, v, dropout_p=dropout_p, training=attn.training)  # (b nh n dh)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)  # (b nh n dh)
+    return reference_attention(q, k, v, dropout_p=dropout_p, training=attn.training,
+                               attn_mask=attn_mask)  # (b nh n dh)
 
 
 class SplitHeadAttention(Attention):
@@ -192,3 +201,67 @@ class RotaryAttention(Attention):
         out = _attend(self, apply_rotary(q, cos, sin), apply_rotary(k, cos, sin), v)  # (b nh n dh)
         out = rearrange(out, "b nh n dh -> b n (nh dh)")
         return self.proj_drop(self.proj(out))  # (b n d)
+
+
+class WindowedTemporalAttention(Attention):
+    """Temporal attention whose keys are a ``window × window`` patch neighbourhood in every frame.
+
+    Plain (divided) temporal attention lets the token at patch (i, j) of frame t read only patch (i, j) of the other
+    frames (TimeSformer, Bertasius et al. 2021, arXiv 2102.05095, Sec. 3): a stroke that moves by a patch between two
+    frames is then at another position and out of reach. Here the token at (t, i, j) attends to every frame t' at
+    patches (i + di, j + dj), |di|, |dj| <= window // 2, so motion of up to ``window // 2`` patches a frame (in
+    either direction) is within one layer's reach. This is the local spatio-temporal neighbourhood of Video Swin
+    (Liu et al. 2022, arXiv 2106.13230: 3D windows; here centred on each query, as neighbourhood attention,
+    Hassani et al. 2023, arXiv 2204.07143) restricted to a temporal sublayer. Neighbours outside the frame are masked
+    out (not zero-padded), so border tokens attend to fewer keys. ``window = 1`` is plain temporal attention.
+
+    Same parameters as :class:`Attention` (``qkv``, ``proj``; the same state dict), so a checkpoint with plain
+    temporal attention loads; with ``proj`` at zero it outputs zero, keeping an image model's step-0 identity.
+
+    Args:
+        window: odd neighbourhood side in patches (1, 3, 5, ...).
+        rope: rotary frame positions on queries and keys (as :class:`RotaryAttention`; by frame index, the same for
+            every neighbour of a frame).
+        rope_base: the RoPE frequency base.
+        (the others as :class:`Attention`)
+
+    Raises:
+        ValueError: ``window`` is not a positive odd integer, or ``dim`` is not divisible by ``num_heads``.
+    """
+
+    def __init__(self, dim: int, num_heads: int = 8, window: int = 3, qkv_bias: bool = True, attn_drop: float = 0.0,
+                 proj_drop: float = 0.0, fused_attn: bool = True, rope: bool = False,
+                 rope_base: float = 10000.0) -> None:
+        if window < 1 or window % 2 == 0:
+            raise ValueError(f"temporal_window={window} must be a positive odd number of patches")
+        super().__init__(dim, num_heads, qkv_bias, attn_drop, proj_drop, fused_attn)
+        self.window = window
+        self.rope = rope
+        self.rope_base = rope_base
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Attend over frames and a patch neighbourhood.
+
+        Args:
+            x: float tensor (b t gh gw d): tokens on their frame and patch grid.
+
+        Returns:
+            Tensor (b t gh gw d).
+        """
+        b, t, gh, gw, _ = x.shape
+        w, r = self.window, self.window // 2
+        qkv = rearrange(self.qkv(x), "b t gh gw (three nh dh) -> three b nh t gh gw dh", three=3, nh=self.num_heads)
+        q, k, v = qkv.unbind(0)  # each (b nh t gh gw dh)
+        if self.rope:
+            cos, sin = rotary_tables(t, q.shape[-1], self.rope_base, q.device)  # each (t dh)
+            cos, sin = rearrange(cos, "t dh -> t 1 1 dh"), rearrange(sin, "t dh -> t 1 1 dh")
+            q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        # every query's neighbours: pad the patch grid by r, then take each w x w window (Tensor.unfold)
+        k, v = (F.pad(z, (0, 0, r, r, r, r)).unfold(3, w, 1).unfold(4, w, 1) for z in (k, v))  # (b nh t gh gw dh w w)
+        k, v = (rearrange(z, "b nh t gh gw dh wi wj -> (b gh gw) nh (t wi wj) dh") for z in (k, v))
+        q = rearrange(q, "b nh t gh gw dh -> (b gh gw) nh t dh")
+        inside = F.pad(x.new_ones(gh, gw, dtype=torch.bool), (r, r, r, r)).unfold(0, w, 1).unfold(1, w, 1)  # (gh gw w w)
+        mask = repeat(inside, "gh gw wi wj -> (b gh gw) 1 1 (t wi wj)", b=b, t=t)  # keys inside the frame
+        out = _attend(self, q, k, v, attn_mask=mask)  # ((b gh gw) nh t dh)
+        out = rearrange(out, "(b gh gw) nh t dh -> b t gh gw (nh dh)", b=b, gh=gh)
+        return self.proj_drop(self.proj(out))  # (b t gh gw d)

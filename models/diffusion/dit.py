@@ -48,7 +48,7 @@ from einops import rearrange
 from timm.layers import Mlp
 from torch import nn
 
-from models.attention import Attention, RotaryAttention, SplitHeadAttention
+from models.attention import Attention, RotaryAttention, SplitHeadAttention, WindowedTemporalAttention
 from models.grad_checkpoint import run_block
 from models.patch_embed import PatchEmbed
 
@@ -157,18 +157,27 @@ class DiTBlock(nn.Module):
             (shift, scale, gate) from ``adaLN_modulation``, in that order (DiT's order for one sublayer).
         fused_attn: SDPA (``True``) or the reference attention.
         temporal_rope: rotary frame positions in the temporal attention (:class:`models.attention.RotaryAttention`).
+        temporal_window: > 1: the temporal attention also reads a ``temporal_window``² patch neighbourhood in every
+            frame (:class:`models.attention.WindowedTemporalAttention`); needs ``grid_size``.
+        grid_size: the patch grid (gh, gw) of the tokens' n = gh·gw axis.
     """
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float, mixers: tuple[str, ...], fused_attn: bool,
-                 temporal_rope: bool = False) -> None:
+                 temporal_rope: bool = False, temporal_window: int = 1,
+                 grid_size: tuple[int, int] | None = None) -> None:
         super().__init__()
         self.mixers = tuple(mixers)
+        self.grid_size = grid_size
+        self.temporal_window = temporal_window
         self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)  # parameter-free: shared by sublayers
         if "split_heads" in self.mixers:
             self.attn = SplitHeadAttention(dim, num_heads, qkv_bias=True, fused_attn=fused_attn)
         elif {"space", "joint"} & set(self.mixers):
             self.attn = Attention(dim, num_heads, qkv_bias=True, fused_attn=fused_attn)
-        if "time" in self.mixers:
+        if "time" in self.mixers and temporal_window > 1:
+            self.temporal_attn = WindowedTemporalAttention(dim, num_heads, temporal_window, qkv_bias=True,
+                                                           fused_attn=fused_attn, rope=temporal_rope)
+        elif "time" in self.mixers:
             temporal = RotaryAttention if temporal_rope else Attention
             self.temporal_attn = temporal(dim, num_heads, qkv_bias=True, fused_attn=fused_attn)
         self.norm2 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
@@ -181,6 +190,9 @@ class DiTBlock(nn.Module):
         if mixer == "space":
             out = self.attn(rearrange(x, "b t n d -> (b t) n d"))  # ((b t) n d)
             return rearrange(out, "(b t) n d -> b t n d", b=b)
+        if mixer == "time" and self.temporal_window > 1:
+            grid = rearrange(x, "b t (gh gw) d -> b t gh gw d", gh=self.grid_size[0])
+            return rearrange(self.temporal_attn(grid), "b t gh gw d -> b t (gh gw) d")
         if mixer == "time":
             out = self.temporal_attn(rearrange(x, "b t n d -> (b n) t d"))  # ((b n) t d)
             return rearrange(out, "(b n) t d -> b t n d", b=b)
@@ -327,6 +339,11 @@ class VideoDiT(nn.Module):
             the temporal layers can read it (the motion module's own condition, as AnimateDiff's motion modules
             and Video LDM's temporal layers learn what the frozen image layers do not see). Empty: every set
             reaches every layer (DiT's summed ``c``).
+        temporal_window: odd patch count w; > 1 makes every temporal attention read a w × w patch neighbourhood in
+            each frame (:class:`models.attention.WindowedTemporalAttention`), so a stroke that moves up to w // 2
+            patches a frame stays within reach; plain temporal attention compares only the same patch across frames.
+            Same parameters as plain temporal attention (checkpoints load either way). Needs a layout with separate
+            temporal attentions and ``tubelet_size=1``.
 
     Raises:
         ValueError: an unknown ``layout`` or ``temporal_pos_embed``, or sizes that do not fit (named in the message).
@@ -357,8 +374,15 @@ class VideoDiT(nn.Module):
         final_conv: bool = False,
         temporal_rope: bool = False,
         temporal_label_sets: Sequence[str] = (),
+        temporal_window: int = 1,
     ) -> None:
         super().__init__()
+        if temporal_window < 1 or temporal_window % 2 == 0:
+            raise ValueError(f"temporal_window={temporal_window} must be a positive odd number of patches")
+        if temporal_window > 1 and (layout not in ("divided", "interleaved", "late_fusion") or tubelet_size != 1):
+            raise ValueError(f"temporal_window={temporal_window} needs separate temporal attentions (divided, "
+                             f"interleaved, late_fusion) and tubelet_size=1, not layout={layout!r}, "
+                             f"tubelet_size={tubelet_size}")
         if temporal_rope and layout not in ("divided", "interleaved", "late_fusion"):
             raise ValueError(f"temporal_rope=true needs separate temporal attentions (divided, interleaved, "
                              f"late_fusion), not layout={layout!r}")
@@ -424,7 +448,8 @@ class VideoDiT(nn.Module):
         else:
             self.temp_embed = None
         self.blocks = nn.ModuleList(
-            DiTBlock(embed_dim, num_heads, mlp_ratio, mixers, fused_attn, temporal_rope)
+            DiTBlock(embed_dim, num_heads, mlp_ratio, mixers, fused_attn, temporal_rope, temporal_window,
+                     self.grid_size)
             for mixers in block_mixers(layout, depth)
         )
         self.final_layer = FinalLayer(embed_dim, patch_size, in_channels, tubelet_size)

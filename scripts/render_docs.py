@@ -192,7 +192,13 @@ TABLES: dict[str, Table] = {
         _pct("flow_direction_accuracy", "flow_direction_accuracy"),
         Column("speed (px/frame)", "dominant_speed_dis", "f2"), Column("minutes", "minutes", "f1")),
         rows=("video stage",)),
-    "generation_digits_guidance": Table("generation_guidance_*", "run: guidance (256 clips, 25 DDIM steps)", (
+    "generation_independent_frames": Table("generation_independent_frames", "image stage (256 images, seed 0)", (
+        _pct("digit_accuracy", "digit_accuracy"),
+        _pct("8 independent frames: all show the digit", "all_frames_requested_digit", bold=True))),
+    "generation_curves_window": Table("generation_curves_window", "run, step (80 clips, guidance 1)", (
+        _pct("digit_accuracy", "digit_accuracy", bold=True), _pct("identity_consistency", "identity_consistency"),
+        _pct("flow_direction_accuracy", "flow_direction_accuracy"))),
+    "generation_digits_guidance": Table("generation_guidance_*", "run: guidance (256 clips, 25 DDIM steps unless said)", (
         _pct("digit_accuracy", "digit_accuracy", bold=True), _pct("identity_consistency", "identity_consistency"),
         _pct("flow_direction_accuracy", "flow_direction_accuracy"),
         Column("speed (px/frame)", "dominant_speed_dis", "f2"))),

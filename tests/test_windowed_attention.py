@@ -93,3 +93,20 @@ def test_step0_identity_from_an_image_model_and_bad_windows():
         VideoDiT(num_frames=4, layout="divided", temporal_window=2, **args)
     with pytest.raises(ValueError, match="temporal_window=3 needs separate temporal attentions"):
         VideoDiT(num_frames=4, layout="space_only", temporal_window=3, **args)
+
+
+def test_tubelets_and_interleaved_layouts_run_windowed():
+    torch.manual_seed(0)
+    args = dict(input_size=8, in_channels=4, patch_size=2, embed_dim=32, depth=2, num_heads=4, num_classes=10)
+    x, timesteps = torch.randn(2, 4, 4, 8, 8), torch.tensor([10, 900])
+    for kwargs in (dict(layout="divided", tubelet_size=2), dict(layout="interleaved"), dict(layout="late_fusion")):
+        windowed = VideoDiT(num_frames=4, temporal_window=3, **kwargs, **args)
+        plain = VideoDiT(num_frames=4, **kwargs, **args)
+        with torch.no_grad():  # every path on, temporal attentions included
+            for param in windowed.parameters():
+                param.normal_(std=0.2)
+        plain.load_state_dict(windowed.state_dict())
+        # same weights: the window changes the output (it reads more keys) but not the shape
+        out_windowed, out_plain = windowed(x, timesteps), plain(x, timesteps)
+        assert out_windowed.shape == x.shape
+        assert not torch.allclose(out_windowed, out_plain, atol=1e-5), kwargs

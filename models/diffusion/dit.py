@@ -343,7 +343,7 @@ class VideoDiT(nn.Module):
             each frame (:class:`models.attention.WindowedTemporalAttention`), so a stroke that moves up to w // 2
             patches a frame stays within reach; plain temporal attention compares only the same patch across frames.
             Same parameters as plain temporal attention (checkpoints load either way). Needs a layout with separate
-            temporal attentions and ``tubelet_size=1``.
+            temporal attentions.
 
     Raises:
         ValueError: an unknown ``layout`` or ``temporal_pos_embed``, or sizes that do not fit (named in the message).
@@ -379,10 +379,9 @@ class VideoDiT(nn.Module):
         super().__init__()
         if temporal_window < 1 or temporal_window % 2 == 0:
             raise ValueError(f"temporal_window={temporal_window} must be a positive odd number of patches")
-        if temporal_window > 1 and (layout not in ("divided", "interleaved", "late_fusion") or tubelet_size != 1):
+        if temporal_window > 1 and layout not in ("divided", "interleaved", "late_fusion"):
             raise ValueError(f"temporal_window={temporal_window} needs separate temporal attentions (divided, "
-                             f"interleaved, late_fusion) and tubelet_size=1, not layout={layout!r}, "
-                             f"tubelet_size={tubelet_size}")
+                             f"interleaved, late_fusion), not layout={layout!r}")
         if temporal_rope and layout not in ("divided", "interleaved", "late_fusion"):
             raise ValueError(f"temporal_rope=true needs separate temporal attentions (divided, interleaved, "
                              f"late_fusion), not layout={layout!r}")

@@ -54,6 +54,7 @@ from models.patch_embed import PatchEmbed
 
 LAYOUTS = ("interleaved", "late_fusion", "divided", "split_heads", "joint", "space_only")
 TEMPORAL_POS_EMBEDS = ("none", "sincos", "learned")
+SEPARATE_TEMPORAL_LAYOUTS = ("divided", "interleaved", "late_fusion")  # layouts with their own temporal attentions
 MIXERS = ("space", "time", "joint", "split_heads")
 TIMESTEP_INITS = ("dit", "torch")
 NEW_LABEL_INITS = ("zero", "normal")  # the table of a label set an image model lacks (image_to_video_state_dict)
@@ -168,7 +169,6 @@ class DiTBlock(nn.Module):
         super().__init__()
         self.mixers = tuple(mixers)
         self.grid_size = grid_size
-        self.temporal_window = temporal_window
         self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)  # parameter-free: shared by sublayers
         if "split_heads" in self.mixers:
             self.attn = SplitHeadAttention(dim, num_heads, qkv_bias=True, fused_attn=fused_attn)
@@ -190,7 +190,7 @@ class DiTBlock(nn.Module):
         if mixer == "space":
             out = self.attn(rearrange(x, "b t n d -> (b t) n d"))  # ((b t) n d)
             return rearrange(out, "(b t) n d -> b t n d", b=b)
-        if mixer == "time" and self.temporal_window > 1:
+        if mixer == "time" and isinstance(self.temporal_attn, WindowedTemporalAttention):
             grid = rearrange(x, "b t (gh gw) d -> b t gh gw d", gh=self.grid_size[0])
             return rearrange(self.temporal_attn(grid), "b t gh gw d -> b t (gh gw) d")
         if mixer == "time":
@@ -379,10 +379,10 @@ class VideoDiT(nn.Module):
         super().__init__()
         if temporal_window < 1 or temporal_window % 2 == 0:
             raise ValueError(f"temporal_window={temporal_window} must be a positive odd number of patches")
-        if temporal_window > 1 and layout not in ("divided", "interleaved", "late_fusion"):
+        if temporal_window > 1 and layout not in SEPARATE_TEMPORAL_LAYOUTS:
             raise ValueError(f"temporal_window={temporal_window} needs separate temporal attentions (divided, "
                              f"interleaved, late_fusion), not layout={layout!r}")
-        if temporal_rope and layout not in ("divided", "interleaved", "late_fusion"):
+        if temporal_rope and layout not in SEPARATE_TEMPORAL_LAYOUTS:
             raise ValueError(f"temporal_rope=true needs separate temporal attentions (divided, interleaved, "
                              f"late_fusion), not layout={layout!r}")
         if conv_stem_depth < 0:
@@ -410,7 +410,7 @@ class VideoDiT(nn.Module):
             if unknown:
                 raise ValueError(f"temporal_label_sets {unknown} are not among the label sets "
                                  f"{sorted(label_sets or {})} of num_classes={num_classes}")
-            if layout not in ("divided", "interleaved", "late_fusion"):
+            if layout not in SEPARATE_TEMPORAL_LAYOUTS:
                 raise ValueError(f"temporal_label_sets needs separate temporal attentions (divided, interleaved, "
                                  f"late_fusion), not layout={layout!r}")
         if embed_dim % 4:

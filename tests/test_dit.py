@@ -12,7 +12,9 @@ from diffusers.models.embeddings import (
     get_timestep_embedding,
 )
 
-from models.diffusion.dit import LAYOUTS, DiTBlock, SplitHeadAttention, TimestepEmbedder, VideoDiT, sincos_1d, sincos_2d
+from models.attention import SplitHeadAttention
+from models.diffusion.dit import LAYOUTS, VideoDiT
+from models.diffusion.dit_blocks import DiTBlock, TimestepEmbedder, sincos_1d, sincos_2d
 
 TEMPORAL_LAYOUTS = ("interleaved", "late_fusion", "divided", "split_heads")  # layouts with a separate temporal path
 MIXING_LAYOUTS = (*TEMPORAL_LAYOUTS, "joint")

@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 from pytorch_lightning.strategies import DDPStrategy, FSDPStrategy
 from torch.distributed.fsdp.wrap import ModuleWrapPolicy
 
-from models.diffusion.dit import DiTBlock
+from models.diffusion.dit_blocks import DiTBlock
 from models.distributed import DeclaredUnitsPolicy, block_wrap_policy, fsdp_units
 from models.recognition.timesformer import Block
 from models.recognition.vivit import EncoderBlock, FactorisedBlock

@@ -9,6 +9,9 @@ Examples:
     python scripts/sample_videos.py --ckpt CKPT --num-samples 256 --out grid      # every digit x direction, balanced
     python scripts/sample_videos.py --ckpt CKPT --num-samples 256 --guidance-scale digit=4,direction=1 --out grid_g41
     python scripts/sample_videos.py --ckpt CKPT --num-samples 8 --labels-file requests.txt --out requested
+    # factorized (Emu Video): an image stage draws frame 1, a video stage trained given 1 frame draws the rest
+    python scripts/sample_videos.py --ckpt COND1_CKPT --first-frame-from IMAGE_CKPT --first-frame-guidance 4 \
+        --num-samples 256 --guidance-scale direction=2,digit=4 --out factorized
 
 Writes ``OUT/videos/00000.mp4 ...``, ``OUT/samples.txt`` (``videos/00000.mp4 label`` per line, the list format of
 ``data.annotations.read_list_file``, so ``scripts/evaluate_videos.py --videos OUT/samples.txt`` scores them) and
@@ -18,7 +21,8 @@ each set it knows (a class name or index; a set left out is free) or ``--labels-
 per line, cycled), and otherwise draws a balanced grid of every combination; it also writes ``samples_<set>.txt`` per
 set, so ``scripts/evaluate_videos.py --videos OUT/samples.txt --digit-labels OUT/samples_digit.txt`` scores motion and
 digits in one call. With ``num_cond_frames = k > 0`` the first k frames of each clip come
-from the run's test split (encoded by its autoencoder), and the labels are those clips' labels.
+from the run's test split (encoded by its autoencoder), and the labels are those clips' labels, unless
+``--first-frame-from`` names an image stage that draws frame 1 from noise (k = 1; the labels are then asked for).
 """
 
 from __future__ import annotations
@@ -65,9 +69,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--autoencoder", help="replaces the run's model.autoencoder_path")
     parser.add_argument("--grey", action="store_true", help="write grey clips (mean of the decoded RGB channels)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--first-frame-from", type=Path, metavar="IMAGE_CKPT",
+                        help="an image-stage checkpoint that draws each clip's first frame for a video stage trained "
+                             "given one frame (model.num_cond_frames=1): factorized generation (Emu Video)")
+    parser.add_argument("--first-frame-guidance", type=guidance_scale,
+                        help="the image stage's guidance scale (default: its run's model.sampling)")
     parser.add_argument("--labels-file", type=Path,
                         help="label requests, one clip per line as 'digit=7 direction=NE' (multi-set models)")
     args, rest = parser.parse_known_args(argv)
+    if args.first_frame_guidance is not None and args.first_frame_from is None:
+        parser.error("--first-frame-guidance needs --first-frame-from")
     # --<set> VALUE pairs for the label sets of a multi-set model (their names come from the checkpoint)
     pairs = list(zip(rest[::2], rest[1::2]))
     if len(rest) % 2 or any(not flag.startswith("--") or value.startswith("--") for flag, value in pairs):
@@ -85,7 +96,9 @@ def main(argv: list[str] | None = None) -> None:
                                        sampler=args.sampler, guidance_scale=args.guidance_scale, eta=args.eta,
                                        seed=args.seed, batch_size=args.batch_size,
                                        autoencoder_path=args.autoencoder,
-                                       device=args.device, grey=args.grey, requests=requests)
+                                       device=args.device, grey=args.grey, requests=requests,
+                                       first_frame_from=args.first_frame_from,
+                                       first_frame_guidance=args.first_frame_guidance)
     except (ValueError, FileNotFoundError) as error:  # a bad request or path: a message, not a traceback
         sys.exit(f"sample_videos.py: error: {error}")
     print(f"wrote {args.num_samples} clips, {list_file} and {list_file.parent / GRID_FILE}")

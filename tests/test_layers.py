@@ -28,7 +28,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("runs", ("models/run.py",)),
     ("model families", ("models/recognition/*", "models/diffusion/*", "models/metrics/*")),
     ("Lightning modules", ("models/*/*_module.py",)),
-    ("generation", ("models/diffusion/generate.py",)),
+    ("generation", ("models/diffusion/generate.py", "models/diffusion/factorized.py")),
     ("callbacks", ("models/callbacks/*",)),
     ("entry points", ("train.py", "eval.py", "scripts/*")),
 )

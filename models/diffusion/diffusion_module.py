@@ -429,16 +429,16 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
     # Sampling
     # ------------------------------------------------------------------------------------------------------------
     @torch.no_grad()
-    def generate(
+    def sample(
         self,
-        labels: torch.Tensor | None,
+        labels: label_sets.Labels | None,
         num_samples: int | None = None,
         cond_latents: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         progress: bool = False,
         **sampling: Any,
     ) -> torch.Tensor:
-        """Sample clips with the EMA net and decode them.
+        """Sample latent clips with the EMA net (:meth:`generate` without the decoder).
 
         Args:
             labels: int64 tensor (b,) of class indices, ``{set: int64 (b,)}`` for a multi-set model (a set's null
@@ -451,7 +451,7 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
                 ``guidance_scale``, ``eta``).
 
         Returns:
-            uint8 tensor (b c t h w) in [0, 255] on the CPU.
+            float32 tensor (b c t h w) of latents, on the model's device; the first k frames are ``cond_latents``.
 
         Raises:
             ValueError: frame conditioning is configured but ``cond_latents`` is missing, or vice versa.
@@ -463,11 +463,28 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
             raise ValueError(f"cond_latents has {cond_latents.shape[2]} frames, model.num_cond_frames={k}")
         b = label_sets.batch_size_of(labels) if labels is not None else int(num_samples)
         options = {**self.hparams.sampling, **{key: value for key, value in sampling.items() if value is not None}}
-        latents = sample_latents(
+        return sample_latents(
             self.ema, self.hparams.noise_scheduler, (b, *self.latent_shape), labels=labels,
             noise_prior=self.hparams.noise_prior, alpha=self.hparams.noise_alpha, cond_latents=cond_latents,
             generator=generator, progress=progress, **options,
         )
+
+    @torch.no_grad()
+    def generate(
+        self,
+        labels: label_sets.Labels | None,
+        num_samples: int | None = None,
+        cond_latents: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        progress: bool = False,
+        **sampling: Any,
+    ) -> torch.Tensor:
+        """Sample clips with the EMA net and decode them; the arguments and errors are :meth:`sample`'s.
+
+        Returns:
+            uint8 tensor (b c t h w) in [0, 255] on the CPU.
+        """
+        latents = self.sample(labels, num_samples, cond_latents, generator, progress, **sampling)
         return to_uint8(self.autoencoder.decode(latents))
 
     def on_validation_epoch_end(self) -> None:

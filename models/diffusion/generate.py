@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from data.annotations import CLASSES_FILE, find_class_names, read_classes, write_class_names
 from models.diffusion import labels as label_sets
 from models.diffusion.diffusion_module import VideoDiffusion
+from models.diffusion.factorized import first_frames, open_first_frame_model
 from models.diffusion.video_io import GRID_FILE, LIST_FILE, gif_bytes, rows_by_label, write_clips
 from models.run import Run, load_run
 
@@ -163,6 +164,8 @@ def generate_to_folder(
     grey: bool = False,
     progress: bool = True,
     requests: Sequence[Mapping[str, str]] | None = None,
+    first_frame_from: str | Path | Run | None = None,
+    first_frame_guidance: float | Mapping[str, float] | None = None,
 ) -> Path:
     """Sample ``num_samples`` clips with the checkpoint's EMA weights and write them to ``out_dir``.
 
@@ -186,6 +189,13 @@ def generate_to_folder(
             ``[{"digit": "7", "direction": "NE"}]`` (class names or indices; cycled over the clips; a set left out
             is free). None: a balanced grid, every combination of the sets equally often
             (:func:`models.diffusion.labels.balanced_grid`). ``labels`` is for one-set models.
+        first_frame_from: an image-stage checkpoint that draws every clip's first frame from noise, asked for the
+            clip's labels of its sets, for a video stage trained given one frame (``model.num_cond_frames=1``):
+            factorized generation as Emu Video (:mod:`models.diffusion.factorized`). The clips' labels are then
+            asked for (balanced grid or ``requests``) instead of taken from the test split, and every frame is
+            generated. None: with ``num_cond_frames`` > 0 the first frames come from the run's test split.
+        first_frame_guidance: the image stage's classifier-free guidance (None: its run's default); ``steps``,
+            ``sampler`` and ``eta`` apply to both stages.
 
     Returns:
         The ``samples.txt`` written (``videos/NNNNN.mp4 label`` lines); ``classes.txt`` goes beside it when the
@@ -195,16 +205,19 @@ def generate_to_folder(
         its grid has one row per class of the first set and one column per class of the second.
 
     Raises:
-        ValueError: ``num_samples`` < 1, or a label outside [0, num_classes).
+        ValueError: ``num_samples`` < 1, a label outside [0, num_classes), or a first-frame model that does not fit
+            (:func:`models.diffusion.factorized.open_first_frame_model`).
     """
     if num_samples < 1 or batch_size < 1:
         raise ValueError(f"num_samples={num_samples} and batch_size={batch_size} must be >= 1")
     run = _opened(ckpt_path)  # opened once: the model, its classes and its conditioning clips all come from it
     model = load_model(run, autoencoder_path, device)
-    classes, listed, wanted = _requested_labels(run, model, num_samples, labels, requests)
+    image = open_first_frame_model(first_frame_from, model, device) if first_frame_from is not None else None
+    classes, listed, wanted = _requested_labels(run, model, num_samples, labels, requests, real_frames=image is None)
     multi = bool(model.hparams.conditioning)
     sizes = model.label_sizes  # {"label": n} for a one-set model
-    conditions = _condition_batches(run, model, batch_size) if model.hparams.num_cond_frames else None
+    real_frames = model.hparams.num_cond_frames and image is None
+    conditions = _condition_batches(run, model, batch_size) if real_frames else None
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -229,6 +242,9 @@ def generate_to_folder(
             start = len(lines)
             batch_labels = {name: torch.tensor(wanted[name][start : start + n], device=model.device) for name in sizes}
         model_labels = batch_labels if multi else (batch_labels["label"] if sizes["label"] > 0 else None)
+        if image is not None:  # the image stage draws frame 1 (same sampler settings, its own guidance)
+            cond_latents = first_frames(image, batch_labels, generator, first_frame_guidance, sampler=sampler,
+                                        num_inference_steps=steps, eta=eta)
         videos = model.generate(model_labels, num_samples=n, cond_latents=cond_latents, generator=generator,
                                 sampler=sampler, num_inference_steps=steps, guidance_scale=guidance_scale, eta=eta)
         if grey:
@@ -252,8 +268,10 @@ def generate_to_folder(
 
 
 def _requested_labels(run: Run, model: VideoDiffusion, num_samples: int, labels: Sequence[int] | None,
-                      requests: Sequence[Mapping[str, str]] | None) -> tuple[dict, str, dict[str, list[int]] | None]:
-    """What :func:`generate_to_folder` asks each clip to show.
+                      requests: Sequence[Mapping[str, str]] | None,
+                      real_frames: bool = True) -> tuple[dict, str, dict[str, list[int]] | None]:
+    """What :func:`generate_to_folder` asks each clip to show (``real_frames``: a model given frames takes them,
+    and their labels, from the test split).
 
     Returns:
         The class names of each label set (None where the data names none), the set ``samples.txt`` lists, and the
@@ -280,7 +298,7 @@ def _requested_labels(run: Run, model: VideoDiffusion, num_samples: int, labels:
             raise ValueError(f"labels={labels} must be non-empty and in [0, {num_classes})")
         names = dataset_class_names(run.config.data) if num_classes > 0 else None
         classes, listed = {"label": names}, "label"
-    if model.hparams.num_cond_frames:
+    if model.hparams.num_cond_frames and real_frames:
         return classes, listed, None
     if multi:
         return classes, listed, _multi_set_labels(model, classes, num_samples, requests)

@@ -202,10 +202,10 @@ TABLES: dict[str, Table] = {
         _pct("digit_accuracy", "digit_accuracy", bold=True), _pct("identity_consistency", "identity_consistency"),
         _pct("flow_direction_accuracy", "flow_direction_accuracy"),
         Column("speed (px/frame)", "dominant_speed_dis", "f2"))),
-    "generation_digits_headline": Table("generation_digits_tdir_temporal_cond1", "generator (256 clips, seed 0)", (
+    "generation_digits_headline": Table("generation_*digits_tdir_temporal_cond1*", "generator (256 clips, seed 0)", (
         _pct("digit_accuracy", "digit_accuracy"), _pct("identity_consistency", "identity_consistency"),
         _pct("flow_direction_accuracy", "flow_direction_accuracy"), Column("target", "target", "text")),
-        rows=("real test clips", "video stage")),
+        rows=("real test clips", "video stage", "factorized_g6")),
     "loss_probe": Table("loss_probe_*", "run: input", (Column("loss, t in [0, 200)", "loss 0-200", "f4"),) + tuple(
         Column(f"ratio, t in [{lo}, {lo + 200})", f"ratio {lo}-{lo + 200}", "f2") for lo in range(0, 1000, 200))),
     "generation_image_guidance": Table("generation_image_*", "image stage", (

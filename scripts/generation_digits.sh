@@ -108,7 +108,8 @@ $PY scripts/plot_curves.py "$OUT/dit" --labels "$ROW" --metric flow_direction_ac
   identity_consistency --x step --target 0.9 --title "video stage ($ROW): 80 samples a point" --out "$OUT/curves.png"
 
 echo "== 10/10 the result record -> results/generation_$ROW.json"
-IMAGE_G=$([[ -f "$IMAGE/guidance_$GUIDANCE/samples_metrics.json" ]] && echo "$GUIDANCE" || echo 4)
+IMAGE_G=${FIRST_FRAME:-$GUIDANCE}  # the image stage's row: the guidance that drew frame 1, else the video stage's
+IMAGE_G=$([[ -f "$IMAGE/guidance_$IMAGE_G/samples_metrics.json" ]] && echo "$IMAGE_G" || echo 4)
 values=()
 for pair in "stage 1=$AE" "image stage=$IMAGE" "video stage=$OUT/dit"; do
   m=$(minutes "${pair#*=}" || true)
@@ -125,7 +126,7 @@ if [[ -n $FIRST_FRAME ]]; then  # every frame generated: issue 20's row "moving,
 fi
 $PY scripts/records.py write "generation_$ROW" \
   --title "The generator asked for a digit and a direction ($ROW): the ladder, rung by rung" \
-  --command "$([[ $IMAGE != "$GEN/image" ]] && echo "IMAGE=$IMAGE ")GUIDANCE=$GUIDANCE VIDEO_STEPS=$VIDEO_STEPS VIDEO_ARGS=\"${VIDEO_ARGS:-}\" IMAGE_ARGS=\"${IMAGE_ARGS:-}\" ROW=$ROW SEED=$SEED$([[ $SCORE_FROM != 0 ]] && echo " SCORE_FROM=$SCORE_FROM")$([[ -n $FIRST_FRAME ]] && echo " FIRST_FRAME=$FIRST_FRAME") bash scripts/generation_digits.sh" \
+  --command "$([[ -n ${SCALES:-} ]] && echo "SCALES=$SCALES ")$([[ $IMAGE != "$GEN/image" ]] && echo "IMAGE=$IMAGE ")GUIDANCE=$GUIDANCE VIDEO_STEPS=$VIDEO_STEPS VIDEO_ARGS=\"${VIDEO_ARGS:-}\" IMAGE_ARGS=\"${IMAGE_ARGS:-}\" ROW=$ROW SEED=$SEED$([[ $SCORE_FROM != 0 ]] && echo " SCORE_FROM=$SCORE_FROM")$([[ -n $FIRST_FRAME ]] && echo " FIRST_FRAME=$FIRST_FRAME") bash scripts/generation_digits.sh" \
   --seeds "$SEED" --overrides ${VIDEO_ARGS:-} \
   --row "real test clips=$AE/originals_digit_metrics.json" --row "stage 1=$AE/reconstructions_digit_metrics.json" \
   --row "image stage=$IMAGE/guidance_$IMAGE_G/samples_metrics.json" --row "video stage=$OUT/samples_metrics.json" \

@@ -78,6 +78,8 @@ def test_stages_that_do_not_fit_raise_with_the_reason(stages, tmp_path):
                            first_frame_from=stages["image"])
     with pytest.raises(ValueError, match="draws 8 frames a sample"):
         open_first_frame_model(stages["cond1"], load_model(stages["cond1"]))
+    with pytest.raises(ValueError, match="another autoencoder"):  # latents of two autoencoders do not mix
+        open_first_frame_model(stages["image"], load_model(stages["cond1"]), autoencoder_path=str(tmp_path / "vae2"))
     with pytest.raises(FileNotFoundError):
         open_first_frame_model(tmp_path / "missing" / "checkpoints" / "last.ckpt", load_model(stages["cond1"]))
 

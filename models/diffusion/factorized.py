@@ -15,19 +15,21 @@ from typing import Any
 
 import torch
 
-from models.diffusion import labels as label_sets
 from models.diffusion.denoising import GuidanceScale
 from models.diffusion.diffusion_module import VideoDiffusion
 from models.run import Run, load_run
 
 
-def open_first_frame_model(image: str | Path | Run, video: VideoDiffusion, device: str = "cpu") -> VideoDiffusion:
+def open_first_frame_model(image: str | Path | Run, video: VideoDiffusion, device: str = "cpu",
+                           autoencoder_path: str | None = None) -> VideoDiffusion:
     """Open the image stage that draws the first frame of ``video``'s clips, and check that the two fit together.
 
     Args:
         image: checkpoint of an image-stage run (one frame a sample, conditioned on label sets), or the opened run.
         video: the video stage, trained given its first latent frame (``model.num_cond_frames=1``).
         device: where to run the image stage.
+        autoencoder_path: replaces the image run's ``model.autoencoder_path`` (as it replaces the video run's, e.g.
+            when the run folders moved), so both stages are checked against the same autoencoder.
 
     Returns:
         The image stage's module in eval mode (sampled with its EMA weights).
@@ -39,7 +41,8 @@ def open_first_frame_model(image: str | Path | Run, video: VideoDiffusion, devic
             autoencoder) than the video stage.
     """
     run = image if isinstance(image, Run) else load_run(image)
-    model = run.expect("diffusion").build_module().to(device)
+    overrides = {"autoencoder_path": str(autoencoder_path)} if autoencoder_path is not None else {}
+    model = run.expect("diffusion").build_module(**overrides).to(device)
     where = f"first-frame model {run.ckpt}"
     if video.hparams.num_cond_frames != 1:
         raise ValueError(f"a first frame from an image stage needs a video stage trained given one frame "

@@ -175,12 +175,13 @@ def generate_to_folder(
         out_dir: output folder (created).
         num_samples: clips to write (>= 1).
         labels: classes to cycle through (clip i gets ``labels[i % len(labels)]``); None: every class in turn.
-            Ignored with frame conditioning (the conditioning clips' labels are used).
+            Ignored with real conditioning frames (the test-split clips' labels are used).
         steps, sampler, guidance_scale, eta: override the run's ``model.sampling`` (None: keep); ``guidance_scale``
             may give one scale per label set (:func:`models.diffusion.denoising.guided_prediction`).
-        seed: seeds the sampler; clip i's noise depends on (seed, batch_size) only.
+        seed: seeds the sampler; clip i's noise depends on (seed, batch_size) only (with ``first_frame_from``, the
+            image stage draws from the same generator first in every batch).
         batch_size: clips sampled at once.
-        autoencoder_path: replaces the run's ``model.autoencoder_path``.
+        autoencoder_path: replaces the run's ``model.autoencoder_path`` (and the first-frame model's).
         device: ``cpu`` or ``cuda``.
         grey: average the decoded RGB channels and write grey clips, in the real data's exact format, for data that
             is grey (Moving MNIST): a decoder's small channel differences then do not tint the clips.
@@ -212,7 +213,8 @@ def generate_to_folder(
         raise ValueError(f"num_samples={num_samples} and batch_size={batch_size} must be >= 1")
     run = _opened(ckpt_path)  # opened once: the model, its classes and its conditioning clips all come from it
     model = load_model(run, autoencoder_path, device)
-    image = open_first_frame_model(first_frame_from, model, device) if first_frame_from is not None else None
+    image = (open_first_frame_model(first_frame_from, model, device, autoencoder_path)
+             if first_frame_from is not None else None)
     classes, listed, wanted = _requested_labels(run, model, num_samples, labels, requests, real_frames=image is None)
     multi = bool(model.hparams.conditioning)
     sizes = model.label_sizes  # {"label": n} for a one-set model
@@ -275,7 +277,8 @@ def _requested_labels(run: Run, model: VideoDiffusion, num_samples: int, labels:
 
     Returns:
         The class names of each label set (None where the data names none), the set ``samples.txt`` lists, and the
-        label of every clip per set; None with frame conditioning, where the conditioning clips' labels are used.
+        label of every clip per set; None with real conditioning frames, where the test-split clips' labels are
+        used.
 
     Raises:
         ValueError: ``labels`` for a model conditioned on label sets, ``requests`` for one that is not, or a label

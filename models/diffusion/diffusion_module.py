@@ -470,22 +470,13 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
         )
 
     @torch.no_grad()
-    def generate(
-        self,
-        labels: label_sets.Labels | None,
-        num_samples: int | None = None,
-        cond_latents: torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
-        progress: bool = False,
-        **sampling: Any,
-    ) -> torch.Tensor:
-        """Sample clips with the EMA net and decode them; the arguments and errors are :meth:`sample`'s.
+    def generate(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        """:meth:`sample` (same arguments and errors), decoded by the autoencoder.
 
         Returns:
             uint8 tensor (b c t h w) in [0, 255] on the CPU.
         """
-        latents = self.sample(labels, num_samples, cond_latents, generator, progress, **sampling)
-        return to_uint8(self.autoencoder.decode(latents))
+        return to_uint8(self.autoencoder.decode(self.sample(*args, **kwargs)))
 
     def on_validation_epoch_end(self) -> None:
         n = self.hparams.num_log_samples

@@ -40,14 +40,14 @@ def open_first_frame_model(image: str | Path | Run, video: VideoDiffusion, devic
             conditioned on label sets, asks for a set the video stage does not know, or has other latents (shape or
             autoencoder) than the video stage.
     """
-    run = image if isinstance(image, Run) else load_run(image)
-    overrides = {"autoencoder_path": str(autoencoder_path)} if autoencoder_path is not None else {}
-    model = run.expect("diffusion").build_module(**overrides).to(device)
-    where = f"first-frame model {run.ckpt}"
     if video.hparams.num_cond_frames != 1:
         raise ValueError(f"a first frame from an image stage needs a video stage trained given one frame "
                          f"(model.num_cond_frames=1); this one has model.num_cond_frames="
                          f"{video.hparams.num_cond_frames}")
+    run = image if isinstance(image, Run) else load_run(image)
+    overrides = {"autoencoder_path": str(autoencoder_path)} if autoencoder_path is not None else {}
+    model = run.expect("diffusion").build_module(**overrides).to(device)
+    where = f"first-frame model {run.ckpt}"
     if model.hparams.num_frames != 1:
         raise ValueError(f"{where}: draws {model.hparams.num_frames} frames a sample; an image stage draws 1 "
                          "(experiment=mmnist_dit_image)")

@@ -215,10 +215,10 @@ def generate_to_folder(
     model = load_model(run, autoencoder_path, device)
     image = (open_first_frame_model(first_frame_from, model, device, autoencoder_path)
              if first_frame_from is not None else None)
-    classes, listed, wanted = _requested_labels(run, model, num_samples, labels, requests, real_frames=image is None)
+    real_frames = bool(model.hparams.num_cond_frames) and image is None  # the first frames from the test split
+    classes, listed, wanted = _requested_labels(run, model, num_samples, labels, requests, real_frames)
     multi = bool(model.hparams.conditioning)
     sizes = model.label_sizes  # {"label": n} for a one-set model
-    real_frames = model.hparams.num_cond_frames and image is None
     conditions = _condition_batches(run, model, batch_size) if real_frames else None
 
     out_dir = Path(out_dir)
@@ -271,9 +271,9 @@ def generate_to_folder(
 
 def _requested_labels(run: Run, model: VideoDiffusion, num_samples: int, labels: Sequence[int] | None,
                       requests: Sequence[Mapping[str, str]] | None,
-                      real_frames: bool = True) -> tuple[dict, str, dict[str, list[int]] | None]:
-    """What :func:`generate_to_folder` asks each clip to show (``real_frames``: a model given frames takes them,
-    and their labels, from the test split).
+                      real_frames: bool) -> tuple[dict, str, dict[str, list[int]] | None]:
+    """What :func:`generate_to_folder` asks each clip to show (``real_frames``: the model's given frames, and
+    their labels, come from the test split).
 
     Returns:
         The class names of each label set (None where the data names none), the set ``samples.txt`` lists, and the
@@ -301,7 +301,7 @@ def _requested_labels(run: Run, model: VideoDiffusion, num_samples: int, labels:
             raise ValueError(f"labels={labels} must be non-empty and in [0, {num_classes})")
         names = dataset_class_names(run.config.data) if num_classes > 0 else None
         classes, listed = {"label": names}, "label"
-    if model.hparams.num_cond_frames and real_frames:
+    if real_frames:
         return classes, listed, None
     if multi:
         return classes, listed, _multi_set_labels(model, classes, num_samples, requests)

@@ -265,3 +265,90 @@ class WindowedTemporalAttention(Attention):
         out = _attend(self, q, k, v, attn_mask=mask)  # ((b gh gw) nh t dh)
         out = rearrange(out, "(b gh gw) nh t dh -> b t gh gw (nh dh)", b=b, gh=gh)
         return self.proj_drop(self.proj(out))  # (b t gh gw d)
+
+
+class FirstFrameAttention(Attention):
+    """Spatial attention in which every frame also reads the first frame: keys and values are the frame's own n
+    tokens followed by frame 0's n tokens.
+
+    Plain spatial attention (TimeSformer's, DiT's per frame) lets frame t see only itself, so what frame t draws can
+    agree with frame 0 only through the temporal attentions, which (divided) compare one patch position across
+    frames. Here each query of frame t reaches every patch of frame 0 by content, wherever the thing has moved.
+    This is the sparse-causal / cross-frame attention of Tune-A-Video (Wu et al. 2023, arXiv 2212.11565, Sec. 4.1:
+    frame i attends to frames 0 and i−1) and Text2Video-Zero (Khachatryan et al. 2023, arXiv 2303.13439, Sec. 3.3:
+    every frame attends to frame 0 only), restricted here to "own frame + frame 0".
+
+    Same parameters as :class:`Attention` (``qkv``, ``proj``; the same state dict), so an image model's spatial
+    weights load unchanged. Frame 0's keys are its own keys twice, which leaves its softmax unchanged, so frame 0's
+    output equals plain spatial attention's (up to rounding), and a one-frame input is plain attention.
+
+    Args:
+        (as :class:`Attention`)
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Attend within each frame and to frame 0.
+
+        Args:
+            x: float tensor (b t n d): t frames (or tubelets) of n tokens each.
+
+        Returns:
+            Tensor (b t n d).
+        """
+        t = x.shape[1]
+        qkv = rearrange(self.qkv(x), "b t n (three nh dh) -> three b t nh n dh", three=3, nh=self.num_heads)
+        q, k, v = qkv.unbind(0)  # each (b t nh n dh)
+        k, v = (torch.cat([z, repeat(z[:, 0], "b nh n dh -> b t nh n dh", t=t)], dim=3) for z in (k, v))  # 2n keys
+        q, k, v = (rearrange(z, "b t nh m dh -> (b t) nh m dh") for z in (q, k, v))
+        out = _attend(self, q, k, v)  # ((b t) nh n dh)
+        out = rearrange(out, "(b t) nh n dh -> b t n (nh dh)", t=t)
+        return self.proj_drop(self.proj(out))  # (b t n d)
+
+
+class FirstFrameTemporalAttention(Attention):
+    """Temporal attention whose keys are the query's patch position in every frame plus all n patches of frame 0.
+
+    Divided temporal attention compares one patch position across frames (TimeSformer, Sec. 3), so once a thing has
+    moved off a patch, the later frames can no longer read what it looked like in frame 0. Here the temporal
+    sublayer also reads every token of frame 0, by content: ConsistI2V's first-frame conditioning of the temporal
+    layers (Ren et al. 2024, arXiv 2402.04324, Sec. 3.2, which reads a local window of frame 0; here the whole
+    frame). Used with ``model.num_cond_frames=1``, frame 0 is the given frame.
+
+    Same parameters as :class:`Attention` (``qkv``, ``proj``; the same state dict); with ``proj`` at zero it outputs
+    zero, so a video model started from an image stage is still the image model at step 0.
+
+    Args:
+        rope: rotary frame positions (as :class:`RotaryAttention`) on queries and keys; frame 0's keys are at
+            position 0.
+        rope_base: the RoPE frequency base.
+        (the others as :class:`Attention`)
+    """
+
+    def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = True, attn_drop: float = 0.0,
+                 proj_drop: float = 0.0, fused_attn: bool = True, rope: bool = False,
+                 rope_base: float = 10000.0) -> None:
+        super().__init__(dim, num_heads, qkv_bias, attn_drop, proj_drop, fused_attn)
+        self.rope = rope
+        self.rope_base = rope_base
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Attend over frames at each patch position and over frame 0's patches.
+
+        Args:
+            x: float tensor (b t n d).
+
+        Returns:
+            Tensor (b t n d).
+        """
+        b, t, n, _ = x.shape
+        qkv = rearrange(self.qkv(x), "b t n (three nh dh) -> three b n nh t dh", three=3, nh=self.num_heads)
+        q, k, v = qkv.unbind(0)  # each (b n nh t dh)
+        if self.rope:
+            cos, sin = rotary_tables(t, q.shape[-1], self.rope_base, q.device)  # each (t dh)
+            q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)  # frame 0 at position 0
+        first_k, first_v = (repeat(z[..., 0, :], "b m nh dh -> b n nh m dh", n=n) for z in (k, v))  # frame 0's n
+        k, v = torch.cat([k, first_k], dim=3), torch.cat([v, first_v], dim=3)  # (b n nh (t + n) dh)
+        q, k, v = (rearrange(z, "b n nh m dh -> (b n) nh m dh") for z in (q, k, v))
+        out = _attend(self, q, k, v)  # ((b n) nh t dh)
+        out = rearrange(out, "(b n) nh t dh -> b t n (nh dh)", b=b)
+        return self.proj_drop(self.proj(out))  # (b t n d)

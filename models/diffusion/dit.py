@@ -59,6 +59,7 @@ LAYOUTS = ("interleaved", "late_fusion", "divided", "split_heads", "joint", "spa
 TEMPORAL_POS_EMBEDS = ("none", "sincos", "learned")
 SEPARATE_TEMPORAL_LAYOUTS = ("divided", "interleaved", "late_fusion")  # layouts with their own temporal attentions
 TIMESTEP_INITS = ("dit", "torch")
+FIRST_FRAME_ATTENTIONS = ("none", "spatial", "temporal")  # where frames read frame 0 (VideoDiT's docstring)
 NEW_LABEL_INITS = ("zero", "normal")  # the table of a label set an image model lacks (image_to_video_state_dict)
 
 
@@ -114,6 +115,18 @@ class VideoDiT(nn.Module):
             patches a frame stays within reach; plain temporal attention compares only the same patch across frames.
             Same parameters as plain temporal attention (checkpoints load either way). Needs a layout with separate
             temporal attentions.
+        first_frame_attention: where frames read frame 0 directly, by content, wherever it has moved since (with
+            ``model.num_cond_frames=1`` frame 0 is the given, clean frame). ``"none"``: only through the temporal
+            attentions' same-patch comparison (TimeSformer). ``"spatial"``: every spatial attention reads the frame's
+            own tokens and frame 0's (:class:`models.attention.FirstFrameAttention`; Tune-A-Video's sparse-causal
+            attention, Text2Video-Zero's cross-frame attention); frames then depend on each other even in
+            ``space_only``, and an image stage's frozen spatial layers are no longer the image model on frames > 0.
+            ``"temporal"``: every temporal attention also reads all of frame 0
+            (:class:`models.attention.FirstFrameTemporalAttention`; ConsistI2V's first-frame conditioning), which
+            keeps an image stage's step-0 identity (its ``proj`` starts at zero) and trains with
+            ``model.trainable=temporal``. No new parameters: checkpoints load whichever is set. ``"spatial"`` needs
+            spatial attentions (not ``joint`` or ``split_heads``), ``"temporal"`` separate temporal attentions
+            without ``temporal_window``.
 
     Raises:
         ValueError: an unknown ``layout`` or ``temporal_pos_embed``, or sizes that do not fit (named in the message).
@@ -145,8 +158,18 @@ class VideoDiT(nn.Module):
         temporal_rope: bool = False,
         temporal_label_sets: Sequence[str] = (),
         temporal_window: int = 1,
+        first_frame_attention: str = "none",
     ) -> None:
         super().__init__()
+        if first_frame_attention not in FIRST_FRAME_ATTENTIONS:
+            raise ValueError(f"first_frame_attention={first_frame_attention!r} is not one of {FIRST_FRAME_ATTENTIONS}")
+        if first_frame_attention == "spatial" and layout in ("joint", "split_heads"):
+            raise ValueError(f"first_frame_attention='spatial' needs spatial attentions (divided, interleaved, "
+                             f"late_fusion, space_only), not layout={layout!r}")
+        if first_frame_attention == "temporal" and (layout not in SEPARATE_TEMPORAL_LAYOUTS or temporal_window > 1):
+            raise ValueError(f"first_frame_attention='temporal' needs separate temporal attentions (divided, "
+                             f"interleaved, late_fusion) without temporal_window; got layout={layout!r}, "
+                             f"temporal_window={temporal_window}")
         if temporal_window < 1 or temporal_window % 2 == 0:
             raise ValueError(f"temporal_window={temporal_window} must be a positive odd number of patches")
         if temporal_window > 1 and layout not in SEPARATE_TEMPORAL_LAYOUTS:
@@ -218,7 +241,7 @@ class VideoDiT(nn.Module):
             self.temp_embed = None
         self.blocks = nn.ModuleList(
             DiTBlock(embed_dim, num_heads, mlp_ratio, mixers, fused_attn, temporal_rope, temporal_window,
-                     self.grid_size)
+                     self.grid_size, first_frame_attention)
             for mixers in block_mixers(layout, depth)
         )
         self.final_layer = FinalLayer(embed_dim, patch_size, in_channels, tubelet_size)

@@ -18,7 +18,14 @@ from einops import rearrange
 from timm.layers import Mlp
 from torch import nn
 
-from models.attention import Attention, RotaryAttention, SplitHeadAttention, WindowedTemporalAttention
+from models.attention import (
+    Attention,
+    FirstFrameAttention,
+    FirstFrameTemporalAttention,
+    RotaryAttention,
+    SplitHeadAttention,
+    WindowedTemporalAttention,
+)
 
 MIXERS = ("space", "time", "joint", "split_heads")
 
@@ -124,22 +131,30 @@ class DiTBlock(nn.Module):
         temporal_window: > 1: the temporal attention also reads a ``temporal_window``² patch neighbourhood in every
             frame (:class:`models.attention.WindowedTemporalAttention`); needs ``grid_size``.
         grid_size: the patch grid (gh, gw) of the tokens' n = gh·gw axis.
+        first_frame_attention: ``"none"``; ``"spatial"``: each frame's spatial attention also reads frame 0's tokens
+            (:class:`models.attention.FirstFrameAttention`); ``"temporal"``: the temporal attention also reads all of
+            frame 0 (:class:`models.attention.FirstFrameTemporalAttention`). Same parameters either way.
     """
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float, mixers: tuple[str, ...], fused_attn: bool,
                  temporal_rope: bool = False, temporal_window: int = 1,
-                 grid_size: tuple[int, int] | None = None) -> None:
+                 grid_size: tuple[int, int] | None = None, first_frame_attention: str = "none") -> None:
         super().__init__()
         self.mixers = tuple(mixers)
         self.grid_size = grid_size
         self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)  # parameter-free: shared by sublayers
         if "split_heads" in self.mixers:
             self.attn = SplitHeadAttention(dim, num_heads, qkv_bias=True, fused_attn=fused_attn)
+        elif "space" in self.mixers and first_frame_attention == "spatial":
+            self.attn = FirstFrameAttention(dim, num_heads, qkv_bias=True, fused_attn=fused_attn)
         elif {"space", "joint"} & set(self.mixers):
             self.attn = Attention(dim, num_heads, qkv_bias=True, fused_attn=fused_attn)
         if "time" in self.mixers and temporal_window > 1:
             self.temporal_attn = WindowedTemporalAttention(dim, num_heads, temporal_window, qkv_bias=True,
                                                            fused_attn=fused_attn, rope=temporal_rope)
+        elif "time" in self.mixers and first_frame_attention == "temporal":
+            self.temporal_attn = FirstFrameTemporalAttention(dim, num_heads, qkv_bias=True, fused_attn=fused_attn,
+                                                             rope=temporal_rope)
         elif "time" in self.mixers:
             temporal = RotaryAttention if temporal_rope else Attention
             self.temporal_attn = temporal(dim, num_heads, qkv_bias=True, fused_attn=fused_attn)
@@ -150,12 +165,16 @@ class DiTBlock(nn.Module):
     def _mix(self, mixer: str, x: torch.Tensor) -> torch.Tensor:
         """Apply one attention sublayer to normalised tokens (b t n d) -> (b t n d)."""
         b, t = x.shape[:2]
+        if mixer == "space" and isinstance(self.attn, FirstFrameAttention):
+            return self.attn(x)  # (b t n d): every frame reads itself and frame 0
         if mixer == "space":
             out = self.attn(rearrange(x, "b t n d -> (b t) n d"))  # ((b t) n d)
             return rearrange(out, "(b t) n d -> b t n d", b=b)
         if mixer == "time" and isinstance(self.temporal_attn, WindowedTemporalAttention):
             grid = rearrange(x, "b t (gh gw) d -> b t gh gw d", gh=self.grid_size[0])
             return rearrange(self.temporal_attn(grid), "b t gh gw d -> b t (gh gw) d")
+        if mixer == "time" and isinstance(self.temporal_attn, FirstFrameTemporalAttention):
+            return self.temporal_attn(x)  # (b t n d): each patch over frames, and all of frame 0
         if mixer == "time":
             out = self.temporal_attn(rearrange(x, "b t n d -> (b n) t d"))  # ((b n) t d)
             return rearrange(out, "(b n) t d -> b t n d", b=b)

@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 
 from data.annotations import find_class_names, read_list_file
 from models.diffusion import labels as label_sets
+from models.diffusion.diffusion_module import image_weights
 from models.diffusion.dit import VideoDiT, image_to_video_state_dict
 
 from .conftest import compose_config
@@ -242,6 +243,20 @@ def test_image_weights_that_do_not_fit_raise_with_the_key():
     video = dit(num_classes={"digit": 10}, layout="divided")
     with pytest.raises(ValueError, match="temporal attention layers"):
         image_to_video_state_dict(video.state_dict(), video)
+
+
+def test_a_video_checkpoint_restarts_from_its_ema_weights_and_one_of_another_net_raises(tmp_path):
+    video = dit(num_classes={"digit": 10, "direction": 8}, layout="divided")
+    with torch.no_grad():
+        for param in video.parameters():
+            param.normal_()
+    path = tmp_path / "video.ckpt"
+    torch.save({"state_dict": {f"ema.{key}": value for key, value in video.state_dict().items()}}, path)
+    fresh = dit(num_classes={"digit": 10, "direction": 8}, layout="divided")
+    fresh.load_state_dict(image_weights(path, fresh), strict=True)
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), video.state_dict().values()))
+    with pytest.raises(ValueError, match="video-stage checkpoint whose weights do not fit"):
+        image_weights(path, dit(num_classes={"digit": 10, "direction": 8}, layout="divided", embed_dim=64))
 
 
 def write_multi_set_cache(folder: Path, num_clips: int = 32, frames: int = 8) -> Path:

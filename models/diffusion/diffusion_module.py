@@ -116,7 +116,8 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
         conditioning: None (the batch's one ``label``, as DiT) or the label sets to condition on, e.g.
             ``["digit", "direction"]``: batch keys ``label_<set>`` (see :class:`data.latents.LatentClipDataset`),
             one embedding table each (:class:`models.diffusion.dit.VideoDiT`), summed.
-        init_from: optional checkpoint of an image-stage run (``model.net.layout=space_only``, one frame): its EMA
+        init_from: optional checkpoint of an image-stage run (``model.net.layout=space_only``, one frame), or of a
+            video-stage run of the same net, which then restarts from its EMA weights (:func:`image_weights`): its EMA
             weights initialise ``net`` and ``ema`` through :func:`models.diffusion.dit.image_to_video_state_dict`
             when training starts (``setup("fit")``, before a resumed run's checkpoint is restored), so the video
             model starts as the image model applied to every frame (Video LDM, AnimateDiff).
@@ -505,7 +506,10 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
 
 
 def image_weights(path: str | Path, net: nn.Module, new_label_init: str = "zero") -> dict[str, torch.Tensor]:
-    """The EMA weights of an image-stage checkpoint, mapped onto ``net`` (see ``model.init_from``).
+    """The EMA weights of an image-stage checkpoint, mapped onto ``net`` (see ``model.init_from``); or, from a
+    video-stage checkpoint of the same net (one with temporal attentions), its EMA weights as they are: a warm
+    restart with a fresh optimizer and learning-rate schedule (SGDR, Loshchilov & Hutter 2017, arXiv 1608.03983),
+    which a resumed run (``ckpt_path``) is not, since it keeps the old schedule's length.
 
     Read with ``torch.load(weights_only=True)``: a checkpoint is data, never code.
 
@@ -522,6 +526,14 @@ def image_weights(path: str | Path, net: nn.Module, new_label_init: str = "zero"
     ema = {key[len("ema."):]: value for key, value in state.items() if key.startswith("ema.")}
     if not ema:
         raise ValueError(f"model.init_from={path}: no 'ema.*' weights; is it a stage-2 checkpoint of train.py?")
+    if any(".temporal_attn." in key for key in ema):  # a video-stage run: continue from its EMA weights as they are
+        own = net.state_dict()
+        misfits = sorted(key for key in set(own) | set(ema)
+                         if key not in own or key not in ema or own[key].shape != ema[key].shape)
+        if misfits:
+            raise ValueError(f"model.init_from={path}: a video-stage checkpoint whose weights do not fit this net "
+                             f"(missing, extra or another shape): {misfits[:5]}")
+        return {key: value.clone() for key, value in ema.items()}
     try:
         return image_to_video_state_dict(ema, net, new_label_init)
     except ValueError as error:

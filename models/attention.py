@@ -315,7 +315,10 @@ class FirstFrameTemporalAttention(Attention):
     frame). Used with ``model.num_cond_frames=1``, frame 0 is the given frame.
 
     Same parameters as :class:`Attention` (``qkv``, ``proj``; the same state dict); with ``proj`` at zero it outputs
-    zero, so a video model started from an image stage is still the image model at step 0.
+    zero, so a video model started from an image stage is still the image model at step 0. One softmax runs over
+    the t + n keys of each query; frame 0's keys are shared by all n positions, so the scores are two matmuls
+    (``q kᵀ`` over frames, and every query against frame 0) rather than one fused call on frame 0's keys and values
+    copied to every position. ``fused_attn`` therefore has no effect here; the softmax runs in at least float32.
 
     Args:
         rope: rotary frame positions (as :class:`RotaryAttention`) on queries and keys; frame 0's keys are at
@@ -341,14 +344,21 @@ class FirstFrameTemporalAttention(Attention):
             Tensor (b t n d).
         """
         b, t, n, _ = x.shape
-        qkv = rearrange(self.qkv(x), "b t n (three nh dh) -> three b n nh t dh", three=3, nh=self.num_heads)
-        q, k, v = qkv.unbind(0)  # each (b n nh t dh)
+        qkv = rearrange(self.qkv(x), "b t n (three nh dh) -> three b nh n t dh", three=3, nh=self.num_heads)
+        q, k, v = qkv.unbind(0)  # each (b nh n t dh)
         if self.rope:
             cos, sin = rotary_tables(t, q.shape[-1], self.rope_base, q.device)  # each (t dh)
             q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)  # frame 0 at position 0
-        first_k, first_v = (repeat(z[..., 0, :], "b m nh dh -> b n nh m dh", n=n) for z in (k, v))  # frame 0's n
-        k, v = torch.cat([k, first_k], dim=3), torch.cat([v, first_v], dim=3)  # (b n nh (t + n) dh)
-        q, k, v = (rearrange(z, "b n nh m dh -> (b n) nh m dh") for z in (q, k, v))
-        out = _attend(self, q, k, v)  # ((b n) nh t dh)
-        out = rearrange(out, "(b n) nh t dh -> b t n (nh dh)", b=b)
+        q = q * q.shape[-1] ** -0.5
+        first_k, first_v = k[:, :, :, 0], v[:, :, :, 0]  # (b nh n dh): frame 0's n tokens
+        time_scores = q @ k.transpose(-2, -1)  # (b nh n t t): patch p of every frame
+        first_scores = rearrange(q, "b nh n t dh -> b nh (n t) dh") @ first_k.transpose(-2, -1)  # (b nh (n t) n)
+        first_scores = rearrange(first_scores, "b nh (n t) m -> b nh n t m", t=t)
+        scores = torch.cat([time_scores, first_scores], dim=-1)  # (b nh n t (t+n))
+        weights = scores.softmax(dim=-1, dtype=torch.promote_types(q.dtype, torch.float32)).to(q.dtype)
+        weights = F.dropout(weights, p=self.attn_drop, training=self.training)
+        time_weights, first_weights = weights.split([t, n], dim=-1)
+        from_first = rearrange(first_weights, "b nh n t m -> b nh (n t) m") @ first_v  # (b nh (n t) dh)
+        out = time_weights @ v + rearrange(from_first, "b nh (n t) dh -> b nh n t dh", t=t)  # (b nh n t dh)
+        out = rearrange(out, "b nh n t dh -> b t n (nh dh)")
         return self.proj_drop(self.proj(out))  # (b t n d)

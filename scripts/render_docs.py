@@ -117,7 +117,8 @@ def source_line(record: Mapping[str, Any]) -> str:
 
 
 def render_table(table: Table, records: Sequence[Mapping[str, Any]]) -> str:
-    """The Markdown table (header, rows) and one source line per record, ending with a newline.
+    """The Markdown table (header, rows) and one source line per record, ending with a newline. A row identical to
+    one already in the table (label and every cell) is left out.
 
     A column key ``machine.<field>`` reads the record's machine (e.g. its fp32 matmul peak).
 
@@ -141,7 +142,9 @@ def render_table(table: Table, records: Sequence[Mapping[str, Any]]) -> str:
     for row, metrics in rows:
         label = metrics["label"]["text"] if isinstance(metrics.get("label"), Mapping) else row
         cells = [format_entry(metrics.get(c.key), c.fmt, c.bold) for c in table.columns]
-        lines.append("| " + " | ".join([label] + cells) + " |")
+        line = "| " + " | ".join([label] + cells) + " |"
+        if line not in lines:  # the same measurement in two records (e.g. the real clips) is shown once
+            lines.append(line)
     sources = []
     for record in records:
         sources += [source_line(record)] + [str(note) for note in record.get("notes", [])]
@@ -198,6 +201,13 @@ TABLES: dict[str, Table] = {
     "generation_curves_window": Table("generation_curves_window", "run, step (80 clips, guidance 1)", (
         _pct("digit_accuracy", "digit_accuracy", bold=True), _pct("identity_consistency", "identity_consistency"),
         _pct("flow_direction_accuracy", "flow_direction_accuracy"))),
+    "generation_curves_cond1": Table("generation_curves_cond1", "run, step (80 clips, guidance 1, a real frame 1)", (
+        _pct("digit_accuracy", "digit_accuracy"), _pct("identity_consistency", "identity_consistency", bold=True),
+        _pct("flow_direction_accuracy", "flow_direction_accuracy"))),
+    "generation_first_frame_probe": Table("generation_first_frame_probe", "digits_tdir_temporal_cond1 (80 clips)", (
+        _pct("digit_accuracy", "digit_accuracy"), _pct("identity_consistency", "identity_consistency", bold=True),
+        _pct("flow_direction_accuracy", "flow_direction_accuracy"),
+        Column("speed (px/frame)", "dominant_speed_dis", "f2"))),
     "generation_digits_guidance": Table("generation_guidance_*", "run: guidance (256 clips, 25 DDIM steps unless said)", (
         _pct("digit_accuracy", "digit_accuracy", bold=True), _pct("identity_consistency", "identity_consistency"),
         _pct("flow_direction_accuracy", "flow_direction_accuracy"),

@@ -55,6 +55,12 @@ def test_a_record_round_trips_and_renders_intervals_and_seed_spreads(tmp_path):
     assert lines[2] == "| divided | **99.8 %** [99.6, 100.0] | met |"
     assert lines[3] == "| space_only | **35.2 %** [33.6, 37.1] | – |"
     assert "seeds 0, 1, 2" in text and "fp32 matmul peak 207.6 GFLOP/s" in text and "another machine" not in text
+    # a second record with the same space_only measurement and a new row: the repeated row is shown once
+    other = {**record, "rows": {"space_only": RECORD_ROWS["space_only"],
+                                "joint": {"test_acc_top1": records.metric_entry(0.5, [0.4, 0.6])}}}
+    lines = render_docs.render_table(table, [record, other]).splitlines()
+    assert [line.split(" |")[0] for line in lines[2:5]] == ["| divided", "| space_only", "| joint"]
+    assert lines[5] == ""
 
 
 def test_rendering_replaces_only_the_marked_text_and_check_catches_a_stale_figure(tmp_path, monkeypatch):

@@ -11,6 +11,19 @@ from models.attention import Attention, FirstFrameAttention, FirstFrameTemporalA
 from models.diffusion.dit import VideoDiT, image_to_video_state_dict
 
 
+ARGS = dict(input_size=8, in_channels=4, patch_size=2, embed_dim=32, depth=2, num_heads=4, num_classes=10)
+
+
+def trained_image_model() -> VideoDiT:
+    """A one-frame image DiT whose weights are moved off their (zero-output) initialisation."""
+    torch.manual_seed(0)
+    image = VideoDiT(num_frames=1, layout="space_only", temporal_pos_embed="none", **ARGS)
+    with torch.no_grad():
+        for param in image.parameters():
+            param.add_(0.1 * torch.randn_like(param))
+    return image
+
+
 def loop_reference(attn: FirstFrameAttention, x: torch.Tensor) -> torch.Tensor:
     """The same attention one frame and one head at a time: keys are [frame f's tokens; frame 0's tokens]."""
     b, t, n, d = x.shape
@@ -56,14 +69,9 @@ def test_frame_zero_is_plain_spatial_attention_and_later_frames_read_it():
 
 
 def test_an_image_model_loads_and_frame_zero_stays_the_image_model():
-    torch.manual_seed(0)
-    args = dict(input_size=8, in_channels=4, patch_size=2, embed_dim=32, depth=2, num_heads=4, num_classes=10)
-    image = VideoDiT(num_frames=1, layout="space_only", temporal_pos_embed="none", **args)
-    with torch.no_grad():
-        for param in image.parameters():
-            param.add_(0.1 * torch.randn_like(param))
-    video = VideoDiT(num_frames=4, layout="divided", temporal_pos_embed="none", first_frame_attention="spatial", **args)
-    plain = VideoDiT(num_frames=4, layout="divided", temporal_pos_embed="none", **args)
+    image = trained_image_model()
+    video = VideoDiT(num_frames=4, layout="divided", temporal_pos_embed="none", first_frame_attention="spatial", **ARGS)
+    plain = VideoDiT(num_frames=4, layout="divided", temporal_pos_embed="none", **ARGS)
     assert video.state_dict().keys() == plain.state_dict().keys()
     video.load_state_dict(image_to_video_state_dict(image.state_dict(), video), strict=True)
     x, timesteps, labels = torch.randn(2, 4, 4, 8, 8), torch.tensor([10, 900]), torch.tensor([3, 7])
@@ -74,12 +82,12 @@ def test_an_image_model_loads_and_frame_zero_stays_the_image_model():
     other[:, :, 0] += 1.0  # but frame 2 now depends on frame 0 through the spatial attention alone
     assert not torch.allclose(video(other, timesteps, labels)[:, :, 2], out[:, :, 2], atol=1e-4)
     space_only = VideoDiT(num_frames=4, layout="space_only", temporal_pos_embed="none", first_frame_attention="spatial",
-                          **args)
+                          **ARGS)
     space_only.load_state_dict(image_to_video_state_dict(image.state_dict(), space_only), strict=True)
     assert not torch.allclose(space_only(other, timesteps, labels)[:, :, 2], space_only(x, timesteps, labels)[:, :, 2])
     for layout in ("joint", "split_heads"):
         with pytest.raises(ValueError, match="first_frame_attention=.spatial. needs spatial attentions"):
-            VideoDiT(num_frames=4, layout=layout, first_frame_attention="spatial", **args)
+            VideoDiT(num_frames=4, layout=layout, first_frame_attention="spatial", **ARGS)
 
 
 def temporal_loop_reference(attn: FirstFrameTemporalAttention, x: torch.Tensor) -> torch.Tensor:
@@ -127,21 +135,16 @@ def test_temporal_reads_all_of_frame_zero_and_only_its_own_patch_elsewhere():
 
 
 def test_temporal_keeps_the_image_models_step0_identity_and_bad_configs_raise():
-    torch.manual_seed(0)
-    args = dict(input_size=8, in_channels=4, patch_size=2, embed_dim=32, depth=2, num_heads=4, num_classes=10)
-    image = VideoDiT(num_frames=1, layout="space_only", temporal_pos_embed="none", **args)
-    with torch.no_grad():
-        for param in image.parameters():
-            param.add_(0.1 * torch.randn_like(param))
+    image = trained_image_model()
     video = VideoDiT(num_frames=4, layout="divided", temporal_pos_embed="none", temporal_rope=True,
-                     first_frame_attention="temporal", **args)
+                     first_frame_attention="temporal", **ARGS)
     video.load_state_dict(image_to_video_state_dict(image.state_dict(), video), strict=True)  # same keys
     x, timesteps, labels = torch.randn(2, 4, 4, 8, 8), torch.tensor([10, 900]), torch.tensor([3, 7])
     per_frame = torch.cat([image(x[:, :, f : f + 1], timesteps, labels) for f in range(4)], dim=2)
     assert torch.allclose(video(x, timesteps, labels), per_frame, atol=1e-6)  # proj at zero: the image model
     with pytest.raises(ValueError, match="first_frame_attention='temporal' needs separate temporal attentions"):
-        VideoDiT(num_frames=4, layout="space_only", first_frame_attention="temporal", **args)
+        VideoDiT(num_frames=4, layout="space_only", first_frame_attention="temporal", **ARGS)
     with pytest.raises(ValueError, match="first_frame_attention='temporal' needs separate temporal attentions"):
-        VideoDiT(num_frames=4, layout="divided", temporal_window=3, first_frame_attention="temporal", **args)
+        VideoDiT(num_frames=4, layout="divided", temporal_window=3, first_frame_attention="temporal", **ARGS)
     with pytest.raises(ValueError, match="first_frame_attention='both' is not one of"):
-        VideoDiT(num_frames=4, layout="divided", first_frame_attention="both", **args)
+        VideoDiT(num_frames=4, layout="divided", first_frame_attention="both", **ARGS)

@@ -274,9 +274,10 @@ class FirstFrameAttention(Attention):
     Plain spatial attention (TimeSformer's, DiT's per frame) lets frame t see only itself, so what frame t draws can
     agree with frame 0 only through the temporal attentions, which (divided) compare one patch position across
     frames. Here each query of frame t reaches every patch of frame 0 by content, wherever the thing has moved.
-    This is the sparse-causal / cross-frame attention of Tune-A-Video (Wu et al. 2023, arXiv 2212.11565, Sec. 4.1:
-    frame i attends to frames 0 and i−1) and Text2Video-Zero (Khachatryan et al. 2023, arXiv 2303.13439, Sec. 3.3:
-    every frame attends to frame 0 only), restricted here to "own frame + frame 0".
+    This is the sparse-causal / cross-frame attention of Tune-A-Video (Wu et al. 2023, arXiv 2212.11565:
+    frame i attends to frames 0 and i−1) and Text2Video-Zero (Khachatryan et al. 2023, arXiv 2303.13439:
+    every frame attends to frame 0 only), restricted here to "own frame + frame 0", as ConsistI2V's spatial layers
+    (Ren et al. 2024, arXiv 2402.04324).
 
     Same parameters as :class:`Attention` (``qkv``, ``proj``; the same state dict), so an image model's spatial
     weights load unchanged. Frame 0's keys are its own keys twice, which leaves its softmax unchanged, so frame 0's
@@ -308,11 +309,13 @@ class FirstFrameAttention(Attention):
 class FirstFrameTemporalAttention(Attention):
     """Temporal attention whose keys are the query's patch position in every frame plus all n patches of frame 0.
 
-    Divided temporal attention compares one patch position across frames (TimeSformer, Sec. 3), so once a thing has
-    moved off a patch, the later frames can no longer read what it looked like in frame 0. Here the temporal
-    sublayer also reads every token of frame 0, by content: ConsistI2V's first-frame conditioning of the temporal
-    layers (Ren et al. 2024, arXiv 2402.04324, Sec. 3.2, which reads a local window of frame 0; here the whole
-    frame). Used with ``model.num_cond_frames=1``, frame 0 is the given frame.
+    Divided temporal attention compares one patch position across frames (TimeSformer, Bertasius et al. 2021,
+    arXiv 2102.05095), so once a thing has moved off a patch, the later frames can no longer read what it looked like
+    in frame 0. Here the temporal sublayer also reads every token of frame 0, by content: ConsistI2V's first-frame
+    conditioning of the temporal layers (Ren et al. 2024, arXiv 2402.04324, which reads a local window of frame 0;
+    here the whole frame). Used with ``model.num_cond_frames=1``, frame 0 is the given frame. Frame 0's token at the
+    query's own patch is among both key sets, so it is counted twice (a log 2 bonus to its score), as the loop
+    reference in the tests also counts it.
 
     Same parameters as :class:`Attention` (``qkv``, ``proj``; the same state dict); with ``proj`` at zero it outputs
     zero, so a video model started from an image stage is still the image model at step 0. One softmax runs over

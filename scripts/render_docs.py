@@ -117,8 +117,8 @@ def source_line(record: Mapping[str, Any]) -> str:
 
 
 def render_table(table: Table, records: Sequence[Mapping[str, Any]]) -> str:
-    """The Markdown table (header, rows) and one source line per record, ending with a newline. A row identical to
-    one already in the table (label and every cell) is left out.
+    """The Markdown table (header, rows) and one source line per record, ending with a newline. A row whose name,
+    label and raw entries equal one already in the table is left out.
 
     A column key ``machine.<field>`` reads the record's machine (e.g. its fp32 matmul peak).
 
@@ -139,12 +139,15 @@ def render_table(table: Table, records: Sequence[Mapping[str, Any]]) -> str:
         rows.sort(key=lambda item: table.rows.index(item[0]))
     lines = ["| " + " | ".join([table.row_header] + [c.header for c in table.columns]) + " |",
              "|" + "---|" * (len(table.columns) + 1)]
+    shown = []
     for row, metrics in rows:
+        entries = (row, [metrics.get(c.key) for c in table.columns], metrics.get("label"))
+        if entries in shown:  # the same measurement in two records (e.g. the real clips) is shown once
+            continue
+        shown.append(entries)
         label = metrics["label"]["text"] if isinstance(metrics.get("label"), Mapping) else row
         cells = [format_entry(metrics.get(c.key), c.fmt, c.bold) for c in table.columns]
-        line = "| " + " | ".join([label] + cells) + " |"
-        if line not in lines:  # the same measurement in two records (e.g. the real clips) is shown once
-            lines.append(line)
+        lines.append("| " + " | ".join([label] + cells) + " |")
     sources = []
     for record in records:
         sources += [source_line(record)] + [str(note) for note in record.get("notes", [])]

@@ -148,3 +148,25 @@ def test_temporal_keeps_the_image_models_step0_identity_and_bad_configs_raise():
         VideoDiT(num_frames=4, layout="divided", temporal_window=3, first_frame_attention="temporal", **ARGS)
     with pytest.raises(ValueError, match="first_frame_attention='both' is not one of"):
         VideoDiT(num_frames=4, layout="divided", first_frame_attention="both", **ARGS)
+
+
+def test_in_the_dit_a_temporal_block_reads_frame_zero_where_plain_temporal_attention_cannot():
+    torch.manual_seed(0)
+    models = {}
+    for mode in ("temporal", "none"):
+        model = VideoDiT(num_frames=4, layout="interleaved", temporal_pos_embed="none", first_frame_attention=mode,
+                         **ARGS)
+        model.blocks = model.blocks[1:2]  # the temporal block alone: no spatial hop inside the frame
+        models[mode] = model
+    with torch.no_grad():
+        for param in models["temporal"].parameters():
+            param.normal_(std=0.3)
+    models["none"].load_state_dict(models["temporal"].state_dict())  # same weights, plain temporal attention
+    assert isinstance(models["temporal"].blocks[0].temporal_attn, FirstFrameTemporalAttention)
+    x, timesteps = torch.randn(2, 4, 4, 8, 8), torch.tensor([10, 900])
+    other = x.clone()
+    other[:, :, 0, 6:, 6:] += 1.0  # frame 0's bottom-right patch only
+    for mode, reaches in (("temporal", True), ("none", False)):
+        before, after = models[mode](x, timesteps), models[mode](other, timesteps)
+        changed = not torch.allclose(after[:, :, 2, :2, :2], before[:, :, 2, :2, :2], atol=1e-6)  # frame 2, top-left
+        assert changed == reaches, mode

@@ -509,7 +509,10 @@ def image_weights(path: str | Path, net: nn.Module, new_label_init: str = "zero"
     """The EMA weights of an image-stage checkpoint, mapped onto ``net`` (see ``model.init_from``); or, from a
     video-stage checkpoint of the same net (one with temporal attentions), its EMA weights as they are: a warm
     restart with a fresh optimizer and learning-rate schedule (SGDR, Loshchilov & Hutter 2017, arXiv 1608.03983),
-    which a resumed run (``ckpt_path``) is not, since it keeps the old schedule's length.
+    which a resumed run (``ckpt_path``) is not, since it keeps the old schedule's length. Only parameter names and
+    shapes are checked on that path: a run that differs in a parameter-free switch (``temporal_rope``,
+    ``first_frame_attention``, ``temporal_window``, ``temporal_label_sets``) or orders its label classes otherwise
+    loads without complaint, so restart from a run of the same recipe; ``new_label_init`` has no effect there.
 
     Read with ``torch.load(weights_only=True)``: a checkpoint is data, never code.
 

@@ -346,7 +346,7 @@ class FirstFrameTemporalAttention(Attention):
         Returns:
             Tensor (b t n d).
         """
-        b, t, n, _ = x.shape
+        t, n = x.shape[1:3]
         qkv = rearrange(self.qkv(x), "b t n (three nh dh) -> three b nh n t dh", three=3, nh=self.num_heads)
         q, k, v = qkv.unbind(0)  # each (b nh n t dh)
         if self.rope:

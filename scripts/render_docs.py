@@ -215,7 +215,7 @@ TABLES: dict[str, Table] = {
         _pct("digit_accuracy", "digit_accuracy", bold=True), _pct("identity_consistency", "identity_consistency"),
         _pct("flow_direction_accuracy", "flow_direction_accuracy"),
         Column("speed (px/frame)", "dominant_speed_dis", "f2"))),
-    "generation_digits_headline": Table("generation_*digits_tdir_temporal_cond1*", "generator (256 clips, seed 0)", (
+    "generation_digits_headline": Table("generation_*digits_tdir_temporal_cond1_*", "generator (256 clips, seed 0)", (
         _pct("digit_accuracy", "digit_accuracy"), _pct("identity_consistency", "identity_consistency"),
         _pct("flow_direction_accuracy", "flow_direction_accuracy"), Column("target", "target", "text")),
         rows=("real test clips", "video stage", "factorized_g6")),

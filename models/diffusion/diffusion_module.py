@@ -399,8 +399,8 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
             self._ema_step = self.trainer.global_step
 
     def setup(self, stage: str) -> None:
-        # model.init_from: an image stage's (or a video stage's) weights, before Lightning restores a resumed run's checkpoint (setup
-        # runs first), so a resumed run continues from its own weights. Loaded once per process.
+        # model.init_from: an image stage's (or a video stage's) weights, before Lightning restores a resumed run's
+        # checkpoint (setup runs first), so a resumed run continues from its own weights. Loaded once per process.
         if stage == "fit" and self.hparams.init_from and not getattr(self, "_initialised_from", False):
             weights = image_weights(self.hparams.init_from, self.net, self.hparams.new_label_init)
             self.net.load_state_dict(weights, strict=True)

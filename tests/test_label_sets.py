@@ -259,6 +259,40 @@ def test_a_video_checkpoint_restarts_from_its_ema_weights_and_one_of_another_net
         image_weights(path, dit(num_classes={"digit": 10, "direction": 8}, layout="divided", embed_dim=64))
 
 
+def test_a_video_checkpoint_of_another_recipe_is_refused_by_name(tmp_path, caplog):
+    """Switches without parameters (RoPE, first-frame attention, the label sets' order) leave names and shapes as
+    they are; the recipe saved beside the weights is what tells such a run apart."""
+    from hydra.utils import instantiate
+
+    video = dit(num_classes={"digit": 10, "direction": 8}, layout="divided")
+    weights = {f"ema.{key}": value for key, value in video.state_dict().items()}
+    path = tmp_path / "video.ckpt"
+    torch.save({"state_dict": weights, "net_recipe": video.recipe}, path)
+    same = dit(num_classes={"digit": 10, "direction": 8}, layout="divided")
+    same.load_state_dict(image_weights(path, same), strict=True)
+    with pytest.raises(ValueError, match="temporal_rope: False there, True here"):
+        image_weights(path, dit(num_classes={"digit": 10, "direction": 8}, layout="divided", temporal_rope=True))
+    with pytest.raises(ValueError, match="first_frame_attention: 'none' there, 'temporal' here"):
+        image_weights(path, dit(num_classes={"digit": 10, "direction": 8}, layout="divided",
+                                first_frame_attention="temporal"))
+    with pytest.raises(ValueError, match="num_classes"):  # same tables, other order: other class layout
+        image_weights(path, dit(num_classes={"direction": 8, "digit": 10}, layout="divided"))
+    torch.save({"state_dict": weights}, path)  # saved before the recipe was recorded: names and shapes only
+    with caplog.at_level("WARNING"):
+        image_weights(path, dit(num_classes={"digit": 10, "direction": 8}, layout="divided", temporal_rope=True))
+    assert "no recorded net recipe" in caplog.text
+    # the LightningModule writes the recipe into every checkpoint, and it loads as plain data
+    cfg = compose_config("train", ["experiment=mmnist_dit_digits", "model.init_from=null", "model.net.depth=2",
+                                   "model.net.embed_dim=32", "model.net.num_heads=4",
+                                   "model.net.first_frame_attention=temporal"])
+    module = instantiate(cfg.model)
+    checkpoint = {}
+    module.on_save_checkpoint(checkpoint)
+    torch.save(checkpoint, path)
+    assert torch.load(path, weights_only=True)["net_recipe"] == module.net.recipe
+    assert module.net.recipe["first_frame_attention"] == "temporal"
+
+
 def write_multi_set_cache(folder: Path, num_clips: int = 32, frames: int = 8) -> Path:
     """A latent cache with direction as its own labels and digit as a further set (as cache_latents writes it)."""
     from data.latents import CACHE_FORMAT_VERSION

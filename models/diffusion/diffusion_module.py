@@ -408,6 +408,12 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
             self._initialised_from = True
             log.info("initialised net and ema from the EMA weights of %s", self.hparams.init_from)
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # The net's parameter-free switches (VideoDiT.recipe), so model.init_from can refuse another recipe.
+        recipe = getattr(self.net, "recipe", None)
+        if recipe is not None:
+            checkpoint["net_recipe"] = dict(recipe)
+
     def on_train_start(self) -> None:
         self._ema_step = self.trainer.global_step
 
@@ -509,23 +515,27 @@ def image_weights(path: str | Path, net: nn.Module, new_label_init: str = "zero"
     """The EMA weights of an image-stage checkpoint, mapped onto ``net`` (see ``model.init_from``); or, from a
     video-stage checkpoint of the same net (one with temporal attentions), its EMA weights as they are: a warm
     restart with a fresh optimizer and learning-rate schedule (SGDR, Loshchilov & Hutter 2017, arXiv 1608.03983),
-    which a resumed run (``ckpt_path``) is not, since it keeps the old schedule's length. Only parameter names and
-    shapes are checked on that path: a run that differs in a parameter-free switch (``temporal_rope``,
-    ``first_frame_attention``, ``temporal_window``, ``temporal_label_sets``) or orders its label classes otherwise
-    loads without complaint, so restart from a run of the same recipe; ``new_label_init`` has no effect there.
+    which a resumed run (``ckpt_path``) is not, since it keeps the old schedule's length. On that path the
+    checkpoint's ``net_recipe`` (``VideoDiT.recipe``: the switches that change what the weights compute without
+    changing their names or shapes, such as ``temporal_rope``, ``first_frame_attention``, ``temporal_window``,
+    ``temporal_label_sets`` and the order of the label sets) must equal ``net``'s; a checkpoint saved before the
+    recipe was recorded is checked by parameter names and shapes only (a warning says so). ``new_label_init`` has
+    no effect there.
 
     Read with ``torch.load(weights_only=True)``: a checkpoint is data, never code.
 
     Raises:
         FileNotFoundError: the checkpoint does not exist.
-        ValueError: it holds no EMA weights, or they do not map onto ``net`` (named in the message).
+        ValueError: it holds no EMA weights, they do not map onto ``net``, or a video-stage checkpoint's recipe
+            differs from ``net``'s (the keys or switches are named in the message).
     """
     from models.diffusion.dit import image_to_video_state_dict
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"model.init_from={path}: no such checkpoint (train the image stage first)")
-    state = torch.load(path, map_location="cpu", weights_only=True).get("state_dict", {})
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    state = checkpoint.get("state_dict", {})
     ema = {key[len("ema."):]: value for key, value in state.items() if key.startswith("ema.")}
     if not ema:
         raise ValueError(f"model.init_from={path}: no 'ema.*' weights; is it a stage-2 checkpoint of train.py?")
@@ -536,6 +546,16 @@ def image_weights(path: str | Path, net: nn.Module, new_label_init: str = "zero"
         if misfits:
             raise ValueError(f"model.init_from={path}: a video-stage checkpoint whose weights do not fit this net "
                              f"(missing, extra or another shape): {misfits[:5]}")
+        saved, recipe = checkpoint.get("net_recipe"), getattr(net, "recipe", None)
+        if saved is None or recipe is None:
+            log.warning("model.init_from=%s: no recorded net recipe; only parameter names and shapes were checked",
+                        path)
+        else:
+            differ = sorted(key for key in set(saved) | set(recipe) if saved.get(key) != recipe.get(key))
+            if differ:
+                raise ValueError(f"model.init_from={path}: a video-stage checkpoint of another recipe; "
+                                 + ", ".join(f"model.net {key}: {saved.get(key)!r} there, {recipe.get(key)!r} here"
+                                             for key in differ))
         return {key: value.clone() for key, value in ema.items()}
     try:
         return image_to_video_state_dict(ema, net, new_label_init)

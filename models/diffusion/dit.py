@@ -247,6 +247,15 @@ class VideoDiT(nn.Module):
         self.final_layer = FinalLayer(embed_dim, patch_size, in_channels, tubelet_size)
         self.final_conv = nn.Conv2d(in_channels, in_channels, kernel_size=3, padding=1) if final_conv else None
         self.initialize_weights(zero_init_temporal, label_embed_std, timestep_embed_init)
+        # The switches that change what the weights compute without changing their names or shapes: saved beside
+        # a checkpoint (DiffusionModule.on_save_checkpoint) so a warm restart (model.init_from) can refuse another
+        # recipe. The label sets are kept in order: their order is the class layout of the conditioning.
+        self.recipe = {"layout": layout, "tubelet_size": tubelet_size, "temporal_pos_embed": temporal_pos_embed,
+                       "temporal_rope": bool(temporal_rope), "temporal_window": int(temporal_window),
+                       "temporal_label_sets": list(temporal_label_sets),
+                       "first_frame_attention": first_frame_attention,
+                       "num_classes": ([[k, v] for k, v in self.num_classes.items()]
+                                       if isinstance(self.num_classes, dict) else self.num_classes)}
 
     @torch.no_grad()
     def initialize_weights(self, zero_init_temporal: bool = True, label_embed_std: float = 0.02,

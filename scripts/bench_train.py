@@ -155,9 +155,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model-steps", type=int, default=10, help="timed model-only steps (default: %(default)s)")
     parser.add_argument("--profile", type=int, default=0,
                         help="profile this many model-only steps and print the top ten operators (default: off)")
-    parser.add_argument("--record", default=None, metavar="NAME",
-                        help="write the figures to results/NAME.json (default: bench_train_<run_name>); "
-                             "'none': write no record")
+    parser.add_argument("--record", nargs="?", const="", default=None, metavar="NAME",
+                        help="also write the figures to results/NAME.json (NAME left out: bench_train_<run_name>); "
+                             "without --record nothing is written, so an exploratory run cannot overwrite a record")
     parser.add_argument("--results-dir", default=None, help="where the record goes (default: results/)")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.warmup < 1 or args.model_steps < 1:
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     rate = flops / seconds
     print(f"end to end: {1 / seconds:.2f} it/s over {args.steps} steps ({seconds * 1e3:.0f} ms per step)")
     figures = {"peak": peak, "flops_per_step": flops, "model_seconds": model_seconds, "seconds": seconds}
-    if args.record != "none":
+    if args.record is not None and args.record != "none":
         name = args.record or f"bench_train_{cfg.run_name}"
         row = {"gflop_per_step": flops / 1e9, "model_ms_per_step": model_seconds * 1e3,
                "model_percent_of_peak": 100 * flops / model_seconds / peak, "ms_per_step": seconds * 1e3,

@@ -20,7 +20,7 @@ def test_bench_train_prints_the_throughput_line(tiny_mmnist, capsys, tmp_path):
     figures = bench_train.main([
         f"data.root={tiny_mmnist}", "data.generate=null", "data.batch_size=8", "model.net.embed_dim=32",
         "model.net.depth=1", "~callbacks.progress_bar", "num_threads=1", "--steps", "3", "--warmup", "2",
-        "--model-steps", "1", "--profile", "1", "--results-dir", str(tmp_path),
+        "--model-steps", "1", "--profile", "1", "--results-dir", str(tmp_path), "--record",
     ])
     out = capsys.readouterr().out
     assert "Self CPU" in out and "aten::" in out  # the profiler's operator table
@@ -41,6 +41,11 @@ def test_bench_train_prints_the_throughput_line(tiny_mmnist, capsys, tmp_path):
     assert record["machine"]["fp32_matmul_peak_gflops"] == round(figures["peak"] / 1e9, 1)
     assert record["machine"]["torch_threads"] == 1 and record["provenance"] == "measured"
     assert record["command"].startswith("python scripts/bench_train.py data.root=")
+    path.unlink()  # without --record, the figures are printed and nothing is written
+    bench_train.main([f"data.root={tiny_mmnist}", "data.generate=null", "data.batch_size=8", "model.net.embed_dim=32",
+                      "model.net.depth=1", "~callbacks.progress_bar", "num_threads=1", "--steps", "1", "--warmup", "1",
+                      "--model-steps", "1", "--results-dir", str(tmp_path)])
+    assert not list(tmp_path.glob("*.json"))
 
 
 def fake_run(folder: Path, overrides: list[str], value: float) -> None:

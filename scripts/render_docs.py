@@ -50,9 +50,9 @@ class Column:
 @dataclass(frozen=True)
 class Table:
     """A rendered table: the record it reads (a name, or a pattern such as ``bench_train_*`` for the rows of every
-    matching record), the header of the row-label column, and the columns."""
+    matching record, or a tuple of them), the header of the row-label column, and the columns."""
 
-    record: str
+    record: str | tuple[str, ...]
     row_header: str
     columns: tuple[Column, ...]
     rows: tuple[str, ...] | None = None  # a subset of the record's rows, in this order (None: all, record order)
@@ -215,7 +215,9 @@ TABLES: dict[str, Table] = {
         _pct("digit_accuracy", "digit_accuracy", bold=True), _pct("identity_consistency", "identity_consistency"),
         _pct("flow_direction_accuracy", "flow_direction_accuracy"),
         Column("speed (px/frame)", "dominant_speed_dis", "f2"))),
-    "generation_digits_headline": Table("generation_*digits_tdir_temporal_cond1_*", "generator (256 clips, seed 0)", (
+    "generation_digits_headline": Table(("generation_digits_tdir_cond1_all_ffs",
+                                         "generation_guidance_digits_tdir_temporal_cond1_ff6"),
+                                        "generator (256 clips, seed 0)", (
         _pct("digit_accuracy", "digit_accuracy"), _pct("identity_consistency", "identity_consistency"),
         _pct("flow_direction_accuracy", "flow_direction_accuracy"), Column("target", "target", "text")),
         rows=("real test clips", "video stage", "factorized_g6")),
@@ -259,9 +261,11 @@ def render_text(text: str, records: Mapping[str, Mapping[str, Any]], where: str 
         if name not in TABLES:
             raise ValueError(f"{where}: unknown results table {name!r} (known: {sorted(TABLES)})")
         table = TABLES[name]
-        matching = [records[key] for key in sorted(records) if fnmatch.fnmatchcase(key, table.record)]
+        patterns = (table.record,) if isinstance(table.record, str) else table.record
+        matching = [records[key] for key in sorted(records) if any(fnmatch.fnmatchcase(key, p) for p in patterns)]
         if not matching:
-            raise ValueError(f"{where}: table {name!r} needs results/{table.record}.json, which does not exist")
+            raise ValueError(f"{where}: table {name!r} needs results/{' or '.join(patterns)}.json, which does not "
+                             "exist")
         return f"<!-- results:{name} -->\n{render_table(table, matching)}<!-- /results:{name} -->"
 
     return MARKER.sub(replace, text)

@@ -37,7 +37,9 @@ def test_every_marker_names_a_known_table_and_every_table_reads_a_record():
     assert used, "no results tables in the docs"
     for name in used - set(render_docs.GENERATED):
         import fnmatch
-        assert any(fnmatch.fnmatchcase(key, render_docs.TABLES[name].record) for key in loaded), name
+        patterns = render_docs.TABLES[name].record
+        for pattern in (patterns,) if isinstance(patterns, str) else patterns:  # each one names a record
+            assert any(fnmatch.fnmatchcase(key, pattern) for key in loaded), (name, pattern)
 
 
 def test_a_record_round_trips_and_renders_intervals_and_seed_spreads(tmp_path):
@@ -77,6 +79,15 @@ def test_rendering_replaces_only_the_marked_text_and_check_catches_a_stale_figur
     records.write_record("toy", title="a toy", command="c", machine_info=MACHINE, results_dir=tmp_path,
                          rows={"divided": {"test_acc_top1": records.metric_entry(0.5)}})
     assert render_docs.render_text(rendered, records.load_records(tmp_path)) != rendered
+    # a table of several named records shows their rows in name order, and nothing of a record it does not name
+    records.write_record("toy_b", title="another toy", command="c", machine_info=MACHINE, results_dir=tmp_path,
+                         rows={"space_only": {"test_acc_top1": records.metric_entry(0.25)}})
+    records.write_record("toy_c", title="left out", command="c", machine_info=MACHINE, results_dir=tmp_path,
+                         rows={"joint": {"test_acc_top1": records.metric_entry(0.75)}})
+    monkeypatch.setitem(render_docs.TABLES, "toys", render_docs.Table(("toy_b", "toy"), "run", (
+        render_docs.Column("top-1", "test_acc_top1"),)))
+    both = render_docs.render_text("<!-- results:toys -->\n<!-- /results:toys -->", records.load_records(tmp_path))
+    assert both.index("| divided | 50.0 % |") < both.index("| space_only | 25.0 % |") and "joint" not in both
     with pytest.raises(ValueError, match="unknown results table 'nope'"):
         render_docs.render_text("<!-- results:nope -->\n<!-- /results:nope -->", {}, where="page.md")
 

@@ -160,6 +160,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "without --record nothing is written, so an exploratory run cannot overwrite a record")
     parser.add_argument("--results-dir", default=None, help="where the record goes (default: results/)")
     args = parser.parse_args(argv)
+    if args.record and "=" in args.record:  # `--record experiment=x` would take the override as the name
+        parser.error(f"--record {args.record}: a record name has no '='; put --record after the Hydra overrides")
     if args.steps < 1 or args.warmup < 1 or args.model_steps < 1:
         parser.error("--steps, --warmup and --model-steps must be >= 1")
     return args
@@ -190,7 +192,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     rate = flops / seconds
     print(f"end to end: {1 / seconds:.2f} it/s over {args.steps} steps ({seconds * 1e3:.0f} ms per step)")
     figures = {"peak": peak, "flops_per_step": flops, "model_seconds": model_seconds, "seconds": seconds}
-    if args.record is not None and args.record != "none":
+    if args.record is not None:
         name = args.record or f"bench_train_{cfg.run_name}"
         row = {"gflop_per_step": flops / 1e9, "model_ms_per_step": model_seconds * 1e3,
                "model_percent_of_peak": 100 * flops / model_seconds / peak, "ms_per_step": seconds * 1e3,

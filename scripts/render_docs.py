@@ -135,7 +135,8 @@ def render_table(table: Table, records: Sequence[Mapping[str, Any]]) -> str:
     if table.rows is not None:
         missing = [row for row in table.rows if row not in {name for name, _ in rows}]
         if missing:
-            raise ValueError(f"results/{table.record}.json has no rows {missing}")
+            names = (table.record,) if isinstance(table.record, str) else table.record
+            raise ValueError(f"results/{' or '.join(names)}.json has no rows {missing}")
         rows.sort(key=lambda item: table.rows.index(item[0]))
     lines = ["| " + " | ".join([table.row_header] + [c.header for c in table.columns]) + " |",
              "|" + "---|" * (len(table.columns) + 1)]

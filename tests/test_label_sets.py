@@ -281,6 +281,14 @@ def test_a_video_checkpoint_of_another_recipe_is_refused_by_name(tmp_path, caplo
     with caplog.at_level("WARNING"):
         image_weights(path, dit(num_classes={"digit": 10, "direction": 8}, layout="divided", temporal_rope=True))
     assert "no recorded net recipe" in caplog.text
+    older = {key: value for key, value in video.recipe.items() if key != "first_frame_attention"}
+    torch.save({"state_dict": weights, "net_recipe": older}, path)  # saved before a switch joined the recipe
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        image_weights(path, dit(num_classes={"digit": 10, "direction": 8}, layout="divided"))
+    assert "predates ['first_frame_attention']" in caplog.text
+    with pytest.raises(ValueError, match="temporal_rope"):  # the switches it did save are still compared
+        image_weights(path, dit(num_classes={"digit": 10, "direction": 8}, layout="divided", temporal_rope=True))
     # the LightningModule writes the recipe into every checkpoint, and it loads as plain data
     cfg = compose_config("train", ["experiment=mmnist_dit_digits", "model.init_from=null", "model.net.depth=2",
                                    "model.net.embed_dim=32", "model.net.num_heads=4",
@@ -290,6 +298,7 @@ def test_a_video_checkpoint_of_another_recipe_is_refused_by_name(tmp_path, caplo
     module.on_save_checkpoint(checkpoint)
     torch.save(checkpoint, path)
     assert torch.load(path, weights_only=True)["net_recipe"] == module.net.recipe
+    assert "rng_state" in checkpoint  # ExactResume's part of the checkpoint is still written
     assert module.net.recipe["first_frame_attention"] == "temporal"
 
 

@@ -46,6 +46,9 @@ def test_bench_train_prints_the_throughput_line(tiny_mmnist, capsys, tmp_path):
                       "model.net.depth=1", "~callbacks.progress_bar", "num_threads=1", "--steps", "1", "--warmup", "1",
                       "--model-steps", "1", "--results-dir", str(tmp_path)])
     assert not list(tmp_path.glob("*.json"))
+    with pytest.raises(SystemExit):  # --record before an override would take it as the record's name
+        bench_train.main(["--record", "experiment=mmnist_dit", "--steps", "1"])
+    assert "a record name has no '='" in capsys.readouterr().err
 
 
 def fake_run(folder: Path, overrides: list[str], value: float) -> None:

@@ -409,6 +409,7 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
             log.info("initialised net and ema from the EMA weights of %s", self.hparams.init_from)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)  # ExactResume: the RNG state, for an exact resume
         # The net's parameter-free switches (VideoDiT.recipe), so model.init_from can refuse another recipe.
         recipe = getattr(self.net, "recipe", None)
         if recipe is not None:
@@ -551,10 +552,14 @@ def image_weights(path: str | Path, net: nn.Module, new_label_init: str = "zero"
             log.warning("model.init_from=%s: no recorded net recipe; only parameter names and shapes were checked",
                         path)
         else:
-            differ = sorted(key for key in set(saved) | set(recipe) if saved.get(key) != recipe.get(key))
+            # A switch added to the recipe after the checkpoint was saved is unknown there, not different.
+            differ = sorted(key for key in set(saved) & set(recipe) if saved[key] != recipe[key])
+            if set(recipe) - set(saved):
+                log.warning("model.init_from=%s: the checkpoint's recipe predates %s; not compared", path,
+                            sorted(set(recipe) - set(saved)))
             if differ:
                 raise ValueError(f"model.init_from={path}: a video-stage checkpoint of another recipe; "
-                                 + ", ".join(f"model.net {key}: {saved.get(key)!r} there, {recipe.get(key)!r} here"
+                                 + ", ".join(f"model.net {key}: {saved[key]!r} there, {recipe[key]!r} here"
                                              for key in differ))
         return {key: value.clone() for key, value in ema.items()}
     try:

@@ -113,8 +113,8 @@ class VideoDiT(nn.Module):
         temporal_window: odd patch count w; > 1 makes every temporal attention read a w × w patch neighbourhood in
             each frame (:class:`models.attention.WindowedTemporalAttention`), so a stroke that moves up to w // 2
             patches a frame stays within reach; plain temporal attention compares only the same patch across frames.
-            Same parameters as plain temporal attention (checkpoints load either way). Needs a layout with separate
-            temporal attentions.
+            Same parameters as plain temporal attention (checkpoints load either way; ``model.init_from`` a video
+            checkpoint compares it: ``recipe``). Needs a layout with separate temporal attentions.
         first_frame_attention: where frames read frame 0 directly, by content, wherever it has moved since (with
             ``model.num_cond_frames=1`` frame 0 is the given, clean frame). ``"none"``: only through the temporal
             attentions' same-patch comparison (TimeSformer). ``"spatial"``: every spatial attention reads the frame's
@@ -248,7 +248,7 @@ class VideoDiT(nn.Module):
         self.final_conv = nn.Conv2d(in_channels, in_channels, kernel_size=3, padding=1) if final_conv else None
         self.initialize_weights(zero_init_temporal, label_embed_std, timestep_embed_init)
         # The switches that change what the weights compute without changing their names or shapes: saved beside
-        # a checkpoint (DiffusionModule.on_save_checkpoint) so a warm restart (model.init_from) can refuse another
+        # a checkpoint (VideoDiffusion.on_save_checkpoint) so a warm restart (model.init_from) can refuse another
         # recipe. The label sets are kept in order: their order is the class layout of the conditioning.
         self.recipe = {"layout": layout, "tubelet_size": tubelet_size, "temporal_pos_embed": temporal_pos_embed,
                        "temporal_rope": bool(temporal_rope), "temporal_window": int(temporal_window),

@@ -57,6 +57,11 @@ class Table:
     columns: tuple[Column, ...]
     rows: tuple[str, ...] | None = None  # a subset of the record's rows, in this order (None: all, record order)
 
+    @property
+    def patterns(self) -> tuple[str, ...]:
+        """The record names or patterns, as a tuple."""
+        return (self.record,) if isinstance(self.record, str) else self.record
+
 
 def _number(value: float, fmt: str) -> str:
     if fmt == "pct":
@@ -135,8 +140,7 @@ def render_table(table: Table, records: Sequence[Mapping[str, Any]]) -> str:
     if table.rows is not None:
         missing = [row for row in table.rows if row not in {name for name, _ in rows}]
         if missing:
-            names = (table.record,) if isinstance(table.record, str) else table.record
-            raise ValueError(f"results/{' or '.join(names)}.json has no rows {missing}")
+            raise ValueError(f"results/{' or '.join(table.patterns)}.json has no rows {missing}")
         rows.sort(key=lambda item: table.rows.index(item[0]))
     lines = ["| " + " | ".join([table.row_header] + [c.header for c in table.columns]) + " |",
              "|" + "---|" * (len(table.columns) + 1)]
@@ -266,7 +270,7 @@ def render_text(text: str, records: Mapping[str, Mapping[str, Any]], where: str 
         if name not in TABLES:
             raise ValueError(f"{where}: unknown results table {name!r} (known: {sorted(TABLES)})")
         table = TABLES[name]
-        patterns = (table.record,) if isinstance(table.record, str) else table.record
+        patterns = table.patterns
         matching = [records[key] for key in sorted(records) if any(fnmatch.fnmatchcase(key, p) for p in patterns)]
         if not matching:
             raise ValueError(f"{where}: table {name!r} needs results/{' or '.join(patterns)}.json, which does not "

@@ -37,8 +37,7 @@ def test_every_marker_names_a_known_table_and_every_table_reads_a_record():
     assert used, "no results tables in the docs"
     for name in used - set(render_docs.GENERATED):
         import fnmatch
-        patterns = render_docs.TABLES[name].record
-        for pattern in (patterns,) if isinstance(patterns, str) else patterns:  # each one names a record
+        for pattern in render_docs.TABLES[name].patterns:  # each one names a record
             assert any(fnmatch.fnmatchcase(key, pattern) for key in loaded), (name, pattern)
 
 

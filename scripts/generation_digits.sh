@@ -9,6 +9,7 @@
 #   SCORE_FROM=2 VIDEO_ARGS="model.num_cond_frames=2" ROW=digits_cond2 bash scripts/generation_digits.sh  # 2 given
 #   FIRST_FRAME=4 VIDEO_ARGS="model.num_cond_frames=1" ROW=digits_cond1 ...  # from noise, factorized (Emu Video): the
 #                                                 # image stage draws frame 1 at guidance 4, the video stage the rest
+#   FRAME_GUIDANCE=2 VIDEO_ARGS="model.num_cond_frames=1 model.cond_frame_dropout=0.1" ...  # guide the given frame
 #   IMAGE=outputs/gen/image_conv IMAGE_ARGS="model.net.conv_stem_depth=2 model.net.final_conv=true" \
 #     VIDEO_ARGS="model.net.conv_stem_depth=2 model.net.final_conv=true" ROW=digits_conv bash scripts/generation_digits.sh
 # Every step is skipped when its output exists, so an interrupted run is resumed by running it again; each step
@@ -27,6 +28,7 @@ GUIDANCE=${GUIDANCE:-1}           # of the video stage's samples; the image stag
 VIDEO_STEPS=${VIDEO_STEPS:-$STEPS}  # sampler steps of the video stage's samples
 SCORE_FROM=${SCORE_FROM:-0}       # first frame scored; k for a video stage given k frames (model.num_cond_frames=k)
 FIRST_FRAME=${FIRST_FRAME:-}      # a guidance scale: the image stage draws frame 1 with it (num_cond_frames=1)
+FRAME_GUIDANCE=${FRAME_GUIDANCE:-1}  # guidance over the given frames (model.cond_frame_dropout > 0 runs)
 DATA=datasets/moving_mnist_direction
 AE="$GEN/autoencoder"
 LATENTS="$AE/latents_sets"
@@ -97,7 +99,7 @@ echo "== 8/10 sampling $NUM_SAMPLES clips, every digit x direction equally often
 first_frame=()
 [[ -n $FIRST_FRAME ]] && first_frame=(--first-frame-from "$IMAGE/checkpoints/last.ckpt" --first-frame-guidance "$FIRST_FRAME")
 $PY scripts/sample_videos.py --ckpt "$OUT/dit/checkpoints/last.ckpt" --num-samples "$NUM_SAMPLES" --steps "$VIDEO_STEPS" \
-  --guidance-scale "$GUIDANCE" --out "$OUT/samples" --grey "${first_frame[@]}"
+  --guidance-scale "$GUIDANCE" --frame-guidance "$FRAME_GUIDANCE" --out "$OUT/samples" --grey "${first_frame[@]}"
 stamp
 
 echo "== 9/10 scoring: motion against the directions, digits and identity against the digits"
@@ -126,14 +128,14 @@ if [[ -n $FIRST_FRAME ]]; then  # every frame generated: issue 20's row "moving,
 fi
 $PY scripts/records.py write "generation_$ROW" \
   --title "The generator asked for a digit and a direction ($ROW): the ladder, rung by rung" \
-  --command "$([[ -n ${SCALES:-} ]] && echo "SCALES=$SCALES ")$([[ $IMAGE != "$GEN/image" ]] && echo "IMAGE=$IMAGE ")GUIDANCE=$GUIDANCE VIDEO_STEPS=$VIDEO_STEPS VIDEO_ARGS=\"${VIDEO_ARGS:-}\" IMAGE_ARGS=\"${IMAGE_ARGS:-}\" ROW=$ROW SEED=$SEED$([[ $SCORE_FROM != 0 ]] && echo " SCORE_FROM=$SCORE_FROM")$([[ -n $FIRST_FRAME ]] && echo " FIRST_FRAME=$FIRST_FRAME") bash scripts/generation_digits.sh" \
+  --command "$([[ -n ${SCALES:-} ]] && echo "SCALES=$SCALES ")$([[ $IMAGE != "$GEN/image" ]] && echo "IMAGE=$IMAGE ")GUIDANCE=$GUIDANCE VIDEO_STEPS=$VIDEO_STEPS VIDEO_ARGS=\"${VIDEO_ARGS:-}\" IMAGE_ARGS=\"${IMAGE_ARGS:-}\" ROW=$ROW SEED=$SEED$([[ $SCORE_FROM != 0 ]] && echo " SCORE_FROM=$SCORE_FROM")$([[ -n $FIRST_FRAME ]] && echo " FIRST_FRAME=$FIRST_FRAME")$([[ $FRAME_GUIDANCE != 1 ]] && echo " FRAME_GUIDANCE=$FRAME_GUIDANCE") bash scripts/generation_digits.sh" \
   --seeds "$SEED" --overrides ${VIDEO_ARGS:-} \
   --row "real test clips=$AE/originals_digit_metrics.json" --row "stage 1=$AE/reconstructions_digit_metrics.json" \
   --row "image stage=$IMAGE/guidance_$IMAGE_G/samples_metrics.json" --row "video stage=$OUT/samples_metrics.json" \
   --text "real test clips:label=real test clips (1,000)" \
   --text "stage 1:label=1. stage-1 reconstructions of the real test clips" --text "stage 1:target=≥ 95 %" \
   --text "image stage:label=2. image stage, $NUM_SAMPLES images, guidance $IMAGE_G" --text "image stage:target=≥ 90 %" \
-  --text "video stage:label=3. video stage ($ROW${VIDEO_ARGS:+: $VIDEO_ARGS}), guidance $GUIDANCE, $VIDEO_STEPS DDIM steps${FIRST_FRAME:+, frame 1 by the image stage at guidance $FIRST_FRAME}" \
+  --text "video stage:label=3. video stage ($ROW${VIDEO_ARGS:+: $VIDEO_ARGS}), guidance $GUIDANCE$([[ $FRAME_GUIDANCE != 1 ]] && echo ", frame guidance $FRAME_GUIDANCE"), $VIDEO_STEPS DDIM steps${FIRST_FRAME:+, frame 1 by the image stage at guidance $FIRST_FRAME}" \
   --text "video stage:target=$target" "${values[@]}" --note "$note" \
   --note "minutes: training of each stage that ran in this invocation (stage 1 without its check)."
 

@@ -74,6 +74,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "given one frame (model.num_cond_frames=1): factorized generation (Emu Video)")
     parser.add_argument("--first-frame-guidance", type=guidance_scale,
                         help="the image stage's guidance scale (default: its run's model.sampling)")
+    parser.add_argument("--frame-guidance", type=float, default=1.0,
+                        help="guidance over the given frames (1: off), for a video stage trained with "
+                             "model.cond_frame_dropout (Stable Video Diffusion's image guidance)")
     parser.add_argument("--labels-file", type=Path,
                         help="label requests, one clip per line as 'digit=7 direction=NE' (multi-set models)")
     args, rest = parser.parse_known_args(argv)
@@ -98,7 +101,8 @@ def main(argv: list[str] | None = None) -> None:
                                        autoencoder_path=args.autoencoder,
                                        device=args.device, grey=args.grey, requests=requests,
                                        first_frame_from=args.first_frame_from,
-                                       first_frame_guidance=args.first_frame_guidance)
+                                       first_frame_guidance=args.first_frame_guidance,
+                                       frame_guidance=args.frame_guidance)
     except (ValueError, FileNotFoundError) as error:  # a bad request or path: a message, not a traceback
         sys.exit(f"sample_videos.py: error: {error}")
     print(f"wrote {args.num_samples} clips, {list_file} and {list_file.parent / GRID_FILE}")

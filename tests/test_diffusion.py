@@ -123,12 +123,57 @@ def test_label_dropout_and_bad_values():
         make_module(noise_prior="pink")
     batch = {"latents": torch.zeros(64, *SHAPE[1:]), "label": torch.zeros(64, dtype=torch.long)}
     seen = []
-    module.diffusion_loss = lambda net, x, labels, timesteps, noise: seen.append(labels) or x.sum()
+    module.diffusion_loss = lambda net, x, labels, timesteps, noise, *given: seen.append(labels) or x.sum()
     module.log = lambda *args, **kwargs: None
     torch.manual_seed(0)
     module.training_step(batch, 0)
     dropped = (seen[0] == module.net.null_label).float().mean()
     assert 0.3 < dropped < 0.7 and set(seen[0].tolist()) == {0, module.net.null_label}
+
+
+def test_cond_frame_dropout_trains_some_clips_with_zero_given_frames():
+    net = TinyDenoiser()
+    module = make_module(net, num_cond_frames=2, cond_frame_dropout=0.5)
+    generator = torch.Generator().manual_seed(3)
+    x_start, noise = torch.randn(SHAPE, generator=generator), torch.randn(SHAPE, generator=generator)
+    timesteps, labels = torch.tensor([5, 700]), torch.tensor([1, 2])
+    loss = module.diffusion_loss(net, x_start, labels, timesteps, noise, torch.tensor([True, False]))
+    seen = net.inputs[-1]
+    assert torch.equal(seen[0, :, :2], x_start[0, :, :2]) and torch.equal(seen[1, :, :2], torch.zeros_like(seen[1, :, :2]))
+    reference = make_module(TinyDenoiser(), num_cond_frames=2).diffusion_loss(net, x_start, labels, timesteps, noise)
+    assert torch.equal(net.inputs[-1][0], seen[0]) and not torch.equal(loss, reference)  # only clip 1 differs
+    torch.testing.assert_close(loss, ((net(seen, timesteps, labels) - noise)[:, :, 2:] ** 2).mean())  # k frames out
+    # training_step draws the dropout per clip from the global generator
+    batch = {"latents": torch.zeros(64, *SHAPE[1:]), "label": torch.zeros(64, dtype=torch.long)}
+    given = []
+    module.diffusion_loss = lambda net, x, labels, timesteps, noise, frames: given.append(frames) or x.sum()
+    module.log = lambda *args, **kwargs: None
+    torch.manual_seed(0)
+    module.training_step(batch, 0)
+    assert given[0].dtype == torch.bool and 0.3 < given[0].float().mean() < 0.7
+    plain = make_module(num_cond_frames=2)
+    plain.diffusion_loss, plain.log = module.diffusion_loss, module.log
+    plain.training_step(batch, 0)
+    assert given[1] is None  # no dropout: no draw, so older runs' random streams are unchanged
+    with pytest.raises(ValueError, match="model.cond_frame_dropout=0.2"):
+        make_module(cond_frame_dropout=0.2)  # no frames are given
+    with pytest.raises(ValueError, match="model.cond_frame_dropout=1"):
+        make_module(num_cond_frames=2, cond_frame_dropout=1)
+
+
+def test_frame_guidance_needs_a_model_trained_with_cond_frame_dropout():
+    cond = torch.randn(1, 3, 2, 4, 4)
+    module = make_module(num_cond_frames=2, num_classes=0).eval()
+    with pytest.raises(ValueError, match="without model.cond_frame_dropout"):
+        module.sample(None, num_samples=1, cond_latents=cond, num_inference_steps=2, frame_guidance_scale=2.0)
+    module.hparams.cond_frame_dropout = 0.1
+    guided = module.sample(None, num_samples=1, cond_latents=cond, num_inference_steps=2, frame_guidance_scale=2.0,
+                           generator=torch.Generator().manual_seed(0))
+    plain = module.sample(None, num_samples=1, cond_latents=cond, num_inference_steps=2,
+                          generator=torch.Generator().manual_seed(0))
+    assert torch.equal(guided[:, :, :2], cond) and not torch.allclose(guided, plain)
+    with pytest.raises(ValueError, match="no frames are given"):
+        run_sampler(0, frame_guidance_scale=2.0)
 
 
 def test_ema_update_is_the_closed_form():

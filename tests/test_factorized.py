@@ -13,7 +13,8 @@ from .test_label_sets import multi_set_config, write_multi_set_cache
 
 @pytest.fixture(scope="module")
 def stages(tmp_path_factory, tiny_autoencoder):
-    """A tiny image stage, a video stage given one frame (started from it) and one given none, two steps each."""
+    """A tiny image stage, a video stage given one frame (started from it; its frame dropped half the time, for frame
+    guidance) and one given none, two steps each."""
     from train import train
 
     root = tmp_path_factory.mktemp("factorized")
@@ -25,7 +26,8 @@ def stages(tmp_path_factory, tiny_autoencoder):
     for name, k in (("cond1", 1), ("cond0", 0)):
         train(multi_set_config(cache, tiny_autoencoder, root / name, f"model.init_from={runs['image']}",
                                "model.new_label_init=normal", "model.net.temporal_label_sets=[direction]",
-                               f"model.num_cond_frames={k}", "callbacks.motion_curve.every_n_steps=1000",
+                               f"model.num_cond_frames={k}", f"model.cond_frame_dropout={0.5 if k else 0.0}",
+                               "callbacks.motion_curve.every_n_steps=1000",
                                "model.num_log_samples=0"))
         runs[name] = root / name / "checkpoints" / "last.ckpt"
     return runs
@@ -76,6 +78,9 @@ def test_stages_that_do_not_fit_raise_with_the_reason(stages, tmp_path):
     with pytest.raises(ValueError, match=r"model.num_cond_frames=1\); this one has model.num_cond_frames=0"):
         generate_to_folder(stages["cond0"], tmp_path / "bad", num_samples=1, steps=2, progress=False,
                            first_frame_from=stages["image"])
+    with pytest.raises(ValueError, match="frame_guidance=2.0 needs a video stage given frames"):
+        generate_to_folder(stages["cond0"], tmp_path / "bad", num_samples=1, steps=2, progress=False,
+                           frame_guidance=2.0)
     with pytest.raises(ValueError, match="draws 8 frames a sample"):
         open_first_frame_model(stages["cond1"], load_model(stages["cond1"]))
     with pytest.raises(ValueError, match="another autoencoder"):  # latents of two autoencoders do not mix
@@ -84,7 +89,7 @@ def test_stages_that_do_not_fit_raise_with_the_reason(stages, tmp_path):
         open_first_frame_model(tmp_path / "missing" / "checkpoints" / "last.ckpt", load_model(stages["cond1"]))
 
 
-def test_sample_videos_takes_the_first_frame_model(stages, tmp_path):
+def test_sample_videos_takes_the_first_frame_model(stages, tmp_path, monkeypatch):
     from scripts import sample_videos
 
     sample_videos.main(["--ckpt", str(stages["cond1"]), "--first-frame-from", str(stages["image"]),
@@ -92,5 +97,10 @@ def test_sample_videos_takes_the_first_frame_model(stages, tmp_path):
                         "--out", str(tmp_path / "cli"), "--digit", "7", "--direction", "NE"])
     listed = tmp_path / "cli" / "samples_digit.txt"
     assert [s.label for s in read_list_file(listed, listed.parent)] == [7, 7]
+    # --frame-guidance reaches generate_to_folder (its effect on the samples: test_diffusion / test_label_sets)
+    seen = {}
+    monkeypatch.setattr(sample_videos, "generate_to_folder", lambda *a, **kw: seen.update(kw) or tmp_path / "x.txt")
+    sample_videos.main(["--ckpt", "c", "--num-samples", "1", "--out", "o", "--frame-guidance", "2.5"])
+    assert seen["frame_guidance"] == 2.5
     with pytest.raises(SystemExit):
         sample_videos.parse_args(["--ckpt", "x", "--num-samples", "1", "--out", "y", "--first-frame-guidance", "2"])

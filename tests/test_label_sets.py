@@ -223,6 +223,35 @@ def test_a_guidance_scale_per_label_set_is_nested_guidance():
         guided_prediction(net, x, timesteps, labels["digit"], {"digit": 4.0})
 
 
+def test_frame_guidance_adds_the_given_frames_term_with_every_label_given():
+    from models.diffusion.denoising import guided_prediction
+
+    torch.manual_seed(0)
+    net = randomise_(dit(num_classes={"digit": 10, "direction": 8})).eval()
+    x, timesteps = torch.randn(2, 4, 4, 8, 8), torch.tensor([30, 600])
+    x_null = torch.cat([torch.zeros_like(x[:, :, :1]), x[:, :, 1:]], dim=2)  # frame 0 given as the zero frame
+    labels = {"digit": torch.tensor([3, 7]), "direction": torch.tensor([1, 6])}
+    null = {"digit": torch.tensor([10, 10]), "direction": torch.tensor([8, 8])}
+    with torch.no_grad():  # the slow reference: each prediction on its own
+        e0, e1 = net(x, timesteps, null), net(x, timesteps, {"digit": null["digit"], "direction": labels["direction"]})
+        e2, e_null = net(x, timesteps, labels), net(x_null, timesteps, labels)
+        scales = {"direction": 1.5, "digit": 4.0}
+        guided = guided_prediction(net, x, timesteps, labels, scales, frame_guidance_scale=2.5, num_cond_frames=1)
+        nested = e0 + 1.5 * (e1 - e0) + 4.0 * (e2 - e1)
+        assert torch.allclose(guided, nested + 1.5 * (e2 - e_null), atol=1e-5)
+        joint = guided_prediction(net, x, timesteps, labels, 3.0, frame_guidance_scale=2.0, num_cond_frames=1)
+        assert torch.allclose(joint, e0 + 3.0 * (e2 - e0) + (e2 - e_null), atol=1e-5)
+        only = guided_prediction(net, x, timesteps, labels, 1.0, frame_guidance_scale=2.0, num_cond_frames=1)
+        assert torch.allclose(only, e_null + 2.0 * (e2 - e_null), atol=1e-5)  # plain guidance on the frame
+        assert torch.equal(guided_prediction(net, x, timesteps, labels, scales, frame_guidance_scale=1.0,
+                                             num_cond_frames=1),
+                           guided_prediction(net, x, timesteps, labels, scales))  # 1: no extra prediction
+    with pytest.raises(ValueError, match="no frames are given"):
+        guided_prediction(net, x, timesteps, labels, scales, frame_guidance_scale=2.0)
+    with pytest.raises(ValueError, match="finite"):
+        guided_prediction(net, x, timesteps, labels, scales, frame_guidance_scale=float("nan"), num_cond_frames=1)
+
+
 def test_sample_videos_reads_a_guidance_scale_per_set():
     from scripts.sample_videos import parse_args
 

@@ -23,7 +23,11 @@ denoiser of Gaussian data and recovers its mean, variance and independent frames
 Classifier-free guidance (Ho & Salimans 2022): ``uncond + s·(cond − uncond)`` from one batched forward pass over
 ``[labels, null labels]``. With several label sets a scale per set (``{"digit": 4, "direction": 1}``) guides them
 one after another, as InstructPix2Pix's two guidance scales (Brooks et al. 2023, arXiv 2211.09800, eq. 3). Frame conditioning: the clean first ``k`` latent frames replace those of the sample before
-every network call and after the last step, as they were given clean in training.
+every network call and after the last step, as they were given clean in training. Frame guidance adds
+``s_f·(given − null)`` over the given frames, their null being a zero latent frame that a model trained with
+``cond_frame_dropout`` has seen (image guidance of Stable Video Diffusion, Blattmann et al. 2023, arXiv 2311.15127),
+both branches given every label, beside the labels' guidance (Composable Diffusion, Liu et al. 2022, arXiv
+2206.01714).
 """
 
 from __future__ import annotations
@@ -99,9 +103,16 @@ def training_target(
 GuidanceScale = Union[float, Mapping[str, float]]
 
 
-def check_guidance_scale(guidance_scale: GuidanceScale, labels: label_sets.Labels | None) -> None:
+def check_guidance_scale(guidance_scale: GuidanceScale, labels: label_sets.Labels | None,
+                         frame_guidance_scale: float = 1.0, num_cond_frames: int = 0) -> None:
     """Raise ``ValueError`` unless ``guidance_scale`` fits ``labels``: a number, or (several label sets) one scale
-    for every set of ``labels``, each a finite number, named in the message when it does not fit."""
+    for every set of ``labels``, each a finite number, named in the message when it does not fit; and unless
+    ``frame_guidance_scale`` is a finite number, 1 when no frames are given (``num_cond_frames`` 0)."""
+    if not math.isfinite(float(frame_guidance_scale)):
+        raise ValueError(f"frame_guidance_scale={frame_guidance_scale} must be a finite number")
+    if frame_guidance_scale != 1.0 and num_cond_frames <= 0:
+        raise ValueError(f"frame_guidance_scale={frame_guidance_scale} guides the given frames, but no frames are "
+                         "given (cond_latents / model.num_cond_frames)")
     if not isinstance(guidance_scale, Mapping):
         if labels is None and guidance_scale != 1.0:
             raise ValueError(f"guidance_scale={guidance_scale} needs labels (classifier-free guidance is conditional)")
@@ -123,12 +134,14 @@ def guided_prediction(
     timesteps: torch.Tensor,
     labels: label_sets.Labels | None,
     guidance_scale: GuidanceScale = 1.0,
+    frame_guidance_scale: float = 1.0,
+    num_cond_frames: int = 0,
 ) -> torch.Tensor:
     """Network output with classifier-free guidance.
 
     Args:
         net: maps (x (b c t h w), timesteps (b,), labels (b,) | None) to (b c t h w); has ``null_label``.
-        x_noisy: float tensor (b c t h w).
+        x_noisy: float tensor (b c t h w); its first ``num_cond_frames`` frames are the given clean frames.
         timesteps: int64 tensor (b,).
         labels: int64 tensor (b,) of class indices, ``{set: int64 (b,)}`` (several label sets), or None
             (unconditional: the null label).
@@ -138,18 +151,22 @@ def guided_prediction(
             Brooks et al. 2023, arXiv 2211.09800, eq. 3): with ``e_i`` the prediction given the first i sets and the
             rest null, ``e_0 + Σ_i s_i·(e_i − e_(i−1))``; n + 1 predictions in one batched forward pass. Equal scales
             s give joint guidance with s; all 1 the plain conditional prediction.
+        frame_guidance_scale: s_f over the given frames; ``(s_f − 1)·(e − e_∅)`` is added, ``e`` given the frames
+            and every label, ``e_∅`` the same with the frames replaced by zeros (one more prediction in the same
+            pass). 1: none.
+        num_cond_frames: k, the given leading frames of ``x_noisy``.
 
     Returns:
-        ``uncond + s·(cond − uncond)`` (Ho & Salimans 2022, eq. 6) or the nested sum, float tensor (b c t h w).
+        ``uncond + s·(cond − uncond)`` (Ho & Salimans 2022, eq. 6) or the nested sum, plus the frame term, float
+        tensor (b c t h w).
 
     Raises:
         ValueError: see :func:`check_guidance_scale`.
     """
-    check_guidance_scale(guidance_scale, labels)
-    if labels is None or (not isinstance(guidance_scale, Mapping) and guidance_scale == 1.0):
-        return net(x_noisy, timesteps, labels)
-    null = label_sets.null_like(labels, net.null_label)
-    if isinstance(guidance_scale, Mapping):  # nested: e_first ... e_n
+    check_guidance_scale(guidance_scale, labels, frame_guidance_scale, num_cond_frames)
+    levels, scales = [labels], []  # e_first ... e_n, each with the frames given; e_n = every label given
+    if labels is not None and isinstance(guidance_scale, Mapping):  # nested
+        null = label_sets.null_like(labels, net.null_label)
         names = list(guidance_scale)
         scales = [float(guidance_scale[name]) for name in names]
         first = 0  # leading scales of 1 telescope: e_0 + Σ_(i <= m) (e_i − e_(i−1)) = e_m, so e_0 ... e_(m−1) are skipped
@@ -158,16 +175,27 @@ def guided_prediction(
         levels = [{name: labels[name] if name in names[:i] else null[name] for name in labels}
                   for i in range(first, len(names) + 1)]
         scales = scales[first:]
-    else:  # joint: e_0 (every set null), e_1 (as given)
-        levels, scales = [null, labels], [float(guidance_scale)]
+    elif labels is not None and guidance_scale != 1.0:  # joint: e_0 (every set null), e_1 (as given)
+        levels, scales = [label_sets.null_like(labels, net.null_label), labels], [float(guidance_scale)]
+    frame_scale = float(frame_guidance_scale)
+    inputs = [x_noisy] * len(levels)
+    if frame_scale != 1.0:  # e_∅ first: every label, the given frames zeroed
+        null_frames = torch.cat([torch.zeros_like(x_noisy[:, :, :num_cond_frames]), x_noisy[:, :, num_cond_frames:]],
+                                dim=2)  # (b c t h w)
+        levels, inputs = [labels, *levels], [null_frames, *inputs]
     k = len(levels)
+    if k == 1:
+        return net(x_noisy, timesteps, labels)
     batch = levels[-1]  # one batched pass, the most-given level first ([labels, null] for joint guidance)
     for level in reversed(levels[:-1]):
-        batch = label_sets.concat(batch, level)
-    out = net(torch.cat([x_noisy] * k), torch.cat([timesteps] * k), batch).chunk(k)[::-1]  # k × (b c t h w)
-    guided = out[0]
-    for i, scale in enumerate(scales, start=1):
+        batch = label_sets.concat(batch, level) if batch is not None else None
+    out = net(torch.cat(inputs[::-1]), torch.cat([timesteps] * k), batch).chunk(k)[::-1]  # k × (b c t h w)
+    offset = 1 if frame_scale != 1.0 else 0
+    guided = out[offset]
+    for i, scale in enumerate(scales, start=offset + 1):
         guided = guided + scale * (out[i] - out[i - 1])  # joint: uncond + s·(cond − uncond)
+    if offset:
+        guided = guided + (frame_scale - 1.0) * (out[-1] - out[0])
     return guided
 
 
@@ -190,6 +218,7 @@ def sample_latents(
     guidance_scale: GuidanceScale = 1.0,
     eta: float | None = None,
     cond_latents: torch.Tensor | None = None,
+    frame_guidance_scale: float = 1.0,
     generator: torch.Generator | None = None,
     progress: bool = False,
 ) -> torch.Tensor:
@@ -209,6 +238,7 @@ def sample_latents(
             :func:`guided_prediction`).
         eta: DDIM stochasticity in [0, 1] (None: 0 for ddim; ddpm needs None or 1).
         cond_latents: float tensor (b c k h w), clean first k latent frames to condition on, or None.
+        frame_guidance_scale: guidance over ``cond_latents`` (see :func:`guided_prediction`); 1: none.
         generator: seeds the initial latent and every step's noise; the same generator state gives the same
             latents. A CPU generator gives the same numbers on any device.
         progress: show a tqdm bar over the steps.
@@ -235,8 +265,8 @@ def sample_latents(
     batch_size, _, num_frames = shape[:3]
     if labels is not None and label_sets.batch_size_of(labels) != batch_size:
         raise ValueError(f"labels for {label_sets.batch_size_of(labels)} clips do not match the batch size {batch_size}")
-    check_guidance_scale(guidance_scale, labels)
     num_cond = 0 if cond_latents is None else cond_latents.shape[2]
+    check_guidance_scale(guidance_scale, labels, frame_guidance_scale, num_cond)
     if cond_latents is not None and (
         tuple(cond_latents.shape[:2]) != tuple(shape[:2]) or tuple(cond_latents.shape[3:]) != tuple(shape[3:])
         or not 0 < num_cond < num_frames
@@ -258,7 +288,8 @@ def sample_latents(
             latents = torch.cat([cond_latents, latents[:, :, num_cond:]], dim=2)  # (b c t h w)
         model_input = scheduler.scale_model_input(latents, timestep)
         timesteps = timestep.expand(batch_size).to(device=device, dtype=torch.long)
-        model_output = guided_prediction(net, model_input, timesteps, labels, guidance_scale)  # (b c t h w)
+        model_output = guided_prediction(net, model_input, timesteps, labels, guidance_scale, frame_guidance_scale,
+                                         num_cond)  # (b c t h w)
         variance_noise = _prior_noise(shape, noise_prior, alpha, generator, device) if eta > 0 else None
         latents = scheduler.step(model_output.float(), timestep, latents, eta=eta,
                                  variance_noise=variance_noise).prev_sample  # (b c t h w)

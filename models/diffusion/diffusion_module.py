@@ -6,7 +6,9 @@ encoded on the fly from ``"video"`` by the frozen autoencoder, posterior mean in
 noise, timesteps)``, and MSE to ε or v. Labels are replaced by the null label with probability ``label_dropout``
 (classifier-free guidance training); with ``conditioning`` naming several label sets (``[digit, direction]``), each
 set is dropped on its own. With ``num_cond_frames = k > 0`` the first k frames of ``x_noisy`` are the
-clean latents and are left out of the loss (frame-conditioned prediction).
+clean latents and are left out of the loss (frame-conditioned prediction); with ``cond_frame_dropout`` they are
+replaced by zeros (the null frame) with that probability, so the given frames can be guided at sampling time
+(InstructPix2Pix's image conditioning dropout, Brooks et al. 2023; Stable Video Diffusion, arXiv 2311.15127).
 
 An EMA copy of the net (``ema``, saved in the checkpoint) is used for ``val/loss`` (the online net's is
 ``val/loss_raw``), for the samples logged every ``log_every_n_epochs`` and by ``scripts/sample_videos.py``.
@@ -25,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler
 from diffusers.training_utils import compute_snr
+from einops import rearrange
 from torch import nn
 
 from models.checkpointing import ExactResume
@@ -139,6 +142,10 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
         label_dropout: probability in [0, 1) of training a sample with the null label; with several sets, one
             probability for all or ``{set: probability}``.
         num_cond_frames: k clean leading frames given to the model (0: plain generation).
+        cond_frame_dropout: probability in [0, 1) of training a clip with its k given frames replaced by zeros (the
+            null frame), drawn per clip like ``label_dropout``; > 0 lets sampling guide the given frames
+            (``frame_guidance_scale``, see :func:`models.diffusion.denoising.guided_prediction`).
+            Needs ``num_cond_frames > 0``.
         ema_decay: EMA decay in [0, 1); Latte uses 0.9999 over ~1e5+ steps, 0.999 suits short CPU runs.
         ema_warmup: ramp the decay up as ``min(ema_decay, (1 + s) / (10 + s))`` (diffusers' ``EMAModel``; see
             :func:`ema_decay_at`); False: the constant decay of DiT/Latte.
@@ -176,6 +183,7 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
         new_label_init: str = "zero",
         trainable: str = "all",
         num_cond_frames: int = 0,
+        cond_frame_dropout: float = 0.0,
         ema_decay: float = 0.999,
         ema_warmup: bool = True,
         snr_gamma: float | None = None,
@@ -216,6 +224,9 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
             raise ValueError(f"model.trainable={trainable!r} must be one of {TRAINABLE}")
         if not 0 <= num_cond_frames < num_frames:
             raise ValueError(f"model.num_cond_frames={num_cond_frames} must be in [0, num_frames={num_frames})")
+        if not 0 <= cond_frame_dropout < 1 or (cond_frame_dropout and not num_cond_frames):
+            raise ValueError(f"model.cond_frame_dropout={cond_frame_dropout} must be in [0, 1), and 0 unless "
+                             f"model.num_cond_frames > 0 (it is {num_cond_frames})")
         tubelet = int(getattr(net, "tubelet_size", 1))
         if num_cond_frames % tubelet:
             raise ValueError(f"model.num_cond_frames={num_cond_frames} is not divisible by model.net.tubelet_size="
@@ -300,7 +311,7 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
     # ------------------------------------------------------------------------------------------------------------
     def diffusion_loss(
         self, net: nn.Module, x_start: torch.Tensor, labels: torch.Tensor | None, timesteps: torch.Tensor,
-        noise: torch.Tensor,
+        noise: torch.Tensor, frames_given: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """MSE between ``net``'s prediction and the ε / v target over the frames after the k conditioning frames.
 
@@ -310,6 +321,8 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
             labels: int64 tensor (b,) (null label allowed) or None.
             timesteps: int64 tensor (b,) in [0, num_train_timesteps).
             noise: float tensor (b c t h w) from the noise prior.
+            frames_given: bool tensor (b,): False replaces that clip's k given frames by zeros (the null frame of
+                ``cond_frame_dropout``); None: every clip's are given.
 
         Returns:
             Scalar float tensor.
@@ -317,7 +330,10 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
         k = self.hparams.num_cond_frames
         x_noisy = self.train_scheduler.add_noise(x_start, noise, timesteps)  # √ᾱ x_start + √(1−ᾱ) ε
         if k:
-            x_noisy = torch.cat([x_start[:, :, :k], x_noisy[:, :, k:]], dim=2)  # clean conditioning frames
+            given = x_start[:, :, :k]  # (b c k h w)
+            if frames_given is not None:
+                given = given * rearrange(frames_given.to(given), "b -> b 1 1 1 1")
+            x_noisy = torch.cat([given, x_noisy[:, :, k:]], dim=2)  # clean conditioning frames
         prediction = net(x_noisy, timesteps, labels)  # (b c t h w)
         target = training_target(self.train_scheduler, x_start, noise, timesteps)  # (b c t h w)
         if self.hparams.snr_gamma is None:
@@ -360,7 +376,10 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
             labels = label_sets.drop(labels, self.net.null_label, self.hparams.label_dropout)
         timesteps = torch.randint(0, self.train_scheduler.config.num_train_timesteps, (b,)).to(self.device)
         noise = sample_noise(x_start.shape, self.hparams.noise_prior, self.hparams.noise_alpha).to(x_start)
-        loss = self.diffusion_loss(self.net, x_start, labels, timesteps, noise)
+        frames_given = None
+        if self.hparams.cond_frame_dropout:  # drawn on the CPU's global generator too
+            frames_given = (torch.rand(b) >= self.hparams.cond_frame_dropout).to(self.device)
+        loss = self.diffusion_loss(self.net, x_start, labels, timesteps, noise, frames_given)
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
@@ -444,6 +463,7 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
         cond_latents: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         progress: bool = False,
+        frame_guidance_scale: float = 1.0,
         **sampling: Any,
     ) -> torch.Tensor:
         """Sample latent clips with the EMA net (:meth:`generate` without the decoder).
@@ -455,6 +475,8 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
             cond_latents: float tensor (b c k h w), the clean first k = ``num_cond_frames`` latent frames, or None.
             generator: seeds the sampler (see :func:`models.diffusion.denoising.sample_latents`).
             progress: show a progress bar over the steps.
+            frame_guidance_scale: guidance over ``cond_latents`` (1: none); needs a model trained with
+                ``cond_frame_dropout`` (see :func:`models.diffusion.denoising.guided_prediction`).
             **sampling: overrides of ``hparams.sampling`` (``sampler``, ``num_inference_steps``,
                 ``guidance_scale``, ``eta``).
 
@@ -462,7 +484,8 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
             float32 tensor (b c t h w) of latents, on the model's device; the first k frames are ``cond_latents``.
 
         Raises:
-            ValueError: frame conditioning is configured but ``cond_latents`` is missing, or vice versa.
+            ValueError: frame conditioning is configured but ``cond_latents`` is missing, or vice versa; or the
+                ``frame_guidance_scale`` is not 1 for a model trained without ``cond_frame_dropout``.
         """
         k = self.hparams.num_cond_frames
         if (cond_latents is None) != (k == 0):
@@ -471,10 +494,13 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
             raise ValueError(f"cond_latents has {cond_latents.shape[2]} frames, model.num_cond_frames={k}")
         b = label_sets.batch_size_of(labels) if labels is not None else int(num_samples)
         options = {**self.hparams.sampling, **{key: value for key, value in sampling.items() if value is not None}}
+        if frame_guidance_scale != 1.0 and not self.hparams.get("cond_frame_dropout"):
+            raise ValueError(f"frame_guidance_scale={frame_guidance_scale} guides the given frames, but this model "
+                             "was trained without model.cond_frame_dropout, so it never saw their null (zero) frame")
         return sample_latents(
             self.ema, self.hparams.noise_scheduler, (b, *self.latent_shape), labels=labels,
             noise_prior=self.hparams.noise_prior, alpha=self.hparams.noise_alpha, cond_latents=cond_latents,
-            generator=generator, progress=progress, **options,
+            frame_guidance_scale=frame_guidance_scale, generator=generator, progress=progress, **options,
         )
 
     @torch.no_grad()

@@ -166,6 +166,7 @@ def generate_to_folder(
     requests: Sequence[Mapping[str, str]] | None = None,
     first_frame_from: str | Path | Run | None = None,
     first_frame_guidance: float | Mapping[str, float] | None = None,
+    frame_guidance: float = 1.0,
 ) -> Path:
     """Sample ``num_samples`` clips with the checkpoint's EMA weights and write them to ``out_dir``.
 
@@ -197,6 +198,8 @@ def generate_to_folder(
             generated. None: with ``num_cond_frames`` > 0 the first frames come from the run's test split.
         first_frame_guidance: the image stage's classifier-free guidance (None: its run's default); ``steps``,
             ``sampler`` and ``eta`` apply to both stages.
+        frame_guidance: guidance over the given frames (1: none), for a video stage trained with
+            ``model.cond_frame_dropout`` (:func:`models.diffusion.denoising.guided_prediction`).
 
     Returns:
         The ``samples.txt`` written (``videos/NNNNN.mp4 label`` lines); ``classes.txt`` goes beside it when the
@@ -206,8 +209,9 @@ def generate_to_folder(
         its grid has one row per class of the first set and one column per class of the second.
 
     Raises:
-        ValueError: ``num_samples`` < 1, a label outside [0, num_classes), or a first-frame model that does not fit
-            (:func:`models.diffusion.factorized.open_first_frame_model`).
+        ValueError: ``num_samples`` < 1, a label outside [0, num_classes), a first-frame model that does not fit
+            (:func:`models.diffusion.factorized.open_first_frame_model`), or ``frame_guidance`` for a model without
+            given frames or trained without ``cond_frame_dropout``.
     """
     if num_samples < 1 or batch_size < 1:
         raise ValueError(f"num_samples={num_samples} and batch_size={batch_size} must be >= 1")
@@ -216,6 +220,9 @@ def generate_to_folder(
     image = (open_first_frame_model(first_frame_from, model, device, autoencoder_path)
              if first_frame_from is not None else None)
     real_frames = bool(model.hparams.num_cond_frames) and image is None  # the first frames from the test split
+    if frame_guidance != 1.0 and not (model.hparams.num_cond_frames and model.hparams.get("cond_frame_dropout")):
+        raise ValueError(f"frame_guidance={frame_guidance} needs a video stage given frames (model.num_cond_frames) "
+                         f"and trained with model.cond_frame_dropout > 0; {run.ckpt} is not")
     classes, listed, wanted = _requested_labels(run, model, num_samples, labels, requests, real_frames)
     multi = bool(model.hparams.conditioning)
     sizes = model.label_sizes  # {"label": n} for a one-set model
@@ -248,7 +255,8 @@ def generate_to_folder(
             cond_latents = first_frames(image, batch_labels, generator, first_frame_guidance, sampler=sampler,
                                         num_inference_steps=steps, eta=eta)
         videos = model.generate(model_labels, num_samples=n, cond_latents=cond_latents, generator=generator,
-                                sampler=sampler, num_inference_steps=steps, guidance_scale=guidance_scale, eta=eta)
+                                sampler=sampler, num_inference_steps=steps, guidance_scale=guidance_scale, eta=eta,
+                                frame_guidance_scale=frame_guidance)
         if grey:
             videos = videos.float().mean(dim=1, keepdim=True).round().to(torch.uint8)  # (b 1 t h w)
         values = {name: [int(v) if int(v) < sizes[name] else -1 for v in batch_labels[name].tolist()]

@@ -131,9 +131,9 @@ def test_label_dropout_and_bad_values():
     assert 0.3 < dropped < 0.7 and set(seen[0].tolist()) == {0, module.net.null_label}
 
 
-def test_cond_frame_dropout_trains_some_clips_with_zero_given_frames():
+def test_cond_frame_dropout_trains_some_clips_with_zero_given_frames(monkeypatch):
     net = TinyDenoiser()
-    module = make_module(net, num_cond_frames=2, cond_frame_dropout=0.5)
+    module = make_module(net, num_cond_frames=2, cond_frame_dropout=0.2)
     generator = torch.Generator().manual_seed(3)
     x_start, noise = torch.randn(SHAPE, generator=generator), torch.randn(SHAPE, generator=generator)
     timesteps, labels = torch.tensor([5, 700]), torch.tensor([1, 2])
@@ -145,16 +145,20 @@ def test_cond_frame_dropout_trains_some_clips_with_zero_given_frames():
     torch.testing.assert_close(loss, ((net(seen, timesteps, labels) - noise)[:, :, 2:] ** 2).mean())  # k frames out
     # training_step draws the dropout per clip from the global generator
     batch = {"latents": torch.zeros(64, *SHAPE[1:]), "label": torch.zeros(64, dtype=torch.long)}
-    given = []
+    given, draws = [], []
     module.diffusion_loss = lambda net, x, labels, timesteps, noise, frames: given.append(frames) or x.sum()
     module.log = lambda *args, **kwargs: None
-    torch.manual_seed(0)
-    module.training_step(batch, 0)
-    assert given[0].dtype == torch.bool and 0.3 < given[0].float().mean() < 0.7
     plain = make_module(num_cond_frames=2)
     plain.diffusion_loss, plain.log = module.diffusion_loss, module.log
+    rand = torch.rand
+    monkeypatch.setattr(torch, "rand", lambda *a, **kw: draws.append(a) or rand(*a, **kw))
+    torch.manual_seed(0)
+    module.training_step(batch, 0)
+    assert given[0].dtype == torch.bool and 0.7 < given[0].float().mean() < 0.9  # True: given, 1 - p of the clips
+    with_dropout = len(draws)
     plain.training_step(batch, 0)
-    assert given[1] is None  # no dropout: no draw, so older runs' random streams are unchanged
+    assert given[1] is None and len(draws) == 2 * with_dropout - 1  # no dropout, one draw fewer: older runs'
+    # random streams are unchanged
     with pytest.raises(ValueError, match="model.cond_frame_dropout=0.2"):
         make_module(cond_frame_dropout=0.2)  # no frames are given
     with pytest.raises(ValueError, match="model.cond_frame_dropout=1"):
@@ -174,6 +178,12 @@ def test_frame_guidance_needs_a_model_trained_with_cond_frame_dropout():
     assert torch.equal(guided[:, :, :2], cond) and not torch.allclose(guided, plain)
     with pytest.raises(ValueError, match="no frames are given"):
         run_sampler(0, frame_guidance_scale=2.0)
+    # no labels: plain guidance on the frames, against predictions taken one by one
+    net, x, timesteps = TinyDenoiser().eval(), torch.randn(SHAPE), torch.tensor([10, 900])
+    x_null = torch.cat([torch.zeros_like(x[:, :, :2]), x[:, :, 2:]], dim=2)
+    with torch.no_grad():
+        e, e_null = net(x, timesteps, None), net(x_null, timesteps, None)
+        torch.testing.assert_close(guided_prediction(net, x, timesteps, None, 1.0, 2.5, 2), e_null + 2.5 * (e - e_null))
 
 
 def test_ema_update_is_the_closed_form():

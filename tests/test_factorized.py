@@ -90,6 +90,8 @@ def test_stages_that_do_not_fit_raise_with_the_reason(stages, tmp_path):
 
 
 def test_sample_videos_takes_the_first_frame_model(stages, tmp_path, monkeypatch):
+    from data.decoding import read_clip
+    from models.diffusion.generate import generate_to_folder
     from scripts import sample_videos
 
     sample_videos.main(["--ckpt", str(stages["cond1"]), "--first-frame-from", str(stages["image"]),
@@ -97,6 +99,14 @@ def test_sample_videos_takes_the_first_frame_model(stages, tmp_path, monkeypatch
                         "--out", str(tmp_path / "cli"), "--digit", "7", "--direction", "NE"])
     listed = tmp_path / "cli" / "samples_digit.txt"
     assert [s.label for s in read_list_file(listed, listed.parent)] == [7, 7]
+    # frame guidance on a stage trained with cond_frame_dropout: frame 1 is still the image stage's
+    out = generate_to_folder(stages["cond1"], tmp_path / "fg", num_samples=2, steps=2, batch_size=2, grey=True,
+                             progress=False, first_frame_from=stages["image"], frame_guidance=2.0, seed=3)
+    plain = generate_to_folder(stages["cond1"], tmp_path / "plain", num_samples=2, steps=2, batch_size=2, grey=True,
+                               progress=False, first_frame_from=stages["image"], seed=3)
+    first = [read_clip(s.path, range(1))[0].float() for s in (*read_list_file(out, out.parent),
+                                                               *read_list_file(plain, plain.parent))]
+    assert (first[0] - first[2]).abs().max() <= 2 and (first[1] - first[3]).abs().max() <= 2
     # --frame-guidance reaches generate_to_folder (its effect on the samples: test_diffusion / test_label_sets)
     seen = {}
     monkeypatch.setattr(sample_videos, "generate_to_folder", lambda *a, **kw: seen.update(kw) or tmp_path / "x.txt")

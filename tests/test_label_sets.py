@@ -243,9 +243,13 @@ def test_frame_guidance_adds_the_given_frames_term_with_every_label_given():
         assert torch.allclose(joint, e0 + 3.0 * (e2 - e0) + (e2 - e_null), atol=1e-5)
         only = guided_prediction(net, x, timesteps, labels, 1.0, frame_guidance_scale=2.0, num_cond_frames=1)
         assert torch.allclose(only, e_null + 2.0 * (e2 - e_null), atol=1e-5)  # plain guidance on the frame
-        assert torch.equal(guided_prediction(net, x, timesteps, labels, scales, frame_guidance_scale=1.0,
-                                             num_cond_frames=1),
-                           guided_prediction(net, x, timesteps, labels, scales))  # 1: no extra prediction
+        batches = []
+        hook = net.register_forward_hook(lambda module, args, output: batches.append(len(args[0])))
+        assert torch.allclose(guided_prediction(net, x, timesteps, labels, scales, frame_guidance_scale=1.0,
+                                                num_cond_frames=1), nested, atol=1e-5)
+        guided_prediction(net, x, timesteps, labels, scales, frame_guidance_scale=2.5, num_cond_frames=1)
+        hook.remove()
+        assert batches == [3 * 2, 4 * 2]  # one batched pass each; the frame term is one prediction more
     with pytest.raises(ValueError, match="no frames are given"):
         guided_prediction(net, x, timesteps, labels, scales, frame_guidance_scale=2.0)
     with pytest.raises(ValueError, match="finite"):

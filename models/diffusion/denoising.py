@@ -24,7 +24,8 @@ Classifier-free guidance (Ho & Salimans 2022): ``uncond + s·(cond − uncond)``
 ``[labels, null labels]``. With several label sets a scale per set (``{"digit": 4, "direction": 1}``) guides them
 one after another, as InstructPix2Pix's two guidance scales (Brooks et al. 2023, arXiv 2211.09800, eq. 3). Frame conditioning: the clean first ``k`` latent frames replace those of the sample before
 every network call and after the last step, as they were given clean in training. Frame guidance adds
-``s_f·(given − null)`` over the given frames, their null being a zero latent frame that a model trained with
+``(s_f − 1)·(e − e_∅)`` to the label-guided prediction, ``e`` given the frames and ``e_∅`` given zero latent
+frames instead (so with no label guidance it is ``e_∅ + s_f·(e − e_∅)``), a null that a model trained with
 ``cond_frame_dropout`` has seen (image guidance of Stable Video Diffusion, Blattmann et al. 2023, arXiv 2311.15127),
 both branches given every label, beside the labels' guidance (Composable Diffusion, Liu et al. 2022, arXiv
 2206.01714).
@@ -145,12 +146,12 @@ def guided_prediction(
         timesteps: int64 tensor (b,).
         labels: int64 tensor (b,) of class indices, ``{set: int64 (b,)}`` (several label sets), or None
             (unconditional: the null label).
-        guidance_scale: s; 1 is the plain conditional prediction (one forward pass), 0 the unconditional one. With
-            several sets the unconditional branch nulls every set (joint guidance). Or, for several sets, one scale
-            per set ``{set_1: s_1, ..., set_n: s_n}``, applied in that order (nested guidance, InstructPix2Pix,
-            Brooks et al. 2023, arXiv 2211.09800, eq. 3): with ``e_i`` the prediction given the first i sets and the
-            rest null, ``e_0 + Σ_i s_i·(e_i − e_(i−1))``; n + 1 predictions in one batched forward pass. Equal scales
-            s give joint guidance with s; all 1 the plain conditional prediction.
+        guidance_scale: s; 1 is the plain conditional prediction (one forward pass without frame guidance), 0 the
+            unconditional one. With several sets the unconditional branch nulls every set (joint guidance). Or, for
+            several sets, one scale per set ``{set_1: s_1, ..., set_n: s_n}``, applied in that order (nested
+            guidance, InstructPix2Pix, Brooks et al. 2023, arXiv 2211.09800, eq. 3): with ``e_i`` the prediction
+            given the first i sets and the rest null, ``e_0 + Σ_i s_i·(e_i − e_(i−1))``; n + 1 predictions in one
+            batched forward pass. Equal scales s give joint guidance with s; all 1 the plain conditional prediction.
         frame_guidance_scale: s_f over the given frames; ``(s_f − 1)·(e − e_∅)`` is added, ``e`` given the frames
             and every label, ``e_∅`` the same with the frames replaced by zeros (one more prediction in the same
             pass). 1: none.

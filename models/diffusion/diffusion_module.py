@@ -485,7 +485,8 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
 
         Raises:
             ValueError: frame conditioning is configured but ``cond_latents`` is missing, or vice versa; or the
-                ``frame_guidance_scale`` is not 1 for a model trained without ``cond_frame_dropout``.
+                ``frame_guidance_scale`` is not 1 for a model trained without ``cond_frame_dropout``; or a bad
+                sampling option (:func:`models.diffusion.denoising.sample_latents`).
         """
         k = self.hparams.num_cond_frames
         if (cond_latents is None) != (k == 0):
@@ -494,9 +495,10 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
             raise ValueError(f"cond_latents has {cond_latents.shape[2]} frames, model.num_cond_frames={k}")
         b = label_sets.batch_size_of(labels) if labels is not None else int(num_samples)
         options = {**self.hparams.sampling, **{key: value for key, value in sampling.items() if value is not None}}
-        if frame_guidance_scale != 1.0 and not self.hparams.get("cond_frame_dropout"):
+        if frame_guidance_scale != 1.0 and not (k and self.hparams.get("cond_frame_dropout")):
             raise ValueError(f"frame_guidance_scale={frame_guidance_scale} guides the given frames, but this model "
-                             "was trained without model.cond_frame_dropout, so it never saw their null (zero) frame")
+                             f"(model.num_cond_frames={k}) was trained without model.cond_frame_dropout, so it never "
+                             "saw their null (zero) frame")
         return sample_latents(
             self.ema, self.hparams.noise_scheduler, (b, *self.latent_shape), labels=labels,
             noise_prior=self.hparams.noise_prior, alpha=self.hparams.noise_alpha, cond_latents=cond_latents,

@@ -10,6 +10,8 @@
 #   FIRST_FRAME=4 VIDEO_ARGS="model.num_cond_frames=1" ROW=digits_cond1 ...  # from noise, factorized (Emu Video): the
 #                                                 # image stage draws frame 1 at guidance 4, the video stage the rest
 #   FRAME_GUIDANCE=2 VIDEO_ARGS="model.num_cond_frames=1 model.cond_frame_dropout=0.1" ...  # guide the given frame
+#   IMAGE_BASE=outputs/gen/image IMAGE=outputs/gen/image_5k ...  # the image stage trained 2,500 steps more, started
+#                                                 # from IMAGE_BASE's EMA weights (trained first when missing)
 #   IMAGE=outputs/gen/image_conv IMAGE_ARGS="model.net.conv_stem_depth=2 model.net.final_conv=true" \
 #     VIDEO_ARGS="model.net.conv_stem_depth=2 model.net.final_conv=true" ROW=digits_conv bash scripts/generation_digits.sh
 # Every step is skipped when its output exists, so an interrupted run is resumed by running it again; each step
@@ -34,6 +36,7 @@ AE="$GEN/autoencoder"
 LATENTS="$AE/latents_sets"
 DIGITS=${DIGITS:-outputs/frame_digit/checkpoints/best.ckpt}
 IMAGE=${IMAGE:-$GEN/image}
+IMAGE_BASE=${IMAGE_BASE:-}        # an image run that starts the image stage (model.init_from); trained first if missing
 OUT="$GEN/$ROW"
 start=$(date +%s)
 stamp() { echo "   ($(( $(date +%s) - start )) s so far)"; }
@@ -78,8 +81,17 @@ fi
 stamp
 
 echo "== 6/10 image stage: the DiT on single frames, asked for a digit -> $IMAGE"
+image_init=()
+if [[ -n $IMAGE_BASE ]]; then
+  if [[ ! -f "$IMAGE_BASE/train_metrics.json" ]]; then
+    timed "$IMAGE_BASE" $PY train.py experiment=mmnist_dit_image hydra.run.dir="$IMAGE_BASE" "${common[@]}" ${IMAGE_ARGS:-}
+  fi
+  stamp
+  image_init=(model.init_from="$IMAGE_BASE/checkpoints/last.ckpt" callbacks.motion_curve.every_n_steps=1250)
+fi
 if [[ ! -f "$IMAGE/train_metrics.json" ]]; then
-  timed "$IMAGE" $PY train.py experiment=mmnist_dit_image hydra.run.dir="$IMAGE" "${common[@]}" ${IMAGE_ARGS:-}
+  timed "$IMAGE" $PY train.py experiment=mmnist_dit_image hydra.run.dir="$IMAGE" "${common[@]}" ${IMAGE_ARGS:-} \
+    "${image_init[@]}"
 fi
 # the requested digit at guidance 1-4, NUM_SAMPLES images each (scales already scored are kept)
 NUM_SAMPLES=$NUM_SAMPLES STEPS=$STEPS THREADS=$THREADS DIGITS=$DIGITS \
@@ -115,6 +127,9 @@ IMAGE_G=$([[ -f "$IMAGE/guidance_$IMAGE_G/samples_metrics.json" ]] && echo "$IMA
 values=()
 for pair in "stage 1=$AE" "image stage=$IMAGE" "video stage=$OUT/dit"; do
   m=$(minutes "${pair#*=}" || true)
+  if [[ ${pair%%=*} == "image stage" && -n $IMAGE_BASE && -n "$m" ]]; then  # both image runs
+    m=$(cat "$IMAGE_BASE/seconds.txt" "$IMAGE/seconds.txt" 2>/dev/null | awk '{s += $1} END {printf "%.1f", s / 60}')
+  fi
   [[ -n "$m" ]] && values+=(--value "${pair%%=*}:minutes=$m")
 done
 target="≥ 90 % / ≥ 85 % / ≥ 95 %"
@@ -128,7 +143,7 @@ if [[ -n $FIRST_FRAME ]]; then  # every frame generated: issue 20's row "moving,
 fi
 $PY scripts/records.py write "generation_$ROW" \
   --title "The generator asked for a digit and a direction ($ROW): the ladder, rung by rung" \
-  --command "$([[ -n ${SCALES:-} ]] && echo "SCALES=$SCALES ")$([[ $IMAGE != "$GEN/image" ]] && echo "IMAGE=$IMAGE ")GUIDANCE=$GUIDANCE VIDEO_STEPS=$VIDEO_STEPS VIDEO_ARGS=\"${VIDEO_ARGS:-}\" IMAGE_ARGS=\"${IMAGE_ARGS:-}\" ROW=$ROW SEED=$SEED$([[ $SCORE_FROM != 0 ]] && echo " SCORE_FROM=$SCORE_FROM")$([[ -n $FIRST_FRAME ]] && echo " FIRST_FRAME=$FIRST_FRAME")$([[ $FRAME_GUIDANCE != 1 ]] && echo " FRAME_GUIDANCE=$FRAME_GUIDANCE") bash scripts/generation_digits.sh" \
+  --command "$([[ -n ${SCALES:-} ]] && echo "SCALES=$SCALES ")$([[ -n $IMAGE_BASE ]] && echo "IMAGE_BASE=$IMAGE_BASE ")$([[ $IMAGE != "$GEN/image" ]] && echo "IMAGE=$IMAGE ")GUIDANCE=$GUIDANCE VIDEO_STEPS=$VIDEO_STEPS VIDEO_ARGS=\"${VIDEO_ARGS:-}\" IMAGE_ARGS=\"${IMAGE_ARGS:-}\" ROW=$ROW SEED=$SEED$([[ $SCORE_FROM != 0 ]] && echo " SCORE_FROM=$SCORE_FROM")$([[ -n $FIRST_FRAME ]] && echo " FIRST_FRAME=$FIRST_FRAME")$([[ $FRAME_GUIDANCE != 1 ]] && echo " FRAME_GUIDANCE=$FRAME_GUIDANCE") bash scripts/generation_digits.sh" \
   --seeds "$SEED" --overrides ${VIDEO_ARGS:-} \
   --row "real test clips=$AE/originals_digit_metrics.json" --row "stage 1=$AE/reconstructions_digit_metrics.json" \
   --row "image stage=$IMAGE/guidance_$IMAGE_G/samples_metrics.json" --row "video stage=$OUT/samples_metrics.json" \

@@ -22,6 +22,8 @@ Command line (for shell pipelines)::
 
     python scripts/records.py write generation_digits --title "..." --command "make generation-digits" \\
         --seeds 0 --row moving=outputs/gen/digits/samples_metrics.json
+    python scripts/records.py spread generation_digits_seeds --from generation_digits generation_digits_seed1 \
+        --row "video stage" --metrics digit_accuracy identity_consistency --title "..." --command "..."
 """
 
 from __future__ import annotations
@@ -222,6 +224,62 @@ def is_reference_machine(record: Mapping[str, Any]) -> bool:
     return info.get("cpu_cores") == REFERENCE_MACHINE["cpu_cores"] and not info.get("gpu")
 
 
+def spread_record(
+    name: str,
+    sources: Iterable[str],
+    *,
+    row: str,
+    metrics: Iterable[str],
+    title: str,
+    command: str,
+    texts: Mapping[str, str] | None = None,
+    notes: Iterable[str] = (),
+    results_dir: str | Path = RESULTS,
+) -> Path:
+    """Write ``results/<name>.json``: the seed spread (mean, min, max) of ``row`` over one-seed records.
+
+    Each source record holds one training seed of the same recipe; the new record's row ``mean over seeds a, b
+    [min, max]`` has one :func:`seed_entry` per metric (values in the sources' order), plus each source's own row
+    (``seed k``, with its 95 % interval) and the ``texts`` cells. Commit, date and machine are the newest source's
+    (the spread is computed, not measured).
+
+    Raises:
+        ValueError: fewer than two sources, a source without exactly one seed, two sources with the same seed, or a
+            source lacking the row or a metric (the record is named).
+        FileNotFoundError: a source record that does not exist.
+    """
+    sources = list(sources)
+    metrics = list(metrics)
+    if len(sources) < 2:
+        raise ValueError(f"a seed spread needs two or more records, got {sources}")
+    loaded = []
+    for source in sources:
+        path = Path(results_dir) / f"{source}.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such record")
+        record = json.loads(path.read_text())
+        if len(record.get("seeds", [])) != 1:
+            raise ValueError(f"{path}: a seed spread needs records of one seed each, it has {record.get('seeds')}")
+        missing = [m for m in metrics if m not in record["rows"].get(row, {})]
+        if missing:
+            raise ValueError(f"{path}: row {row!r} lacks {missing}")
+        loaded.append(record)
+    seeds = [record["seeds"][0] for record in loaded]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"records {sources} repeat a seed: {seeds}")
+    label = f"mean over seeds {', '.join(map(str, seeds))} [min, max]"
+    rows: dict[str, dict[str, Any]] = {label: {
+        m: seed_entry(record["rows"][row][m]["value"] for record in loaded) for m in metrics}}
+    for key, text in (texts or {}).items():
+        rows[label][key] = {"text": text}
+    for seed, record in zip(seeds, loaded):
+        rows[f"seed {seed}"] = {m: record["rows"][row][m] for m in metrics}
+    newest = max(loaded, key=lambda record: record.get("date") or "")
+    return write_record(name, title=title, command=command, rows=rows, seeds=seeds,
+                        overrides=newest.get("overrides", []), notes=notes, machine_info=newest["machine"],
+                        commit=newest.get("commit"), date=newest.get("date"), results_dir=results_dir)
+
+
 def _parse_rows(specs: list[str]) -> dict[str, dict[str, Any]]:
     rows = {}
     for spec in specs:
@@ -265,6 +323,18 @@ def main(argv: list[str] | None = None) -> int:
     write.add_argument("--overrides", nargs="*", default=[], help="overrides that differ from the recipe")
     write.add_argument("--note", action="append", default=[], help="a sentence a reader needs (repeatable)")
     write.add_argument("--results-dir", default=str(RESULTS), help="where records live (default: results/)")
+    spread = sub.add_parser("spread", help="write results/<name>.json: one row's seed spread over one-seed records")
+    spread.add_argument("name", help="record name: results/<name>.json")
+    spread.add_argument("--from", dest="sources", nargs="+", required=True, metavar="RECORD",
+                        help="the one-seed records, e.g. generation_digits_tdir_cond1_all generation_..._seed1")
+    spread.add_argument("--row", required=True, help="the row of every source, e.g. 'video stage'")
+    spread.add_argument("--metrics", nargs="+", required=True, help="the metrics to spread")
+    spread.add_argument("--title", required=True)
+    spread.add_argument("--command", required=True, help="the commands that reproduce every seed")
+    spread.add_argument("--text", action="append", default=[], metavar="KEY=TEXT",
+                        help="a text cell of the spread row, e.g. 'target=>= 85 %%' (repeatable)")
+    spread.add_argument("--note", action="append", default=[])
+    spread.add_argument("--results-dir", default=str(RESULTS))
     show = sub.add_parser("show", help="list the records: name, provenance, date, machine")
     show.add_argument("--results-dir", default=str(RESULTS))
     args = parser.parse_args(argv)
@@ -276,6 +346,16 @@ def main(argv: list[str] | None = None) -> int:
             path = write_record(args.name, title=args.title, command=args.command, rows=rows,
                                 seeds=args.seeds, overrides=args.overrides, notes=args.note,
                                 results_dir=args.results_dir)
+            print(f"record: {path}")
+        elif args.action == "spread":
+            texts = {}
+            for spec in args.text:
+                key, sep, text = spec.partition("=")
+                if not sep or not key:
+                    raise ValueError(f"--text {spec!r}: expected KEY=TEXT")
+                texts[key] = text
+            path = spread_record(args.name, args.sources, row=args.row, metrics=args.metrics, title=args.title,
+                                 command=args.command, texts=texts, notes=args.note, results_dir=args.results_dir)
             print(f"record: {path}")
         else:
             for name, record in load_records(args.results_dir).items():

@@ -136,3 +136,50 @@ def test_every_defined_table_is_shown_on_some_page():
              for match in render_docs.MARKER.finditer(path.read_text())}
     assert set(render_docs.TABLES) | set(render_docs.GENERATED) <= shown, \
         sorted((set(render_docs.TABLES) | set(render_docs.GENERATED)) - shown)
+
+
+def _one_seed_record(tmp_path, name, seed, identity, date):
+    rows = {"video stage": {"identity_consistency": records.metric_entry(identity, [identity - 0.05, identity + 0.05]),
+                            "digit_accuracy": records.metric_entry(0.9)}}
+    machine = {**MACHINE, "fp32_matmul_peak_gflops": 100.0 + seed}
+    return records.write_record(name, title=name, command=f"seed={seed}", rows=rows, seeds=[seed], date=date,
+                                machine_info=machine, results_dir=tmp_path)
+
+
+def test_a_seed_spread_record_takes_mean_min_max_over_one_seed_records(tmp_path):
+    _one_seed_record(tmp_path, "run_s0", 0, 0.773, "2026-12-07T05:22:36+00:00")
+    _one_seed_record(tmp_path, "run_s1", 1, 0.70, "2026-12-07T11:00:00+00:00")
+    _one_seed_record(tmp_path, "run_s2", 2, 0.80, "2026-12-06T11:00:00+00:00")
+    assert records.main(["spread", "spread", "--from", "run_s0", "run_s1", "run_s2", "--row", "video stage",
+                         "--metrics", "identity_consistency", "digit_accuracy", "--title", "t", "--command", "c",
+                         "--text", "target=≥ 85 %", "--results-dir", str(tmp_path)]) == 0
+    record = records.load_records(tmp_path)["spread"]
+    row = record["rows"]["mean over seeds 0, 1, 2 [min, max]"]
+    assert row["identity_consistency"]["mean"] == pytest.approx((0.773 + 0.70 + 0.80) / 3)
+    assert (row["identity_consistency"]["min"], row["identity_consistency"]["max"]) == (0.70, 0.80)
+    assert row["identity_consistency"]["values"] == [0.773, 0.70, 0.80]
+    assert row["target"] == {"text": "≥ 85 %"}
+    assert record["rows"]["seed 1"]["identity_consistency"]["ci95"] == pytest.approx([0.65, 0.75])
+    assert record["seeds"] == [0, 1, 2]
+    assert record["date"] == "2026-12-07T11:00:00+00:00" and record["machine"]["fp32_matmul_peak_gflops"] == 101.0
+    table = render_docs.Table("spread", "row", (render_docs.Column("identity", "identity_consistency"),))
+    assert "| mean over seeds 0, 1, 2 [min, max] | 75.8 % [70.0, 80.0] |" in render_docs.render_table(table, [record])
+
+
+def test_a_seed_spread_refuses_a_repeated_seed_a_missing_metric_or_one_record(tmp_path, capsys):
+    _one_seed_record(tmp_path, "a", 0, 0.7, "2026-12-07")
+    _one_seed_record(tmp_path, "b", 0, 0.8, "2026-12-07")
+    with pytest.raises(ValueError, match="repeat a seed"):
+        records.spread_record("s", ["a", "b"], row="video stage", metrics=["identity_consistency"], title="t",
+                              command="c", results_dir=tmp_path)
+    _one_seed_record(tmp_path, "c", 1, 0.8, "2026-12-07")
+    with pytest.raises(ValueError, match="a.json: row 'video stage' lacks \\['flow_direction_accuracy'\\]"):
+        records.spread_record("s", ["a", "c"], row="video stage", metrics=["flow_direction_accuracy"], title="t",
+                              command="c", results_dir=tmp_path)
+    with pytest.raises(ValueError, match="two or more"):
+        records.spread_record("s", ["a"], row="video stage", metrics=["identity_consistency"], title="t",
+                              command="c", results_dir=tmp_path)
+    assert records.main(["spread", "s", "--from", "a", "missing", "--row", "video stage", "--metrics", "identity_consistency",
+                         "--title", "t", "--command", "c", "--results-dir", str(tmp_path)]) == 2
+    assert "missing.json: no such record" in capsys.readouterr().err
+    assert not (tmp_path / "s.json").exists()

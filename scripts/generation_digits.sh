@@ -16,7 +16,8 @@
 #     VIDEO_ARGS="model.net.conv_stem_depth=2 model.net.final_conv=true" ROW=digits_conv bash scripts/generation_digits.sh
 # Every step is skipped when its output exists, so an interrupted run is resumed by running it again; each step
 # prints the time so far. Scores: outputs/gen/<ROW>/samples_metrics.{json,md}; image stage: outputs/gen/image/.
-# The last step writes the result record results/generation_<ROW>.json (docs/generation.md's ladder table).
+# The last step writes the result record results/generation_<ROW>.json (docs/generation.md's ladder table; RESULTS_DIR
+# puts it elsewhere).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -141,7 +142,7 @@ fi
 if [[ -n $FIRST_FRAME ]]; then  # every frame generated: issue 20's row "moving, from noise"
   note="$note Factorized (Emu Video, arXiv 2311.10709): the image stage drew each clip's first frame from noise at digit guidance $FIRST_FRAME, the video stage (given one frame) the other frames; all frames scored."
 fi
-$PY scripts/records.py write "generation_$ROW" \
+$PY scripts/records.py write "generation_$ROW" --results-dir "${RESULTS_DIR:-results}" \
   --title "The generator asked for a digit and a direction ($ROW): the ladder, rung by rung" \
   --command "$([[ -n ${SCALES:-} ]] && echo "SCALES=$SCALES ")$([[ -n $IMAGE_BASE ]] && echo "IMAGE_BASE=$IMAGE_BASE ")$([[ $IMAGE != "$GEN/image" ]] && echo "IMAGE=$IMAGE ")GUIDANCE=$GUIDANCE VIDEO_STEPS=$VIDEO_STEPS VIDEO_ARGS=\"${VIDEO_ARGS:-}\" IMAGE_ARGS=\"${IMAGE_ARGS:-}\" ROW=$ROW SEED=$SEED$([[ $SCORE_FROM != 0 ]] && echo " SCORE_FROM=$SCORE_FROM")$([[ -n $FIRST_FRAME ]] && echo " FIRST_FRAME=$FIRST_FRAME")$([[ $FRAME_GUIDANCE != 1 ]] && echo " FRAME_GUIDANCE=$FRAME_GUIDANCE") bash scripts/generation_digits.sh" \
   --seeds "$SEED" --overrides ${VIDEO_ARGS:-} \

@@ -49,6 +49,7 @@ FAKE_EVALUATE = '''
 import json, sys, zlib
 args = sys.argv[1:]
 out = args[args.index("--out") + 1]
+__import__("os").makedirs(__import__("os").path.dirname(out) or ".", exist_ok=True)
 base = 0.5 + (zlib.crc32(out.encode()) % 400) / 1000  # different numbers for every report
 metrics = {"flow_direction_accuracy": base, "classifier_accuracy[timesformer:divided]": base - 0.1,
            "temporal_flickering": 0.97}
@@ -229,6 +230,33 @@ def test_generation_job_records_its_scores_and_the_seconds_of_every_step(tmp_pat
     from scripts import render_docs
 
     render_docs.render_table(render_docs.TABLES["generation_job_time"], [timing])
+
+
+def test_the_digits_recipe_chains_its_image_stage_and_records_both_image_runs_minutes(tmp_path, stub_python,
+                                                                                      untouched_results):
+    """make generation-digits' IMAGE_BASE: the base image run (made earlier: 600 s) starts the image stage, which
+    starts the video stage; the record's image-stage minutes are both runs' and its command names IMAGE_BASE."""
+    gen, results = tmp_path / "gen", tmp_path / "results"
+    base = gen / "image"
+    base.mkdir(parents=True)
+    (base / "train_metrics.json").write_text("{}")
+    (base / "seconds.txt").write_text("600\n")
+    run_script("generation_digits.sh", stub_python, GEN=str(gen), RESULTS_DIR=str(results), SCALES="4",
+               IMAGE_BASE=str(base), IMAGE=str(gen / "image_5k"), ROW="toy", SEED="1", FIRST_FRAME="6",
+               VIDEO_ARGS="trainer.max_steps=1500", DIGITS=str(tmp_path / "clf" / "checkpoints" / "best.ckpt"))
+    trains = [line for line in (tmp_path / "stub" / "calls").read_text().splitlines() if line.startswith("train.py")]
+    assert [line.split()[1] for line in trains] == [
+        "experiment=mmnist_frame_digit", "experiment=mmnist_autoencoder", "experiment=mmnist_dit_image",
+        "experiment=mmnist_dit_digits"]  # the base image run is not trained again
+    assert f"model.init_from={base}/checkpoints/last.ckpt" in trains[2].split()
+    assert f"hydra.run.dir={gen}/image_5k" in trains[2].split()
+    assert f"model.init_from={gen}/image_5k/checkpoints/last.ckpt" in trains[3].split()
+    assert "seed=1" in trains[3].split() and "trainer.max_steps=1500" in trains[3].split()
+    record = json.loads((results / "generation_toy.json").read_text())
+    minutes = (600 + int((gen / "image_5k" / "seconds.txt").read_text())) / 60
+    assert record["rows"]["image stage"]["minutes"]["value"] == pytest.approx(round(minutes, 1))
+    assert record["command"].startswith(f"SCALES=4 IMAGE_BASE={base} IMAGE={gen}/image_5k ")
+    assert record["seeds"] == [1]
 
 
 def test_another_generation_row_writes_no_job_record(tmp_path, stub_python, untouched_results):

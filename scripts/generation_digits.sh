@@ -128,8 +128,12 @@ IMAGE_G=$([[ -f "$IMAGE/guidance_$IMAGE_G/samples_metrics.json" ]] && echo "$IMA
 values=()
 for pair in "stage 1=$AE" "image stage=$IMAGE" "video stage=$OUT/dit"; do
   m=$(minutes "${pair#*=}" || true)
-  if [[ ${pair%%=*} == "image stage" && -n $IMAGE_BASE && -n "$m" ]]; then  # both image runs
-    m=$(cat "$IMAGE_BASE/seconds.txt" "$IMAGE/seconds.txt" 2>/dev/null | awk '{s += $1} END {printf "%.1f", s / 60}')
+  if [[ ${pair%%=*} == "image stage" && -n $IMAGE_BASE && -n "$m" ]]; then  # both image runs, when both were timed
+    if [[ -f "$IMAGE_BASE/seconds.txt" ]]; then
+      m=$(awk '{s += $1} END {printf "%.1f", s / 60}' "$IMAGE_BASE/seconds.txt" "$IMAGE/seconds.txt")
+    else
+      m=  # the base run was trained outside this script: its time is unknown, so no minutes are written
+    fi
   fi
   [[ -n "$m" ]] && values+=(--value "${pair%%=*}:minutes=$m")
 done

@@ -153,6 +153,7 @@ def write_record(
     commit: str | None = None,
     date: str | None = None,
     results_dir: str | Path = RESULTS,
+    dirty: bool = False,
 ) -> Path:
     """Write (or replace) ``results/<name>.json`` atomically and return its path.
 
@@ -166,7 +167,9 @@ def write_record(
         notes: short sentences a reader needs to read the figures.
         machine_info: :func:`machine` of the run (None: measured now).
         provenance: ``measured`` or ``transcribed`` (module docstring).
-        commit: the commit the figures come from, for a transcribed record (None: this checkout's HEAD).
+        commit: the commit the figures come from, for a transcribed or computed record (None: this checkout's HEAD
+            and whether its work tree is dirty).
+        dirty: whether ``commit`` had uncommitted changes (read only when ``commit`` is given).
         date: when the figures were measured (ISO 8601); None: now for a measured record, unknown for a
             transcribed one.
 
@@ -179,7 +182,7 @@ def write_record(
         raise ValueError(f"provenance={provenance!r} must be 'measured' or 'transcribed'")
     if not rows:
         raise ValueError(f"record {name!r} has no rows")
-    commit, dirty = (commit, False) if commit else git_commit()
+    commit, dirty = (commit, bool(dirty)) if commit else git_commit()
     record = {
         "name": name, "title": title, "command": command, "seeds": list(seeds), "overrides": list(overrides),
         "commit": commit, "dirty": dirty,
@@ -240,12 +243,13 @@ def spread_record(
 
     Each source record holds one training seed of the same recipe; the new record's row ``mean over seeds a, b
     [min, max]`` has one :func:`seed_entry` per metric (values in the sources' order), plus each source's own row
-    (``seed k``, with its 95 % interval) and the ``texts`` cells. Commit, date and machine are the newest source's
-    (the spread is computed, not measured).
+    (``seed k``, with its 95 % interval) and the ``texts`` cells. Commit (and its dirty flag), date and machine are
+    the newest source's (the spread is computed, not measured).
 
     Raises:
-        ValueError: fewer than two sources, a source without exactly one seed, two sources with the same seed, or a
-            source lacking the row or a metric (the record is named).
+        ValueError: fewer than two sources, a source without exactly one seed, two sources with the same seed, a
+            source lacking the row or a numeric metric, a source without a commit or date (a transcribed one), or
+            sources from machines of different kinds (cores, GPU); the record is named.
         FileNotFoundError: a source record that does not exist.
     """
     sources = list(sources)
@@ -260,10 +264,15 @@ def spread_record(
         record = json.loads(path.read_text())
         if len(record.get("seeds", [])) != 1:
             raise ValueError(f"{path}: a seed spread needs records of one seed each, it has {record.get('seeds')}")
-        missing = [m for m in metrics if m not in record["rows"].get(row, {})]
+        missing = [m for m in metrics if "value" not in record["rows"].get(row, {}).get(m, {})]
         if missing:
-            raise ValueError(f"{path}: row {row!r} lacks {missing}")
+            raise ValueError(f"{path}: row {row!r} lacks {missing} (as numbers)")
+        if not record.get("commit") or not record.get("date"):
+            raise ValueError(f"{path}: a seed spread needs measured records with a commit and a date")
         loaded.append(record)
+    kinds = {(record["machine"].get("cpu_cores"), record["machine"].get("gpu")) for record in loaded}
+    if len(kinds) > 1:
+        raise ValueError(f"records {sources} come from different machines (cores, GPU): {sorted(map(str, kinds))}")
     seeds = [record["seeds"][0] for record in loaded]
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"records {sources} repeat a seed: {seeds}")
@@ -277,7 +286,8 @@ def spread_record(
     newest = max(loaded, key=lambda record: record.get("date") or "")
     return write_record(name, title=title, command=command, rows=rows, seeds=seeds,
                         overrides=newest.get("overrides", []), notes=notes, machine_info=newest["machine"],
-                        commit=newest.get("commit"), date=newest.get("date"), results_dir=results_dir)
+                        commit=newest["commit"], dirty=newest.get("dirty", False), date=newest["date"],
+                        results_dir=results_dir)
 
 
 def _parse_rows(specs: list[str]) -> dict[str, dict[str, Any]]:

@@ -232,15 +232,18 @@ def test_generation_job_records_its_scores_and_the_seconds_of_every_step(tmp_pat
     render_docs.render_table(render_docs.TABLES["generation_job_time"], [timing])
 
 
+@pytest.mark.parametrize("base_seconds", [600, None])
 def test_the_digits_recipe_chains_its_image_stage_and_records_both_image_runs_minutes(tmp_path, stub_python,
-                                                                                      untouched_results):
-    """make generation-digits' IMAGE_BASE: the base image run (made earlier: 600 s) starts the image stage, which
-    starts the video stage; the record's image-stage minutes are both runs' and its command names IMAGE_BASE."""
+                                                                                      untouched_results, base_seconds):
+    """make generation-digits' IMAGE_BASE: the base image run (made earlier: 600 s, or by hand, untimed) starts the
+    image stage, which starts the video stage; the record's image-stage minutes are both runs' (none when the base
+    run's time is unknown) and its command names IMAGE_BASE."""
     gen, results = tmp_path / "gen", tmp_path / "results"
     base = gen / "image"
     base.mkdir(parents=True)
     (base / "train_metrics.json").write_text("{}")
-    (base / "seconds.txt").write_text("600\n")
+    if base_seconds is not None:
+        (base / "seconds.txt").write_text(f"{base_seconds}\n")
     run_script("generation_digits.sh", stub_python, GEN=str(gen), RESULTS_DIR=str(results), SCALES="4",
                IMAGE_BASE=str(base), IMAGE=str(gen / "image_5k"), ROW="toy", SEED="1", FIRST_FRAME="6",
                VIDEO_ARGS="trainer.max_steps=1500", DIGITS=str(tmp_path / "clf" / "checkpoints" / "best.ckpt"))
@@ -253,8 +256,11 @@ def test_the_digits_recipe_chains_its_image_stage_and_records_both_image_runs_mi
     assert f"model.init_from={gen}/image_5k/checkpoints/last.ckpt" in trains[3].split()
     assert "seed=1" in trains[3].split() and "trainer.max_steps=1500" in trains[3].split()
     record = json.loads((results / "generation_toy.json").read_text())
-    minutes = (600 + int((gen / "image_5k" / "seconds.txt").read_text())) / 60
-    assert record["rows"]["image stage"]["minutes"]["value"] == pytest.approx(round(minutes, 1))
+    if base_seconds is None:
+        assert "minutes" not in record["rows"]["image stage"]
+    else:
+        minutes = (base_seconds + int((gen / "image_5k" / "seconds.txt").read_text())) / 60
+        assert record["rows"]["image stage"]["minutes"]["value"] == pytest.approx(round(minutes, 1))
     assert record["command"].startswith(f"SCALES=4 IMAGE_BASE={base} IMAGE={gen}/image_5k ")
     assert record["seeds"] == [1]
 

@@ -138,12 +138,12 @@ def test_every_defined_table_is_shown_on_some_page():
         sorted((set(render_docs.TABLES) | set(render_docs.GENERATED)) - shown)
 
 
-def _one_seed_record(tmp_path, name, seed, identity, date):
+def _one_seed_record(tmp_path, name, seed, identity, date, gpu=None):
     rows = {"video stage": {"identity_consistency": records.metric_entry(identity, [identity - 0.05, identity + 0.05]),
-                            "digit_accuracy": records.metric_entry(0.9)}}
-    machine = {**MACHINE, "fp32_matmul_peak_gflops": 100.0 + seed}
+                            "digit_accuracy": records.metric_entry(0.9), "label": {"text": "a row"}}}
+    machine = {**MACHINE, "fp32_matmul_peak_gflops": 100.0 + seed, "gpu": gpu}
     return records.write_record(name, title=name, command=f"seed={seed}", rows=rows, seeds=[seed], date=date,
-                                machine_info=machine, results_dir=tmp_path)
+                                machine_info=machine, results_dir=tmp_path, commit=f"{seed:040d}", dirty=seed == 1)
 
 
 def test_a_seed_spread_record_takes_mean_min_max_over_one_seed_records(tmp_path):
@@ -162,6 +162,7 @@ def test_a_seed_spread_record_takes_mean_min_max_over_one_seed_records(tmp_path)
     assert record["rows"]["seed 1"]["identity_consistency"]["ci95"] == pytest.approx([0.65, 0.75])
     assert record["seeds"] == [0, 1, 2]
     assert record["date"] == "2026-12-07T11:00:00+00:00" and record["machine"]["fp32_matmul_peak_gflops"] == 101.0
+    assert record["commit"] == f"{1:040d}" and record["dirty"] is True  # the newest source's, seed 1
     table = render_docs.Table("spread", "row", (render_docs.Column("identity", "identity_consistency"),))
     assert "| mean over seeds 0, 1, 2 [min, max] | 75.8 % [70.0, 80.0] |" in render_docs.render_table(table, [record])
 
@@ -175,6 +176,13 @@ def test_a_seed_spread_refuses_a_repeated_seed_a_missing_metric_or_one_record(tm
     _one_seed_record(tmp_path, "c", 1, 0.8, "2026-12-07")
     with pytest.raises(ValueError, match="a.json: row 'video stage' lacks \\['flow_direction_accuracy'\\]"):
         records.spread_record("s", ["a", "c"], row="video stage", metrics=["flow_direction_accuracy"], title="t",
+                              command="c", results_dir=tmp_path)
+    with pytest.raises(ValueError, match="lacks \\['label'\\] \\(as numbers\\)"):
+        records.spread_record("s", ["a", "c"], row="video stage", metrics=["label"], title="t", command="c",
+                              results_dir=tmp_path)
+    _one_seed_record(tmp_path, "gpu", 2, 0.8, "2026-12-07", gpu="NVIDIA H100")
+    with pytest.raises(ValueError, match="different machines"):
+        records.spread_record("s", ["a", "gpu"], row="video stage", metrics=["identity_consistency"], title="t",
                               command="c", results_dir=tmp_path)
     with pytest.raises(ValueError, match="two or more"):
         records.spread_record("s", ["a"], row="video stage", metrics=["identity_consistency"], title="t",

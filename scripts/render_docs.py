@@ -122,8 +122,9 @@ def source_line(record: Mapping[str, Any]) -> str:
 
 
 def render_table(table: Table, records: Sequence[Mapping[str, Any]]) -> str:
-    """The Markdown table (header, rows) and one source line per record, ending with a newline. A row whose name,
-    label and raw entries equal one already in the table is left out.
+    """The Markdown table (header, rows) and one source line per record that has a row in it (with the record's
+    notes), ending with a newline. A row whose name, label and raw entries equal one already in the table is left
+    out.
 
     A column key ``machine.<field>`` reads the record's machine (e.g. its fp32 matmul peak).
 
@@ -131,12 +132,15 @@ def render_table(table: Table, records: Sequence[Mapping[str, Any]]) -> str:
         ValueError: a row the table asks for is not in the records (named).
     """
     rows = []
+    used = []  # the records with a row in the table: only they get a source line
     for record in records:
         for row, metrics in record["rows"].items():
             if table.rows is None or row in table.rows:
                 rows.append((row, {**metrics, **{f"machine.{k}": {"value": v} for k, v in
                                                  (record.get("machine") or {}).items()
                                                  if isinstance(v, (int, float))}}))
+                if not used or used[-1] is not record:
+                    used.append(record)
     if table.rows is not None:
         missing = [row for row in table.rows if row not in {name for name, _ in rows}]
         if missing:
@@ -154,7 +158,7 @@ def render_table(table: Table, records: Sequence[Mapping[str, Any]]) -> str:
         cells = [format_entry(metrics.get(c.key), c.fmt, c.bold) for c in table.columns]
         lines.append("| " + " | ".join([label] + cells) + " |")
     sources = []
-    for record in records:
+    for record in used:
         sources += [source_line(record)] + [str(note) for note in record.get("notes", [])]
     return "\n".join(lines) + "\n\n" + "\n".join(sources) + "\n"
 
@@ -198,7 +202,7 @@ TABLES: dict[str, Table] = {
         _pct("digit_accuracy", "digit_accuracy", bold=True), _pct("identity_consistency", "identity_consistency"),
         _pct("flow_direction_accuracy", "flow_direction_accuracy"), Column("target", "target", "text"),
         Column("minutes", "minutes", "f1"))),
-    "generation_digits_levers": Table("generation_digits*", "video stage (1,500 steps unless said, seed 0)", (
+    "generation_digits_levers": Table("generation_digits*", "video stage (1,500 steps and seed 0 unless its name says)", (
         _pct("digit_accuracy", "digit_accuracy", bold=True), _pct("identity_consistency", "identity_consistency"),
         _pct("flow_direction_accuracy", "flow_direction_accuracy"),
         Column("speed (px/frame)", "dominant_speed_dis", "f2"), Column("minutes", "minutes", "f1")),
@@ -228,16 +232,15 @@ TABLES: dict[str, Table] = {
         _pct("digit_accuracy", "digit_accuracy", bold=True), _pct("identity_consistency", "identity_consistency"),
         _pct("flow_direction_accuracy", "flow_direction_accuracy"),
         Column("speed (px/frame)", "dominant_speed_dis", "f2"))),
-    "generation_digits_headline": Table(("generation_digits_tdir_cond1_all_ffs",
-                                         "generation_guidance_digits_tdir_temporal_cond1_ff6"),
-                                        "generator (256 clips, seed 0)", (
-        _pct("digit_accuracy", "digit_accuracy"), _pct("identity_consistency", "identity_consistency"),
-        _pct("flow_direction_accuracy", "flow_direction_accuracy"), Column("target", "target", "text")),
-        rows=("real test clips", "video stage", "factorized_g6")),
+    "generation_digits_headline": Table("generation_digits_seeds", "`make generation-digits`, 256 clips a seed", (
+        _pct("digit_accuracy", "digit_accuracy"), _pct("identity_consistency", "identity_consistency", bold=True),
+        _pct("flow_direction_accuracy", "flow_direction_accuracy"), Column("target", "target", "text"))),
     "loss_probe": Table("loss_probe_*", "run: input", (Column("loss, t in [0, 200)", "loss 0-200", "f4"),) + tuple(
         Column(f"ratio, t in [{lo}, {lo + 200})", f"ratio {lo}-{lo + 200}", "f2") for lo in range(0, 1000, 200))),
     "generation_image_guidance": Table("generation_image_*", "image stage", (
         _pct("digit_accuracy (requested digit)", "digit_accuracy", bold=True),)),
+    "generation_digits_job_time": Table("generation_digits_job_time", "step", (
+        Column("seconds", "seconds", "int"), Column("budget", "budget", "text"))),
     "generation_job_time": Table("generation_job_time", "step", (
         Column("seconds", "seconds", "int"), Column("budget", "budget", "text"))),
     "claims": Table("claims", "# claim", (Column("deciding numbers", "numbers", "text"),

@@ -191,3 +191,16 @@ def test_a_seed_spread_refuses_a_repeated_seed_a_missing_metric_or_one_record(tm
                          "--title", "t", "--command", "c", "--results-dir", str(tmp_path)]) == 2
     assert "missing.json: no such record" in capsys.readouterr().err
     assert not (tmp_path / "s.json").exists()
+
+
+def test_a_record_without_a_row_in_a_pattern_table_gets_no_source_line(tmp_path):
+    """A pattern (``toy*``) can match records that hold none of the table's rows, e.g. a timing record beside the
+    result records: their source lines and notes would misattribute the table's figures."""
+    with_row = records.write_record("toy_a", title="a", command="c", rows={"video stage": {"x": 0.5}},
+                                    machine_info=MACHINE, results_dir=tmp_path, notes=["note of a"])
+    without = records.write_record("toy_time", title="t", command="c", rows={"step": {"seconds": 3.0}},
+                                   machine_info=MACHINE, results_dir=tmp_path, notes=["note of the timing"])
+    table = render_docs.Table("toy*", "row", (render_docs.Column("x", "x"),), rows=("video stage",))
+    text = render_docs.render_table(table, [json.loads(with_row.read_text()), json.loads(without.read_text())])
+    assert "results/toy_a.json" in text and "note of a" in text
+    assert "toy_time" not in text and "note of the timing" not in text

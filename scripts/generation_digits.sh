@@ -85,7 +85,8 @@ echo "== 6/10 image stage: the DiT on single frames, asked for a digit -> $IMAGE
 image_init=()
 if [[ -n $IMAGE_BASE ]]; then
   if [[ ! -f "$IMAGE_BASE/train_metrics.json" ]]; then
-    timed "$IMAGE_BASE" $PY train.py experiment=mmnist_dit_image hydra.run.dir="$IMAGE_BASE" "${common[@]}" ${IMAGE_ARGS:-}
+    timed "$IMAGE_BASE" $PY train.py experiment=mmnist_dit_image hydra.run.dir="$IMAGE_BASE" "${common[@]}" \
+      ${IMAGE_ARGS:-}
   fi
   stamp
   image_init=(model.init_from="$IMAGE_BASE/checkpoints/last.ckpt" callbacks.motion_curve.every_n_steps=1250)

@@ -167,6 +167,13 @@ def _pct(header: str, key: str, bold: bool = False) -> Column:
     return Column(header, key, "pct", bold)
 
 
+# Columns shared by several tables: a training curve's points (identity bold), and a job's steps with their budget.
+_CURVE_COLUMNS = (_pct("digit_accuracy", "digit_accuracy"),
+                  _pct("identity_consistency", "identity_consistency", bold=True),
+                  _pct("flow_direction_accuracy", "flow_direction_accuracy"))
+_JOB_TIME_COLUMNS = (Column("seconds", "seconds", "int"), Column("budget", "budget", "text"))
+
+
 # Which record each table reads, and its columns. A new table: a record name, markers in a page, an entry here.
 TABLES: dict[str, Table] = {
     "recognition_seed_sweep": Table("recognition_seed_sweep", "task / attention_type", (
@@ -202,7 +209,8 @@ TABLES: dict[str, Table] = {
         _pct("digit_accuracy", "digit_accuracy", bold=True), _pct("identity_consistency", "identity_consistency"),
         _pct("flow_direction_accuracy", "flow_direction_accuracy"), Column("target", "target", "text"),
         Column("minutes", "minutes", "f1"))),
-    "generation_digits_levers": Table("generation_digits*", "video stage (1,500 steps and seed 0 unless its name says)", (
+    "generation_digits_levers": Table(
+        "generation_digits*", "video stage (1,500 steps and seed 0 unless its name says)", (
         _pct("digit_accuracy", "digit_accuracy", bold=True), _pct("identity_consistency", "identity_consistency"),
         _pct("flow_direction_accuracy", "flow_direction_accuracy"),
         Column("speed (px/frame)", "dominant_speed_dis", "f2"), Column("minutes", "minutes", "f1")),
@@ -213,17 +221,13 @@ TABLES: dict[str, Table] = {
     "generation_curves_window": Table("generation_curves_window", "run, step (80 clips, guidance 1)", (
         _pct("digit_accuracy", "digit_accuracy", bold=True), _pct("identity_consistency", "identity_consistency"),
         _pct("flow_direction_accuracy", "flow_direction_accuracy"))),
-    "generation_curves_cond1": Table("generation_curves_cond1", "run, step (80 clips, guidance 1, a real frame 1)", (
-        _pct("digit_accuracy", "digit_accuracy"), _pct("identity_consistency", "identity_consistency", bold=True),
-        _pct("flow_direction_accuracy", "flow_direction_accuracy"))),
+    "generation_curves_cond1": Table("generation_curves_cond1", "run, step (80 clips, guidance 1, a real frame 1)",
+                                     _CURVE_COLUMNS),
     "generation_curves_cond1_all": Table(
-        "generation_curves_cond1_all", "run, step (80 clips, guidance 1, a real frame 1)", (
-        _pct("digit_accuracy", "digit_accuracy"), _pct("identity_consistency", "identity_consistency", bold=True),
-        _pct("flow_direction_accuracy", "flow_direction_accuracy"))),
+        "generation_curves_cond1_all", "run, step (80 clips, guidance 1, a real frame 1)", _CURVE_COLUMNS),
     "generation_curves_cond1_fdrop": Table(
-        "generation_curves_cond1_fdrop", "run, step (80 clips, guidance 1, a real frame 1, no frame guidance)", (
-        _pct("digit_accuracy", "digit_accuracy"), _pct("identity_consistency", "identity_consistency", bold=True),
-        _pct("flow_direction_accuracy", "flow_direction_accuracy"))),
+        "generation_curves_cond1_fdrop", "run, step (80 clips, guidance 1, a real frame 1, no frame guidance)",
+        _CURVE_COLUMNS),
     "generation_first_frame_probe": Table("generation_first_frame_probe", "video stage given frame 1 (80 clips)", (
         _pct("digit_accuracy", "digit_accuracy"), _pct("identity_consistency", "identity_consistency", bold=True),
         _pct("flow_direction_accuracy", "flow_direction_accuracy"),
@@ -239,10 +243,8 @@ TABLES: dict[str, Table] = {
         Column(f"ratio, t in [{lo}, {lo + 200})", f"ratio {lo}-{lo + 200}", "f2") for lo in range(0, 1000, 200))),
     "generation_image_guidance": Table("generation_image_*", "image stage", (
         _pct("digit_accuracy (requested digit)", "digit_accuracy", bold=True),)),
-    "generation_digits_job_time": Table("generation_digits_job_time", "step", (
-        Column("seconds", "seconds", "int"), Column("budget", "budget", "text"))),
-    "generation_job_time": Table("generation_job_time", "step", (
-        Column("seconds", "seconds", "int"), Column("budget", "budget", "text"))),
+    "generation_digits_job_time": Table("generation_digits_job_time", "step", _JOB_TIME_COLUMNS),
+    "generation_job_time": Table("generation_job_time", "step", _JOB_TIME_COLUMNS),
     "claims": Table("claims", "# claim", (Column("deciding numbers", "numbers", "text"),
                                           Column("verdict", "verdict", "text"))),
     "claims_order": Table("claims_order", "task", (

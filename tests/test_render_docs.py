@@ -187,7 +187,8 @@ def test_a_seed_spread_refuses_a_repeated_seed_a_missing_metric_or_one_record(tm
     with pytest.raises(ValueError, match="two or more"):
         records.spread_record("s", ["a"], row="video stage", metrics=["identity_consistency"], title="t",
                               command="c", results_dir=tmp_path)
-    assert records.main(["spread", "s", "--from", "a", "missing", "--row", "video stage", "--metrics", "identity_consistency",
+    assert records.main(["spread", "s", "--from", "a", "missing", "--row", "video stage", "--metrics",
+                         "identity_consistency",
                          "--title", "t", "--command", "c", "--results-dir", str(tmp_path)]) == 2
     assert "missing.json: no such record" in capsys.readouterr().err
     assert not (tmp_path / "s.json").exists()

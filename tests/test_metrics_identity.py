@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 from models.recognition.frame_classifier import FrameClassifier
 from models.metrics.evaluate import evaluate_videos
 from models.metrics.identity import digit_accuracy, frame_predictions, identity_consistency, segments_of
+from models.metrics.video_set import load_video_set
 from models.recognition.scoring import RecognitionModel
 from tests.conftest import compose_config
 
@@ -34,6 +35,10 @@ def test_segments_and_closed_forms():
     labels = torch.tensor([3, 3, 3, 3])
     torch.testing.assert_close(digit_accuracy(predictions, labels), torch.tensor([1, 3 / 6, 2 / 6, 0], dtype=torch.float64))
     torch.testing.assert_close(digit_accuracy(predictions, labels, [3]), torch.tensor([1, 1, 2 / 3, 0], dtype=torch.float64))
+    hits = digit_accuracy(predictions, labels, per_frame=True)  # (b t): which frames show the label
+    torch.testing.assert_close(hits, torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0], [1, 0, 1, 0, 0, 0],
+                                                   [0, 0, 0, 0, 0, 0]], dtype=torch.float64))
+    torch.testing.assert_close(digit_accuracy(predictions, labels, [3], per_frame=True), hits[:, :3])  # slide 1 only
 
 
 def test_frame_classifier_averages_the_logits_of_frames_classified_alone():
@@ -96,6 +101,13 @@ def test_evaluate_videos_scores_identity_per_slide_on_real_slide_shows(tmp_path)
     predictions = frame_predictions(RecognitionModel(ckpt), _decode_all(root))
     torch.testing.assert_close(torch.tensor(whole.per_clip[key], dtype=torch.float64),
                                (predictions[:, 0] == predictions[:, 4]).double())
+    # digit accuracy's per-frame curve: the share of clips whose frame k the classifier reads as the label
+    labels = torch.tensor(load_video_set(root / "test_digit.txt").labels)
+    accuracy = "digit_accuracy[frameclassifier:frame_digit]"
+    torch.testing.assert_close(torch.tensor(whole.per_frame[accuracy], dtype=torch.float64),
+                               (predictions == labels[:, None]).double().mean(dim=0))
+    assert len(per_slide.per_frame[accuracy]) == 4  # the first slide's frames
+    assert key not in whole.per_frame  # identity is one value a clip, with no curve
 
 
 def _decode_all(root: Path) -> torch.Tensor:

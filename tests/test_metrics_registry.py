@@ -204,7 +204,10 @@ def test_registration_refuses_what_the_loop_could_not_run(toy_metrics):
     with pytest.raises(ValueError, match="more than one placeholder"):
         register("toy_d", key="d[{classifier}][{encoder}]", group="temporal", better="lower", value_range="",
                  note="", source="")(len)
-    assert not {"toy_a", "toy_b", "toy_c", "toy_d"} & set(REGISTRY)
+    with pytest.raises(ValueError, match="curve="):  # a 'frames' metric's curve is its own per-frame output
+        register("toy_e", group="temporal", kind="frames", better="lower", value_range="", note="", source="",
+                 curve=len)(len)
+    assert not {"toy_a", "toy_b", "toy_c", "toy_d", "toy_e"} & set(REGISTRY)
 
 
 def test_every_metric_declares_what_the_table_and_reports_need():

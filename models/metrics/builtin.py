@@ -417,7 +417,7 @@ def _identity_consistency(batch: Batch) -> torch.Tensor:
           note="fraction of the first segment's frames the per-frame classifier assigns to the clip's label",
           source="this project, models/metrics/identity.py",
           formula="fraction of the first segment's frames the per-frame classifier assigns to the clip's label",
-          comparability="project-specific")
-def _digit_accuracy(batch: Batch) -> torch.Tensor:
+          comparability="project-specific", curve=lambda batch: _digit_accuracy(batch, per_frame=True))
+def _digit_accuracy(batch: Batch, per_frame: bool = False) -> torch.Tensor:
     wanted = torch.tensor(batch["digit_labels"][batch.start: batch.start + len(batch)])  # int64 (b,)
-    return identity.digit_accuracy(_frame_predictions(batch), wanted, batch["cuts"])
+    return identity.digit_accuracy(_frame_predictions(batch), wanted, batch["cuts"], per_frame=per_frame)

@@ -141,7 +141,8 @@ def evaluate_videos(
         result.protocol["digit_labels"] = digit_set.source
 
     outputs: dict[str, list[Any]] = {key: [] for _, key in runs}  # per batch: (b,) values, or a set metric's tuple
-    curves: dict[str, list[torch.Tensor]] = {key: [] for metric, key in runs if metric.kind == "frames"}  # (b k)
+    curves: dict[str, list[torch.Tensor]] = {key: [] for metric, key in runs  # (b k) per batch
+                                             if metric.kind == "frames" or metric.curve is not None}
     batches = zip(iter_batches(video_set, batch_size), iter_batches(reference_set, batch_size)
                   if reference_set is not None else itertools.repeat((None, None)))
     total = -(-len(video_set) // batch_size) + len(video_set.sizes) - 1  # at most: a size change ends a batch
@@ -158,6 +159,8 @@ def evaluate_videos(
                 outputs[key].append(per_frame.mean(1) if metric.clip_mean else metric.fn(batch, False).double())
             else:
                 outputs[key].append(metric.fn(batch))
+                if metric.curve is not None:
+                    curves[key].append(metric.curve(batch).double())  # (b k)
         start += len(video)
 
     for metric, key in sorted(runs, key=lambda run: report_order(run[0])):
@@ -171,7 +174,7 @@ def evaluate_videos(
             continue
         clips = torch.cat(outputs[key]).double()
         result.add(key, clips.mean().item(), metric.better, note, per_clip=clips.tolist())
-        if metric.kind == "frames":
+        if key in curves:
             result.per_frame[key] = torch.cat(curves[key]).mean(dim=0).tolist()
     return result
 

@@ -97,19 +97,23 @@ def identity_consistency(predictions: torch.Tensor, cuts: Sequence[int] = ()) ->
     return torch.stack(per_segment, dim=1).double().mean(dim=1)
 
 
-def digit_accuracy(predictions: torch.Tensor, labels: torch.Tensor, cuts: Sequence[int] = ()) -> torch.Tensor:
+def digit_accuracy(predictions: torch.Tensor, labels: torch.Tensor, cuts: Sequence[int] = (),
+                   per_frame: bool = False) -> torch.Tensor:
     """Per clip, the fraction of the first segment's frames whose predicted class is the label.
 
     Args:
         predictions: int (b t) class index per frame.
         labels: int (b,) class of the first segment.
         cuts: as :func:`identity_consistency`.
+        per_frame: return each frame's hit (1 or 0) instead of the clip's fraction, so that the mean over clips
+            shows where in the clip the digit is lost.
 
     Returns:
-        float64 (b,) in [0, 1].
+        float64 (b,) in [0, 1], or with ``per_frame`` float64 (b k) in {0, 1}, k the first segment's length.
     """
     start, stop = segments_of(predictions.shape[1], cuts)[0]
-    return (predictions[:, start:stop] == labels.to(predictions.device)[:, None]).double().mean(dim=1)
+    hits = (predictions[:, start:stop] == labels.to(predictions.device)[:, None]).double()  # (b k)
+    return hits if per_frame else hits.mean(dim=1)
 
 
 __all__ = ["check_per_frame", "digit_accuracy", "frame_predictions", "identity_consistency", "segments_of"]

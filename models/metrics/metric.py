@@ -181,6 +181,7 @@ class Metric:
     clip_mean: bool = True
     table_key: str | None = None
     in_table: bool = True
+    curve: Callable[[Batch], torch.Tensor] | None = None
 
     @property
     def tag(self) -> str | None:
@@ -213,6 +214,7 @@ def register(name: str, *, group: str, better: str, value_range: str, note: str 
              needs: Iterable[str] = (), kind: str = "clips", quiet: Iterable[str] = (),
              protocol: Callable[[Inputs], dict[str, Any]] | None = None, reduce: Callable[..., Any] | None = None,
              clip_mean: bool = True, table_key: str | None = None, in_table: bool = True,
+             curve: Callable[[Batch], torch.Tensor] | None = None,
              replace: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a metric function (decorator; the function is returned unchanged).
 
@@ -237,11 +239,13 @@ def register(name: str, *, group: str, better: str, value_range: str, note: str 
         clip_mean: for ``frames`` metrics, whether a clip's value is the mean of its frames (else ``fn(batch, False)``).
         table_key: the key shown in the docs table, when the default (the tag as ``<run>``, ...) does not fit.
         in_table: whether the metric has a row in the docs table.
+        curve: for ``clips`` metrics, ``curve(batch) -> (b k)`` per-frame values whose clip mean the report adds as
+            the metric's per-frame curve (the figure beside the report), e.g. the digit accuracy of each frame.
         replace: allow replacing a registered metric of the same name.
 
     Raises:
-        ValueError: a duplicate name, an unknown group, direction or kind, a ``set`` metric without ``reduce``, or a
-            key with more than one placeholder.
+        ValueError: a duplicate name, an unknown group, direction or kind, a ``set`` metric without ``reduce``, a
+            ``curve`` on a metric that is not ``clips``, or a key with more than one placeholder.
     """
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         if name in REGISTRY and not replace:
@@ -254,9 +258,11 @@ def register(name: str, *, group: str, better: str, value_range: str, note: str 
             raise ValueError(f"kind={kind!r} is not one of {KINDS}")
         if (kind == "set") != (reduce is not None):
             raise ValueError(f"{name}: a 'set' metric needs reduce=, and only a 'set' metric takes it")
+        if curve is not None and kind != "clips":
+            raise ValueError(f"{name}: only a 'clips' metric takes curve= ('frames' metrics have their own curve)")
         metric = Metric(name, fn, key or name, group, better, value_range, note, source,
                         note if formula is None and isinstance(note, str) else formula or "", comparability,
-                        tuple(needs), kind, tuple(quiet), protocol, reduce, clip_mean, table_key, in_table)
+                        tuple(needs), kind, tuple(quiet), protocol, reduce, clip_mean, table_key, in_table, curve)
         if len([f for _, f, _, _ in string.Formatter().parse(metric.key) if f]) > 1:
             raise ValueError(f"key={metric.key!r} has more than one placeholder")
         REGISTRY[name] = metric

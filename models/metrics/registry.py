@@ -13,7 +13,7 @@ reason. The definitions (:class:`Metric`, :class:`Need`, :class:`Inputs`, :class
 A metric is one function of a :class:`Batch`; its ``kind`` says what it returns:
 
 * ``"clips"``: ``fn(batch) -> (b,)`` one value per clip; the report holds their mean, every clip's value and a 95 %
-  bootstrap interval;
+  bootstrap interval (and, when registered with ``curve=``, the clip-mean of ``curve(batch) -> (b k)`` per frame);
 * ``"frames"``: ``fn(batch, per_frame: bool) -> (b k)`` per frame (pair) when ``per_frame``, else ``(b,)``; the report
   adds the clip-mean curve, and the clip value is the mean of its frames (unless ``clip_mean=False``: then
   ``fn(batch, False)``);

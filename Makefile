@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow env docs clean-data generation generation-digits generation-table claims claims-smoke
+.PHONY: demo test test-slow env docs clean-data generation generation-digits generation-still generation-table claims claims-smoke
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,14 @@ GEN_VIDEO_ARGS := trainer.max_steps=1500 model.new_label_init=normal model.net.t
 generation-digits: $(STAMP)
 	SCALES=4 IMAGE_BASE=outputs/gen/image IMAGE=outputs/gen/image_5k ROW=$(GEN_ROW) SEED=$(GEN_SEED) FIRST_FRAME=6 \
 	  VIDEO_STEPS=50 GUIDANCE=direction=2,digit=6 VIDEO_ARGS="$(GEN_VIDEO_ARGS)" bash scripts/generation_digits.sh
+
+# The same recipe on still clips (a digit that never moves, asked for by its digit only): issue 20's "still" row. It
+# shares stage 1 and the image stage with generation-digits (made first when missing).
+STILL_ROW ?= still_cond1_all$(if $(filter-out 0,$(GEN_SEED)),_seed$(GEN_SEED))
+STILL_VIDEO_ARGS := trainer.max_steps=1500 model.net.temporal_rope=true model.trainable=all model.num_cond_frames=1
+generation-still: $(STAMP)
+	VARIANT=still SCALES=4 IMAGE_BASE=outputs/gen/image IMAGE=outputs/gen/image_5k ROW=$(STILL_ROW) SEED=$(GEN_SEED) \
+	  FIRST_FRAME=6 VIDEO_STEPS=50 GUIDANCE=6 VIDEO_ARGS="$(STILL_VIDEO_ARGS)" bash scripts/generation_digits.sh
 
 # Every row of the generation table of docs/generation.md (two at a time, one thread each).
 generation-table: $(STAMP)

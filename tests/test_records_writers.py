@@ -265,6 +265,49 @@ def test_the_digits_recipe_chains_its_image_stage_and_records_both_image_runs_mi
     assert record["seeds"] == [1]
 
 
+def test_the_still_row_trains_its_video_stage_on_still_latents_asked_for_the_digit_only(tmp_path, stub_python,
+                                                                                          untouched_results):
+    """VARIANT=still (make generation-still): stage 1 and the image stage read the moving clips, the video stage a
+    cache of still clips with their digit, without time reversal or a direction; the record's real row scores real
+    still clips and its target is the still row's."""
+    gen, results = tmp_path / "gen", tmp_path / "results"
+    run_script("generation_digits.sh", stub_python, GEN=str(gen), RESULTS_DIR=str(results), SCALES="4", VARIANT="still",
+               ROW="still_toy", FIRST_FRAME="6", GUIDANCE="6", VIDEO_ARGS="model.num_cond_frames=1",
+               DIGITS=str(tmp_path / "clf" / "checkpoints" / "best.ckpt"))
+    calls = (tmp_path / "stub" / "calls").read_text().splitlines()
+    builds = [line.split() for line in calls if line.startswith("scripts/make_moving_mnist.py")]
+    assert [(b[b.index("--out") + 1], b[b.index("--variant") + 1]) for b in builds] == [
+        ("datasets/moving_mnist_direction", "direction"), ("datasets/moving_mnist_still", "still")]
+    caches = [line.split() for line in calls if line.startswith("scripts/cache_latents.py")]
+    assert caches[0][caches[0].index("--out") + 1] == f"{gen}/autoencoder/latents_sets"
+    still = caches[1]
+    assert still[still.index("--out") + 1] == f"{gen}/autoencoder/latents_still"
+    assert {"data.root=datasets/moving_mnist_still", "data.train=train_digit.txt", "data.num_classes=10"} <= set(still)
+    assert still[still.index("--label-sets") + 1] == "digit"
+    image, video = [line.split() for line in calls if line.startswith("train.py experiment=mmnist_dit")]
+    assert f"data.root={gen}/autoencoder/latents_sets" in image
+    assert {f"data.root={gen}/autoencoder/latents_still", "data.num_classes=10", "data.time_reversal=false",
+            "model.conditioning=[digit]", "~model.num_classes.direction", "model.num_cond_frames=1"} <= set(video)
+    assert sum(arg.startswith("data.root=") for arg in video) == 1
+    scored = [line.split() for line in calls if line.startswith("scripts/evaluate_videos.py")]
+    real = f"{gen}/autoencoder/originals_still_digit_metrics.json"
+    assert ["datasets/moving_mnist_still/test_digit.txt", real] in [[s[s.index("--videos") + 1], s[s.index("--out") + 1]]
+                                                                  for s in scored]
+    record = json.loads((results / "generation_still_toy.json").read_text())
+    assert record["rows"]["real test clips"]["label"]["text"] == "real still test clips (1,000)"
+    assert record["rows"]["real test clips"]["flow_direction_accuracy"]["value"] == json.loads(
+        Path(real).read_text())["metrics"]["flow_direction_accuracy"]  # the still clips' report, not the moving one
+    assert record["rows"]["video stage"]["target"]["text"] == "≥ 90 % / ≥ 90 % / –"
+    assert record["command"].startswith("VARIANT=still SCALES=4 ") and "still clips" in record["title"]
+
+
+def test_an_unknown_variant_stops_before_any_work(tmp_path, stub_python):
+    done = subprocess.run(["bash", "scripts/generation_digits.sh"], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "PY": str(stub_python), "GEN": str(tmp_path / "gen"), "VARIANT": "slides"})
+    assert done.returncode == 2 and "VARIANT=slides: must be direction or still" in done.stderr
+    assert not (tmp_path / "stub" / "calls").exists()
+
+
 def test_another_generation_row_writes_no_job_record(tmp_path, stub_python, untouched_results):
     run_script("generation_demo.sh", stub_python, GEN=str(tmp_path / "gen"), ROW="space_only",
                DIT_ARGS="model.net.layout=space_only", RESULTS_DIR=str(tmp_path / "results"),

@@ -239,6 +239,10 @@ TABLES: dict[str, Table] = {
     "generation_digits_headline": Table("generation_digits_seeds", "`make generation-digits`, 256 clips a seed", (
         _pct("digit_accuracy", "digit_accuracy"), _pct("identity_consistency", "identity_consistency", bold=True),
         _pct("flow_direction_accuracy", "flow_direction_accuracy"), Column("target", "target", "text"))),
+    "generation_still": Table("generation_still*", "still clips (256, one seed unless its name says)", (
+        _pct("digit_accuracy", "digit_accuracy", bold=True), _pct("identity_consistency", "identity_consistency"),
+        Column("target", "target", "text"), Column("minutes", "minutes", "f1")),
+        rows=("real test clips", "video stage")),
     "loss_probe": Table("loss_probe_*", "run: input", (Column("loss, t in [0, 200)", "loss 0-200", "f4"),) + tuple(
         Column(f"ratio, t in [{lo}, {lo + 200})", f"ratio {lo}-{lo + 200}", "f2") for lo in range(0, 1000, 200))),
     "generation_image_guidance": Table("generation_image_*", "image stage", (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -87,6 +89,34 @@ def test_stages_that_do_not_fit_raise_with_the_reason(stages, tmp_path):
         open_first_frame_model(stages["image"], load_model(stages["cond1"]), autoencoder_path=str(tmp_path / "vae2"))
     with pytest.raises(FileNotFoundError):
         open_first_frame_model(tmp_path / "missing" / "checkpoints" / "last.ckpt", load_model(stages["cond1"]))
+
+
+def test_the_same_autoencoder_named_another_way_is_accepted(stages, tiny_autoencoder, tmp_path, monkeypatch):
+    """The check compares weights, not spellings: a link, a byte-identical copy or a relative path is the same
+    autoencoder (here a diffusers folder); a copy with one byte changed is another."""
+    import shutil
+
+    from models.diffusion.factorized import open_first_frame_model, same_autoencoder
+    from models.diffusion.generate import load_model
+
+    video = load_model(stages["cond1"])
+    (tmp_path / "link").symlink_to(tiny_autoencoder)
+    shutil.copytree(tiny_autoencoder, tmp_path / "copy")
+    monkeypatch.chdir(tiny_autoencoder.parent)
+    for name in (tmp_path / "link", tmp_path / "copy", tiny_autoencoder.name):
+        assert same_autoencoder(name, tiny_autoencoder)
+        assert open_first_frame_model(stages["image"], video, autoencoder_path=str(name)).hparams.num_frames == 1
+    shutil.copytree(tiny_autoencoder, tmp_path / "other")
+    weights = next(p for p in (tmp_path / "other").iterdir() if p.suffix in (".safetensors", ".bin"))
+    changed = bytearray(weights.read_bytes())
+    changed[-1] ^= 0xFF
+    weights.write_bytes(bytes(changed))
+    assert not same_autoencoder(tmp_path / "other", tiny_autoencoder)
+    with pytest.raises(ValueError, match="another autoencoder"):
+        open_first_frame_model(stages["image"], video, autoencoder_path=str(tmp_path / "other"))
+    # neither exists from here: the paths themselves are compared
+    assert same_autoencoder("gone/ae.ckpt", Path("gone") / ".." / "gone" / "ae.ckpt")
+    assert not same_autoencoder("gone/ae.ckpt", "gone/ae2.ckpt")
 
 
 def test_sample_videos_takes_the_first_frame_model(stages, tmp_path, monkeypatch):

@@ -9,6 +9,8 @@ on given frames the same way. Here the image stage is ``experiment=mmnist_dit_im
 
 from __future__ import annotations
 
+import filecmp
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -60,10 +62,33 @@ def open_first_frame_model(image: str | Path | Run, video: VideoDiffusion, devic
     if tuple(model.latent_shape[:1] + model.latent_shape[2:]) != tuple(video.latent_shape[:1] + video.latent_shape[2:]):
         raise ValueError(f"{where}: latents (c t h w) {tuple(model.latent_shape)} do not fit the video stage's "
                          f"{tuple(video.latent_shape)}")
-    paths = {str(Path(str(m.hparams.autoencoder_path)).resolve()) for m in (model, video)}
-    if len(paths) > 1:
-        raise ValueError(f"{where}: its latents come from another autoencoder than the video stage's: {sorted(paths)}")
+    if not same_autoencoder(model.hparams.autoencoder_path, video.hparams.autoencoder_path):
+        paths = sorted(str(m.hparams.autoencoder_path) for m in (model, video))
+        raise ValueError(f"{where}: its latents come from another autoencoder than the video stage's: {paths}")
     return model
+
+
+def same_autoencoder(a: str | Path, b: str | Path) -> bool:
+    """Whether two ``model.autoencoder_path`` values name the same stage-1 weights.
+
+    Where both exist: the same file or folder however it is named (relative or absolute, through a link), or a
+    byte-identical copy (a stage-1 checkpoint file, or a diffusers folder with the same files). Where either does
+    not exist from the current directory: the two paths resolved against it.
+    """
+    pa, pb = Path(str(a)), Path(str(b))
+    if pa.exists() and pb.exists():
+        return os.path.samefile(pa, pb) or _same_bytes(pa, pb)
+    return pa.resolve() == pb.resolve()
+
+
+def _same_bytes(a: Path, b: Path) -> bool:
+    """Two files with the same bytes, or two folders holding the same relative file names with the same bytes."""
+    if a.is_file() and b.is_file():
+        return filecmp.cmp(a, b, shallow=False)
+    if not (a.is_dir() and b.is_dir()):
+        return False
+    files = [sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file()) for root in (a, b)]
+    return files[0] == files[1] and all(filecmp.cmp(a / f, b / f, shallow=False) for f in files[0])
 
 
 @torch.no_grad()
@@ -91,4 +116,4 @@ def first_frames(
     return image.sample(own, generator=generator, guidance_scale=guidance_scale, **sampling)
 
 
-__all__ = ["first_frames", "open_first_frame_model"]
+__all__ = ["first_frames", "open_first_frame_model", "same_autoencoder"]

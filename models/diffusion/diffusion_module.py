@@ -35,6 +35,7 @@ from models.diffusion import labels as label_sets
 from models.diffusion.denoising import SAMPLERS, check_scheduler_config, sample_latents, training_target
 from models.diffusion.dit import NEW_LABEL_INITS
 from models.diffusion.noise import NOISE_PRIORS, sample_noise
+from models.diffusion.repa import Alignment, block_output
 from models.diffusion.video_io import DEFAULT_FPS, log_videos, to_uint8
 from models.optim import lightning_optimizers
 from models.run import register_run_kind
@@ -152,6 +153,11 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
         snr_gamma: Min-SNR-γ loss weighting (Hang et al., ICCV 2023): each clip's loss is weighted by
             ``min(SNR, γ) / SNR`` (ε-prediction) or ``min(SNR, γ) / (SNR + 1)`` (v-prediction), with SNR from
             ``diffusers.training_utils.compute_snr``; the paper uses γ = 5. None: the plain mean squared error.
+        repa: None, or REPA (Yu et al. 2024, arXiv 2410.06940; :mod:`models.diffusion.repa`): ``{encoder,
+            depth, weight, encoder_stage, encoder_dim, projector_dim}`` (:class:`models.diffusion.repa.Alignment`),
+            which aligns the tokens after block ``depth`` with a frozen per-frame classifier's features of the clean
+            frames (decoded by the autoencoder), the generated frames only, weighted by ``weight``. Needs a net with
+            ``blocks`` and ``embed_dim`` and one frame a token (``tubelet_size=1``).
         sampling: defaults of :func:`models.diffusion.denoising.sample_latents` (``sampler``,
             ``num_inference_steps``, ``guidance_scale``, ``eta``) for logged and scripted samples.
         num_log_samples: clips sampled and logged at the end of a validation epoch (0: none).
@@ -187,6 +193,7 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
         ema_decay: float = 0.999,
         ema_warmup: bool = True,
         snr_gamma: float | None = None,
+        repa: Mapping[str, Any] | None = None,
         sampling: Mapping[str, Any] | None = None,
         num_log_samples: int = 8,
         log_every_n_epochs: int = 1,
@@ -242,11 +249,20 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
                     **(sampling or {})}
         if sampling["sampler"] not in SAMPLERS:
             raise ValueError(f"model.sampling.sampler={sampling['sampler']!r} must be one of {SAMPLERS}")
+        if repa is not None:
+            repa = {str(k): v for k, v in repa.items()}
+            if not hasattr(net, "blocks") or tubelet != 1:
+                raise ValueError("model.repa needs a net with blocks and one frame a token (model.net.tubelet_size=1)")
+            try:
+                alignment = Alignment(**repa, embed_dim=int(net.embed_dim), num_blocks=len(net.blocks))
+            except TypeError as error:
+                raise ValueError(f"model.repa={repa}: {error}") from error
         self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler"])
         self.hparams.noise_scheduler = noise_scheduler
         self.hparams.sampling = sampling
         self.net = net
         self.ema = copy.deepcopy(net).requires_grad_(False)
+        self.repa = alignment if repa is not None else None
         self._row_masked: set[str] = set()
         if trainable == "temporal":
             if not hasattr(net, "freeze_image_layers_"):
@@ -379,9 +395,18 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
         frames_given = None
         if self.hparams.cond_frame_dropout:  # drawn on the CPU's global generator too
             frames_given = (torch.rand(b) >= self.hparams.cond_frame_dropout).to(self.device)
-        loss = self.diffusion_loss(self.net, x_start, labels, timesteps, noise, frames_given)
-        self.log("train/loss", loss, prog_bar=True)
-        return loss
+        if self.repa is None:
+            loss = self.diffusion_loss(self.net, x_start, labels, timesteps, noise, frames_given)
+            self.log("train/loss", loss, prog_bar=True)
+            return loss
+        with block_output(self.net.blocks[self.repa.depth - 1]) as hidden:
+            loss = self.diffusion_loss(self.net, x_start, labels, timesteps, noise, frames_given)
+        k = self.hparams.num_cond_frames  # the generated frames, as the diffusion loss
+        with torch.no_grad():
+            frames = self.autoencoder.decode(x_start[:, :, k:])  # (b c t-k h w) in [-1, 1]
+        align = self.repa(hidden[0][:, k:], frames)
+        self.log_dict({"train/loss": loss, "train/repa": align}, prog_bar=True)
+        return loss + self.repa.weight * align
 
     def _eval_step(self, batch: dict[str, torch.Tensor], batch_idx: int, stage: str) -> None:
         x_start = self.latents(batch)
@@ -443,6 +468,8 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
         exactly as they are (a decoupled decay would shrink them with a zero gradient)."""
         named = [(name, p) for name, p in self.net.named_parameters() if p.requires_grad]
         groups = [{"params": [p for name, p in named if name not in self._row_masked]}]
+        if self.repa is not None:  # REPA's projector trains with the net
+            groups[0]["params"] += list(self.repa.parameters())
         if self._row_masked:
             groups.append({"params": [p for name, p in named if name in self._row_masked], "weight_decay": 0.0})
         return groups

@@ -214,6 +214,7 @@ class VideoDiT(nn.Module):
         self.num_frames = num_frames
         self.in_channels = in_channels
         self.patch_size = patch_size
+        self.embed_dim = embed_dim
         self.tubelet_size = tubelet_size
         self.num_classes = {k: int(v) for k, v in label_sets.items()} if label_sets is not None else int(num_classes)
         self.null_label = self.num_classes  # the row after the last class, per set

@@ -228,6 +228,8 @@ TABLES: dict[str, Table] = {
     "generation_curves_cond1_fdrop": Table(
         "generation_curves_cond1_fdrop", "run, step (80 clips, guidance 1, a real frame 1, no frame guidance)",
         _CURVE_COLUMNS),
+    "generation_curves_recipe_levers": Table(
+        "generation_curves_recipe_levers", "run, step (80 clips, guidance 1, a real frame 1)", _CURVE_COLUMNS),
     "generation_first_frame_probe": Table("generation_first_frame_probe", "video stage given frame 1 (80 clips)", (
         _pct("digit_accuracy", "digit_accuracy"), _pct("identity_consistency", "identity_consistency", bold=True),
         _pct("flow_direction_accuracy", "flow_direction_accuracy"),

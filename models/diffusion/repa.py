@@ -4,8 +4,8 @@ Yu et al. 2024, "Representation Alignment for Generation: Training Diffusion Tra
 (arXiv 2410.06940; official code github.com/sihyun-yu/REPA): the tokens after an early block of the denoiser,
 computed from the noisy input, go through a small MLP projector (three linears with SiLU), and the loss is the
 negative cosine similarity between each projected token and the encoder's feature of the same patch of the clean
-image, averaged over patches and added to the diffusion loss with weight λ (0.5 in the paper; the aligned block is
-the 8th of SiT-XL's 28, the 4th of SiT-B's 12).
+image, averaged over patches and added to the diffusion loss with weight λ (0.5 in the paper; the official code's
+default aligns the tokens after the 8th of SiT-XL's 28 blocks).
 
 Here the encoder is a per-frame image classifier run (``experiment=mmnist_frame_digit``, a timm CNN): every clean
 frame (the autoencoder's decoding of the clean latents) is read by it, and one stage's feature map is the target.

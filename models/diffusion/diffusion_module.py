@@ -16,6 +16,7 @@ An EMA copy of the net (``ema``, saved in the checkpoint) is used for ``val/loss
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 from collections.abc import Callable, Mapping
@@ -249,6 +250,7 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
                     **(sampling or {})}
         if sampling["sampler"] not in SAMPLERS:
             raise ValueError(f"model.sampling.sampler={sampling['sampler']!r} must be one of {SAMPLERS}")
+        alignment = None
         if repa is not None:
             repa = {str(k): v for k, v in repa.items()}
             if not hasattr(net, "blocks") or tubelet != 1:
@@ -262,7 +264,7 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
         self.hparams.sampling = sampling
         self.net = net
         self.ema = copy.deepcopy(net).requires_grad_(False)
-        self.repa = alignment if repa is not None else None
+        self.repa = alignment
         self._row_masked: set[str] = set()
         if trainable == "temporal":
             if not hasattr(net, "freeze_image_layers_"):
@@ -395,17 +397,17 @@ class VideoDiffusion(ExactResume, pl.LightningModule):
         frames_given = None
         if self.hparams.cond_frame_dropout:  # drawn on the CPU's global generator too
             frames_given = (torch.rand(b) >= self.hparams.cond_frame_dropout).to(self.device)
+        hook = contextlib.nullcontext() if self.repa is None else block_output(self.net.blocks[self.repa.depth - 1])
+        with hook as hidden:  # REPA: the tokens after its block
+            loss = self.diffusion_loss(self.net, x_start, labels, timesteps, noise, frames_given)
+        self.log("train/loss", loss, prog_bar=True)
         if self.repa is None:
-            loss = self.diffusion_loss(self.net, x_start, labels, timesteps, noise, frames_given)
-            self.log("train/loss", loss, prog_bar=True)
             return loss
-        with block_output(self.net.blocks[self.repa.depth - 1]) as hidden:
-            loss = self.diffusion_loss(self.net, x_start, labels, timesteps, noise, frames_given)
         k = self.hparams.num_cond_frames  # the generated frames, as the diffusion loss
         with torch.no_grad():
             frames = self.autoencoder.decode(x_start[:, :, k:])  # (b c t-k h w) in [-1, 1]
         align = self.repa(hidden[0][:, k:], frames)
-        self.log_dict({"train/loss": loss, "train/repa": align}, prog_bar=True)
+        self.log("train/repa", align, prog_bar=True)
         return loss + self.repa.weight * align
 
     def _eval_step(self, batch: dict[str, torch.Tensor], batch_idx: int, stage: str) -> None:

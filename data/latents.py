@@ -175,18 +175,24 @@ class LatentClipDataset(Dataset):
         single_frames: items are the cache's single frames (item i is frame ``i % t`` of clip ``i // t``, with the
             clip's labels): every frame of the training clips as image data, for an image stage (VDM, Ho et al. 2022;
             Video LDM, Blattmann et al. 2023).
+        first_frames: items are the clips' first frames only (item i is frame 0 of clip i, after its reversal when
+            ``reverse_labels`` plays it backwards: then the clip's last frame, with the reversed label), for an image
+            stage that draws the frame a clip starts from. Where a clip starts depends on its labels (a digit moving
+            east starts in the west half of the canvas), which an image stage trained on every frame cannot know.
 
-    Items are dicts: ``latents`` float32 (c_lat t h' w') (t = 1 with ``single_frames``), scaled for diffusion;
+    Items are dicts: ``latents`` float32 (c_lat t h' w') (t = 1 with ``single_frames`` or ``first_frames``), scaled
+    for diffusion;
     ``label`` int64; ``label_<set>`` int64 for each of the cache's ``label_sets``; ``index`` int64.
     Keys may be indices or ``(index, epoch)`` pairs from :class:`data.samplers.EpochShuffleSampler`.
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: the file is not a latent cache of this format, or ``single_frames`` with ``reverse_labels``.
+        ValueError: the file is not a latent cache of this format, ``single_frames`` with ``reverse_labels``, or
+            both ``single_frames`` and ``first_frames``.
     """
 
     def __init__(self, path: str | os.PathLike, reverse_labels: Sequence[int] | None = None, seed: int = 0,
-                 single_frames: bool = False) -> None:
+                 single_frames: bool = False, first_frames: bool = False) -> None:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"latent cache {path} does not exist (write it with scripts/cache_latents.py)")
@@ -208,7 +214,11 @@ class LatentClipDataset(Dataset):
         if single_frames and reverse_labels is not None:
             raise ValueError(f"{path}: single frames have no time to reverse (data.time_reversal with "
                              "data.single_frames)")
+        if single_frames and first_frames:
+            raise ValueError(f"{path}: data.single_frames (every frame) and data.first_frames (each clip's first "
+                             "frame) exclude each other")
         self.single_frames = single_frames
+        self.first_frames = first_frames
         self.frames_per_clip = self.latents.shape[2] if single_frames else 1
 
     def __len__(self) -> int:
@@ -227,6 +237,8 @@ class LatentClipDataset(Dataset):
                 own = self.meta.get("label_set")
                 if own in others:
                     others[own] = label
+        if self.first_frames:
+            latents = latents[:, :1]  # (c 1 h w): where the clip, as played, starts
         return {"latents": latents, "label": label, **{f"label_{name}": value for name, value in others.items()},
                 "index": torch.tensor(index, dtype=torch.long)}
 
@@ -248,6 +260,9 @@ class LatentDataModule(SplitDataModule):
             direction (:class:`LatentClipDataset`); needs compass class names in ``<root>/classes.txt``.
         single_frames: serve every frame of every clip as a one-frame item (an image stage); ``num_frames``
             must then be 1.
+        first_frames: serve each clip's first frame as a one-frame item (an image stage that draws the frame a clip
+            starts from, asked for all of its labels); ``num_frames`` must then be 1. With ``time_reversal`` a
+            reversed clip gives its last frame, relabelled.
 
     Attributes:
         class_names: the names in ``<root>/classes.txt`` (label order), or None.
@@ -260,7 +275,7 @@ class LatentDataModule(SplitDataModule):
     def __init__(self, root: str, train: str = "train.pt", val: str = "val.pt", test: str = "test.pt",
                  num_classes: int = 8, num_frames: int = 8, crop_size: int = 64, batch_size: int = 32,
                  num_workers: int = 0, pin_memory: str | bool = "auto", seed: int = 0,
-                 time_reversal: bool = False, single_frames: bool = False) -> None:
+                 time_reversal: bool = False, single_frames: bool = False, first_frames: bool = False) -> None:
         super().__init__()
         for name, value in (("num_classes", num_classes), ("num_frames", num_frames), ("crop_size", crop_size),
                             ("batch_size", batch_size)):
@@ -271,6 +286,9 @@ class LatentDataModule(SplitDataModule):
         if single_frames and (num_frames != 1 or time_reversal):
             raise ValueError(f"data.single_frames=true serves one frame per item: it needs data.num_frames=1 (got "
                              f"{num_frames}) and data.time_reversal=false (got {time_reversal})")
+        if first_frames and (num_frames != 1 or single_frames):
+            raise ValueError(f"data.first_frames=true serves each clip's first frame: it needs data.num_frames=1 (got "
+                             f"{num_frames}) and data.single_frames=false (got {single_frames})")
         self.root = Path(root)
         self.files = {"train": train, "val": val, "test": test}
         self.num_classes = num_classes
@@ -286,6 +304,7 @@ class LatentDataModule(SplitDataModule):
         self.class_names: list[str] | None = read_classes(names) if names.is_file() else None
         self.time_reversal = time_reversal
         self.single_frames = single_frames
+        self.first_frames = first_frames
 
     @property
     def label_set_classes(self) -> dict[str, list[str] | None]:
@@ -310,9 +329,9 @@ class LatentDataModule(SplitDataModule):
         if split not in self.datasets:
             reverse = self._reverse_labels() if split == "train" else None
             dataset = LatentClipDataset(self.root / self.files[split], reverse_labels=reverse, seed=self.seed,
-                                        single_frames=self.single_frames)
+                                        single_frames=self.single_frames, first_frames=self.first_frames)
             _, _, t, h, _ = dataset.latents.shape
-            t = 1 if self.single_frames else t
+            t = 1 if self.single_frames or self.first_frames else t
             side = h * dataset.meta["downsample_factor"]
             if t != self.num_frames:
                 raise ValueError(f"data.num_frames={self.num_frames} but {dataset.path} holds {t}-frame clips")

@@ -378,6 +378,38 @@ def test_cache_label_sets_single_frames_and_time_reversal(tmp_path):
         LatentDataModule(str(root), num_frames=8, single_frames=True)
 
 
+def test_first_frames_are_where_each_clip_as_played_starts(tmp_path):
+    from data.compass import opposite_directions
+    from data.latents import LatentClipDataset, LatentDataModule
+
+    root = write_multi_set_cache(tmp_path / "cache")
+    raw = LatentClipDataset(root / "train.pt")
+    module = LatentDataModule(str(root), num_frames=1, first_frames=True, time_reversal=True, seed=3)
+    module.setup("fit")
+    train = module.datasets["train"]
+    assert len(train) == 32  # one item per clip
+    opposite = opposite_directions(COMPASS)
+    forward = backward = 0
+    for index in range(32):
+        item = train[(index, 1)]
+        direction, digit = int(raw.labels[index]), raw.label_sets["digit"][index]
+        assert item["latents"].shape == (4, 1, 16, 16) and item["label_digit"] == digit
+        if item["label"] == direction:  # played forwards: frame 1 of the clip
+            assert torch.equal(item["latents"], raw.latents[index][:, :1])
+            forward += 1
+        else:  # played backwards: the clip's last frame, starting the opposite direction
+            assert item["label"] == opposite[direction] == item["label_direction"]
+            assert torch.equal(item["latents"], raw.latents[index][:, -1:])
+            backward += 1
+    assert forward and backward
+    evaluation = module.load_split("val")
+    assert torch.equal(evaluation[5]["latents"], raw.latents[5][:, :1])  # plain keys are never reversed
+    with pytest.raises(ValueError, match="first_frames=true serves each clip's first frame"):
+        LatentDataModule(str(root), num_frames=8, first_frames=True)
+    with pytest.raises(ValueError, match="exclude each other"):
+        LatentClipDataset(root / "train.pt", single_frames=True, first_frames=True)
+
+
 def test_label_sets_are_matched_to_the_encoded_clips_by_path(tmp_path):
     from data.latents import split_label_set
 

@@ -9,6 +9,9 @@
 #   SCORE_FROM=2 VIDEO_ARGS="model.num_cond_frames=2" ROW=digits_cond2 bash scripts/generation_digits.sh  # 2 given
 #   FIRST_FRAME=4 VIDEO_ARGS="model.num_cond_frames=1" ROW=digits_cond1 ...  # from noise, factorized (Emu Video): the
 #                                                 # image stage draws frame 1 at guidance 4, the video stage the rest
+#   FIRST_FRAME=6 FIRST_FRAME_STAGE=outputs/gen/first_frame ...  # frame 1 drawn by an image stage trained on the
+#                                                 # clips' first frames, asked for digit and direction (trained from
+#                                                 # IMAGE first when missing: experiment=mmnist_dit_first_frame)
 #   FRAME_GUIDANCE=2 VIDEO_ARGS="model.num_cond_frames=1 model.cond_frame_dropout=0.1" ...  # guide the given frame
 #   IMAGE_BASE=outputs/gen/image IMAGE=outputs/gen/image_5k ...  # the image stage trained 2,500 steps more, started
 #                                                 # from IMAGE_BASE's EMA weights (trained first when missing)
@@ -33,6 +36,10 @@ GUIDANCE=${GUIDANCE:-1}           # of the video stage's samples; the image stag
 VIDEO_STEPS=${VIDEO_STEPS:-$STEPS}  # sampler steps of the video stage's samples
 SCORE_FROM=${SCORE_FROM:-0}       # first frame scored; k for a video stage given k frames (model.num_cond_frames=k)
 FIRST_FRAME=${FIRST_FRAME:-}      # a guidance scale: the image stage draws frame 1 with it (num_cond_frames=1)
+FIRST_FRAME_STAGE=${FIRST_FRAME_STAGE:-}  # a run folder: the image stage trained on first frames draws frame 1
+if [[ -n $FIRST_FRAME_STAGE && -z $FIRST_FRAME ]]; then
+  echo "FIRST_FRAME_STAGE needs FIRST_FRAME (its guidance scale)" >&2; exit 2
+fi
 FRAME_GUIDANCE=${FRAME_GUIDANCE:-1}  # guidance over the given frames (model.cond_frame_dropout > 0 runs)
 VARIANT=${VARIANT:-direction}     # the video stage's clips: direction (a digit moving one way) | still (never moves)
 MOVING=datasets/moving_mnist_direction  # stage 1, its check and the image stage read the moving clips
@@ -127,6 +134,14 @@ NUM_SAMPLES=$NUM_SAMPLES STEPS=$STEPS THREADS=$THREADS DIGITS=$DIGITS \
   bash scripts/guidance_sweep.sh "$IMAGE/checkpoints/last.ckpt" "$IMAGE" | tee "$IMAGE/guidance.md"
 $PY scripts/plot_curves.py "$IMAGE" --labels image --metric digit_accuracy --x step --target 0.9 --chance 0.1 \
   --title "image stage: digit accuracy of the curve's samples" --out "$IMAGE/curves.png"
+FRAME_ONE=$IMAGE  # the run that draws frame 1 from noise (FIRST_FRAME)
+if [[ -n $FIRST_FRAME_STAGE ]]; then  # where a clip starts depends on its direction: a stage asked for both labels
+  if [[ ! -f "$FIRST_FRAME_STAGE/train_metrics.json" ]]; then
+    timed "$FIRST_FRAME_STAGE" $PY train.py experiment=mmnist_dit_first_frame hydra.run.dir="$FIRST_FRAME_STAGE" \
+      "${common[@]}" data.root="$LATENTS" model.init_from="$IMAGE/checkpoints/last.ckpt"
+  fi
+  FRAME_ONE=$FIRST_FRAME_STAGE
+fi
 stamp
 
 echo "== 7/10 video stage on $VARIANT clips: started from the image stage, asked for $([[ $VARIANT == direction ]] \
@@ -141,7 +156,7 @@ stamp
 grid=$([[ $VARIANT == direction ]] && echo "digit x direction" || echo "digit")
 echo "== 8/10 sampling $NUM_SAMPLES clips, every $grid equally often (guidance $GUIDANCE) -> $OUT/samples"
 first_frame=()
-[[ -n $FIRST_FRAME ]] && first_frame=(--first-frame-from "$IMAGE/checkpoints/last.ckpt" --first-frame-guidance "$FIRST_FRAME")
+[[ -n $FIRST_FRAME ]] && first_frame=(--first-frame-from "$FRAME_ONE/checkpoints/last.ckpt" --first-frame-guidance "$FIRST_FRAME")
 $PY scripts/sample_videos.py --ckpt "$OUT/dit/checkpoints/last.ckpt" --num-samples "$NUM_SAMPLES" --steps "$VIDEO_STEPS" \
   --guidance-scale "$GUIDANCE" --frame-guidance "$FRAME_GUIDANCE" --out "$OUT/samples" --grey "${first_frame[@]}"
 stamp
@@ -186,10 +201,13 @@ if [[ $SCORE_FROM != 0 ]]; then  # issue 20's row "moving, 2 frames given"
 fi
 if [[ -n $FIRST_FRAME ]]; then  # every frame generated: issue 20's row "moving, from noise"
   note="$note Factorized (Emu Video, arXiv 2311.10709): the image stage drew each clip's first frame from noise at digit guidance $FIRST_FRAME, the video stage (given one frame) the other frames; all frames scored."
+  if [[ -n $FIRST_FRAME_STAGE ]]; then
+    note="$note Frame 1 came from $FIRST_FRAME_STAGE (experiment=mmnist_dit_first_frame: the image stage trained on the training clips' first frames, asked for digit and direction, at guidance $FIRST_FRAME over both$([[ -f "$FIRST_FRAME_STAGE/seconds.txt" ]] && echo "; $(minutes "$FIRST_FRAME_STAGE") min of training, not in the image stage's minutes"))."
+  fi
 fi
 $PY scripts/records.py write "generation_$ROW" --results-dir "${RESULTS_DIR:-results}" \
   --title "$title" \
-  --command "$([[ $VARIANT != direction ]] && echo "VARIANT=$VARIANT ")$([[ -n ${SCALES:-} ]] && echo "SCALES=$SCALES ")$([[ -n $IMAGE_BASE ]] && echo "IMAGE_BASE=$IMAGE_BASE ")$([[ $IMAGE != "$GEN/image" ]] && echo "IMAGE=$IMAGE ")GUIDANCE=$GUIDANCE VIDEO_STEPS=$VIDEO_STEPS VIDEO_ARGS=\"${VIDEO_ARGS:-}\" IMAGE_ARGS=\"${IMAGE_ARGS:-}\" ROW=$ROW SEED=$SEED$([[ $SCORE_FROM != 0 ]] && echo " SCORE_FROM=$SCORE_FROM")$([[ -n $FIRST_FRAME ]] && echo " FIRST_FRAME=$FIRST_FRAME")$([[ $FRAME_GUIDANCE != 1 ]] && echo " FRAME_GUIDANCE=$FRAME_GUIDANCE") bash scripts/generation_digits.sh" \
+  --command "$([[ $VARIANT != direction ]] && echo "VARIANT=$VARIANT ")$([[ -n ${SCALES:-} ]] && echo "SCALES=$SCALES ")$([[ -n $IMAGE_BASE ]] && echo "IMAGE_BASE=$IMAGE_BASE ")$([[ $IMAGE != "$GEN/image" ]] && echo "IMAGE=$IMAGE ")GUIDANCE=$GUIDANCE VIDEO_STEPS=$VIDEO_STEPS VIDEO_ARGS=\"${VIDEO_ARGS:-}\" IMAGE_ARGS=\"${IMAGE_ARGS:-}\" ROW=$ROW SEED=$SEED$([[ $SCORE_FROM != 0 ]] && echo " SCORE_FROM=$SCORE_FROM")$([[ -n $FIRST_FRAME ]] && echo " FIRST_FRAME=$FIRST_FRAME")$([[ -n $FIRST_FRAME_STAGE ]] && echo " FIRST_FRAME_STAGE=$FIRST_FRAME_STAGE")$([[ $FRAME_GUIDANCE != 1 ]] && echo " FRAME_GUIDANCE=$FRAME_GUIDANCE") bash scripts/generation_digits.sh" \
   --seeds "$SEED" --overrides ${VIDEO_ARGS:-} \
   --row "real test clips=$REAL" --row "stage 1=$AE/reconstructions_digit_metrics.json" \
   --row "image stage=$IMAGE/guidance_$IMAGE_G/samples_metrics.json" --row "video stage=$OUT/samples_metrics.json" \

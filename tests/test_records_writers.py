@@ -265,6 +265,36 @@ def test_the_digits_recipe_chains_its_image_stage_and_records_both_image_runs_mi
     assert record["seeds"] == [1]
 
 
+def test_a_first_frame_stage_is_trained_from_the_image_stage_and_draws_frame_one(tmp_path, stub_python,
+                                                                                 untouched_results):
+    """FIRST_FRAME_STAGE: an image stage trained on the clips' first frames (asked for digit and direction), started
+    from IMAGE, draws frame 1 in place of IMAGE; the record's command and note name it."""
+    gen, results = tmp_path / "gen", tmp_path / "results"
+    stage = gen / "first_frame"
+    run_script("generation_digits.sh", stub_python, GEN=str(gen), RESULTS_DIR=str(results), SCALES="4", ROW="toy",
+               FIRST_FRAME="6", FIRST_FRAME_STAGE=str(stage), VIDEO_ARGS="model.num_cond_frames=1",
+               DIGITS=str(tmp_path / "clf" / "checkpoints" / "best.ckpt"))
+    calls = (tmp_path / "stub" / "calls").read_text().splitlines()
+    trains = [line.split() for line in calls if line.startswith("train.py experiment=mmnist_dit")]
+    assert [t[1] for t in trains] == ["experiment=mmnist_dit_image", "experiment=mmnist_dit_first_frame",
+                                      "experiment=mmnist_dit_digits"]
+    assert {f"hydra.run.dir={stage}", f"model.init_from={gen}/image/checkpoints/last.ckpt",
+            f"data.root={gen}/autoencoder/latents_sets"} <= set(trains[1])
+    assert f"model.init_from={gen}/image/checkpoints/last.ckpt" in trains[2]  # the video stage: the image stage's
+    sampled = next(line.split() for line in calls  # the video stage's samples (the image stage's come first)
+                   if line.startswith(f"scripts/sample_videos.py --ckpt {gen}/toy/dit/"))
+    assert sampled[sampled.index("--first-frame-from") + 1] == f"{stage}/checkpoints/last.ckpt"
+    record = json.loads((results / "generation_toy.json").read_text())
+    assert f"FIRST_FRAME=6 FIRST_FRAME_STAGE={stage} bash" in record["command"]
+    assert any("experiment=mmnist_dit_first_frame" in note and "min of training" in note for note in record["notes"])
+
+    failed = subprocess.run(["bash", "scripts/generation_digits.sh"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=300, env={**os.environ, "PY": str(stub_python), "GEN": str(gen), "ROW": "toy2",
+                                              "RESULTS_DIR": str(results), "FIRST_FRAME_STAGE": str(stage),
+                                              "DIGITS": str(tmp_path / "clf" / "checkpoints" / "best.ckpt")})
+    assert failed.returncode == 2 and "FIRST_FRAME_STAGE needs FIRST_FRAME" in failed.stderr
+
+
 def test_the_still_row_trains_its_video_stage_on_still_latents_asked_for_the_digit_only(tmp_path, stub_python,
                                                                                           untouched_results):
     """VARIANT=still (make generation-still): stage 1 and the image stage read the moving clips, the video stage a

@@ -175,3 +175,14 @@ def test_fvd_i3d_on_clips_shorter_than_16_frames_is_skipped_up_front(tmp_path):
                              groups=("fvd",), progress=False)
     assert "8 frames" in result.skipped["fvd[i3d]"] and "16 consecutive" in result.skipped["fvd[i3d]"]
     assert not result.metrics
+
+
+def test_single_images_labelled_by_direction_skip_the_motion_metrics(tmp_path):
+    """An image stage asked for a direction too (experiment=mmnist_dit_first_frame) writes one-frame clips with
+    compass labels: the motion metrics are skipped with the reason, not run on one frame."""
+    _write_clips(tmp_path / "gen", 3, num_frames=1)
+    (tmp_path / "gen" / "samples.txt").write_text("000.mp4 0\n001.mp4 3\n002.mp4 5\n")
+    (tmp_path / "gen" / "classes.txt").write_text("E\nNE\nN\nNW\nW\nSW\nS\nSE\n")
+    result = evaluate_videos(tmp_path / "gen" / "samples.txt", groups=("temporal", "accuracy"), progress=False)
+    assert "1 frame" in result.skipped["flow_direction_accuracy"]
+    assert not any(key.startswith(("flow_direction", "dominant_speed")) for key in result.metrics)

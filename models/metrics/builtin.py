@@ -335,7 +335,7 @@ def _direction_protocol(inputs: Inputs) -> dict[str, Any]:
             "classes": dict(zip(inputs.videos.class_names, inputs["compass_classes"].tolist()))}
 
 
-_DIRECTION = ("labels", "compass_classes")
+_DIRECTION = ("two_frames", "labels", "compass_classes")  # single images labelled by direction have no motion
 _MOTION_SOURCE = "this project, models/metrics/motion.py (no learned weights; not a published metric)"
 
 

@@ -1,9 +1,10 @@
 """How many clips reach the canvas border, and how often those keep one digit: where a factorized clip starts.
 
-Moving MNIST ``direction`` clips never reach a wall: ``data.moving_mnist.direction_trajectory`` draws every
-trajectory inside the canvas, and an MNIST digit has a blank margin of a few pixels inside its 28-pixel box. So a
-generated clip whose strokes reach the outer ``--margin`` pixels of some frame was started where its motion carries
-the digit off the canvas, a place no training clip starts from. Where a clip starts depends on its direction (a digit
+Moving MNIST ``direction`` clips almost never reach the border: ``data.moving_mnist.direction_trajectory`` keeps a
+digit's 28-pixel box inside the canvas for the whole clip, and MNIST digits have a blank margin inside their box
+(with the defaults, 2 of the 1,000 test clips touch the 2-pixel band, at their last frame). So a generated clip whose
+strokes reach the outer ``--margin`` pixels of some frame was, almost always, started where its motion carries the
+digit off the canvas, a place no training clip starts from. Where a clip starts depends on its direction (a digit
 moving east starts in the west half), which an image stage asked for the digit only cannot know.
 
     python scripts/border_contact.py datasets/moving_mnist_direction/test_digit.txt --limit 256   # real clips
@@ -12,7 +13,8 @@ moving east starts in the west half), which an image stage asked for the digit o
 
 Prints one JSON object: ``clips``, ``border_contact`` (the share of clips whose strokes reach the border in some
 frame), ``first_contact_frame`` (a histogram, 0-based), and with ``--metrics`` (``scripts/evaluate_videos.py`` with
-``--digit-classifier``, on the same list) ``identity_touching`` and ``identity_not_touching``. ``--out`` writes the
+``--digit-classifier``, on the same list) ``identity_consistency`` (all clips), ``identity_touching`` and
+``identity_not_touching``. ``--out`` writes the
 figures as an evaluate_videos.py-style report (``{"metrics": ...}``), which ``scripts/records.py write --row`` reads.
 """
 
@@ -83,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{args.metrics}: no {IDENTITY_KEY} for {len(samples)} clips (score the same list with "
                          "evaluate_videos.py --digit-classifier)")
         identity = torch.tensor(per_clip[IDENTITY_KEY][: len(samples)], dtype=torch.float)
+        result["identity_consistency"] = identity.mean().item()
         result["identity_touching"] = identity[touching].mean().item() if touching.any() else None
         result["identity_not_touching"] = identity[~touching].mean().item() if (~touching).any() else None
     print(json.dumps(result))

@@ -68,6 +68,7 @@ def test_cli_splits_identity_by_contact(tmp_path, capsys):
     assert out["clips"] == 3 and out["border_contact"] == pytest.approx(2 / 3)
     assert out["first_contact_frame"] == {"4": 1, "6": 1}
     assert out["identity_touching"] == pytest.approx(0.5) and out["identity_not_touching"] == 1.0
+    assert out["identity_consistency"] == pytest.approx(2 / 3)
     (tmp_path / "short.txt").write_text("east.mp4 0\n")
     (tmp_path / "few.json").write_text(json.dumps({"per_clip": {}}))
     with pytest.raises(SystemExit):

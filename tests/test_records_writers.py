@@ -287,6 +287,7 @@ def test_a_first_frame_stage_is_trained_from_the_image_stage_and_draws_frame_one
     record = json.loads((results / "generation_toy.json").read_text())
     assert f"FIRST_FRAME=6 FIRST_FRAME_STAGE={stage} bash" in record["command"]
     assert any("experiment=mmnist_dit_first_frame" in note and "min of training" in note for note in record["notes"])
+    assert "frame 1 by the first-frame stage at guidance 6" in record["rows"]["video stage"]["label"]["text"]
 
     failed = subprocess.run(["bash", "scripts/generation_digits.sh"], cwd=ROOT, capture_output=True, text=True,
                             timeout=300, env={**os.environ, "PY": str(stub_python), "GEN": str(gen), "ROW": "toy2",

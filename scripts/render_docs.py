@@ -230,6 +230,12 @@ TABLES: dict[str, Table] = {
         _CURVE_COLUMNS),
     "generation_curves_recipe_levers": Table(
         "generation_curves_recipe_levers", "run, step (80 clips, guidance 1, a real frame 1)", _CURVE_COLUMNS),
+    "generation_border_contact": Table("generation_border_contact", "clips (video stages of make generation-digits)", (
+        _pct("reach the border", "border_contact", bold=True), _pct("identity_consistency", "identity_consistency"),
+        _pct("identity, clips that reach it", "identity_touching"),
+        _pct("identity, clips that do not", "identity_not_touching"))),
+    "generation_first_frame_stage": Table("generation_first_frame_stage", "stage drawing frame 1 (256 images)", (
+        _pct("digit_accuracy", "digit_accuracy", bold=True), Column("minutes", "minutes", "f1"))),
     "generation_first_frame_probe": Table("generation_first_frame_probe", "video stage given frame 1 (80 clips)", (
         _pct("digit_accuracy", "digit_accuracy"), _pct("identity_consistency", "identity_consistency", bold=True),
         _pct("flow_direction_accuracy", "flow_direction_accuracy"),

@@ -7,7 +7,7 @@ strokes reach the outer ``--margin`` pixels of some frame was, almost always, st
 digit off the canvas, a place no training clip starts from. Where a clip starts depends on its direction (a digit
 moving east starts in the west half), which an image stage asked for the digit only cannot know.
 
-    python scripts/border_contact.py datasets/moving_mnist_direction/test_digit.txt --limit 256   # real clips
+    python scripts/border_contact.py datasets/moving_mnist_direction/test_digit.txt   # real clips
     python scripts/border_contact.py outputs/gen/digits/samples/samples.txt \\
         --metrics outputs/gen/digits/samples_metrics.json    # + identity of the clips that touch and that do not
 
@@ -28,8 +28,7 @@ from pathlib import Path
 
 import torch
 
-from data.annotations import read_list_file
-from data.decoding import read_clip
+from models.metrics.video_set import iter_batches, load_video_set
 
 IDENTITY_KEY = "identity_consistency[frameclassifier:frame_digit]"
 
@@ -62,37 +61,33 @@ def border_contact(clips: torch.Tensor, margin: int = 2, threshold: float = 0.3)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("videos", type=Path, help="a 'path label' list file (paths relative to its folder)")
+    parser.add_argument("videos", type=Path, help="a list file or folder of clips (as evaluate_videos.py reads)")
     parser.add_argument("--metrics", type=Path, help="evaluate_videos.py's JSON on the same list (identity split)")
     parser.add_argument("--frames", type=int, default=8, help="frames read per clip (default: %(default)s)")
     parser.add_argument("--margin", type=int, default=2, help="border band in pixels (default: %(default)s)")
     parser.add_argument("--threshold", type=float, default=0.3, help="stroke level in [0, 1] (default: %(default)s)")
-    parser.add_argument("--limit", type=int, help="the first N clips of the list only")
     parser.add_argument("--out", type=Path, help="also write the figures as {'metrics': ...} JSON here")
     args = parser.parse_args(argv)
-    samples = read_list_file(args.videos, args.videos.parent)[: args.limit]
-    if not samples:
-        parser.error(f"{args.videos}: no clips")
-    # (n t h w), grey; a clip shorter than --frames raises VideoDecodeError naming its file
-    clips = torch.stack([read_clip(str(s.path), range(args.frames)).float().mean(0) / 255 for s in samples])
-    first = border_contact(clips, args.margin, args.threshold)
+    videos = load_video_set(args.videos, num_frames=args.frames)  # names a missing, corrupt or short file
+    first = torch.cat([border_contact(video.mean(1), args.margin, args.threshold)  # (b c t h w) -> grey (b t h w)
+                       for video, _ in iter_batches(videos, batch_size=64)])
     touching = first >= 0
-    result = {"clips": len(samples), "border_contact": touching.float().mean().item(),
+    result = {"clips": len(videos), "border_contact": touching.float().mean().item(),
               "first_contact_frame": dict(sorted(Counter(first[touching].tolist()).items()))}
     if args.metrics is not None:
         per_clip = json.loads(args.metrics.read_text())["per_clip"]
-        if IDENTITY_KEY not in per_clip or len(per_clip[IDENTITY_KEY]) < len(samples):
-            parser.error(f"{args.metrics}: no {IDENTITY_KEY} for {len(samples)} clips (score the same list with "
+        if len(per_clip.get(IDENTITY_KEY, [])) != len(videos):
+            parser.error(f"{args.metrics}: no {IDENTITY_KEY} for the {len(videos)} clips (score the same list with "
                          "evaluate_videos.py --digit-classifier)")
-        identity = torch.tensor(per_clip[IDENTITY_KEY][: len(samples)], dtype=torch.float)
+        identity = torch.tensor(per_clip[IDENTITY_KEY], dtype=torch.float)
         result["identity_consistency"] = identity.mean().item()
         result["identity_touching"] = identity[touching].mean().item() if touching.any() else None
         result["identity_not_touching"] = identity[~touching].mean().item() if (~touching).any() else None
     print(json.dumps(result))
     if args.out is not None:
-        metrics = {key: value for key, value in result.items() if isinstance(value, float)}
-        args.out.write_text(json.dumps({"metrics": {"clips": len(samples), **metrics},
-                                        "first_contact_frame": result["first_contact_frame"]}, indent=2) + "\n")
+        metrics = {key: value for key, value in result.items() if isinstance(value, (int, float))}  # not the histogram
+        args.out.write_text(json.dumps({"metrics": metrics, "first_contact_frame": result["first_contact_frame"]},
+                                       indent=2) + "\n")
     return 0
 
 

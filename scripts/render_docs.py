@@ -234,6 +234,8 @@ TABLES: dict[str, Table] = {
         _pct("reach the border", "border_contact", bold=True), _pct("identity_consistency", "identity_consistency"),
         _pct("identity, clips that reach it", "identity_touching"),
         _pct("identity, clips that do not", "identity_not_touching"))),
+    "generation_identity_by_digit": Table("generation_identity_by_digit", "identity_consistency, clips asked for", tuple(
+        _pct(str(digit), f"identity_consistency_{digit}") for digit in range(10))),
     "generation_first_frame_stage": Table("generation_first_frame_stage", "stage drawing frame 1 (256 images)", (
         _pct("digit_accuracy", "digit_accuracy", bold=True), Column("minutes", "minutes", "f1"))),
     "generation_first_frame_probe": Table("generation_first_frame_probe", "video stage given frame 1 (80 clips)", (
@@ -247,6 +249,10 @@ TABLES: dict[str, Table] = {
     "generation_digits_headline": Table("generation_digits_seeds", "`make generation-digits`, 256 clips a seed", (
         _pct("digit_accuracy", "digit_accuracy"), _pct("identity_consistency", "identity_consistency", bold=True),
         _pct("flow_direction_accuracy", "flow_direction_accuracy"), Column("target", "target", "text"))),
+    "generation_digits_seeds_image_frame1": Table(
+        "generation_digits_seeds_image_frame1", "frame 1 from the image stage, 256 clips a seed", (
+            _pct("digit_accuracy", "digit_accuracy"), _pct("identity_consistency", "identity_consistency", bold=True),
+            _pct("flow_direction_accuracy", "flow_direction_accuracy"), Column("target", "target", "text"))),
     "generation_still": Table("generation_still*", "still clips (256, one seed unless its name says)", (
         _pct("digit_accuracy", "digit_accuracy", bold=True), _pct("identity_consistency", "identity_consistency"),
         Column("target", "target", "text"), Column("minutes", "minutes", "f1")),

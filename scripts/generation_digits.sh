@@ -135,12 +135,14 @@ NUM_SAMPLES=$NUM_SAMPLES STEPS=$STEPS THREADS=$THREADS DIGITS=$DIGITS \
 $PY scripts/plot_curves.py "$IMAGE" --labels image --metric digit_accuracy --x step --target 0.9 --chance 0.1 \
   --title "image stage: digit accuracy of the curve's samples" --out "$IMAGE/curves.png"
 FRAME_ONE=$IMAGE  # the run that draws frame 1 from noise (FIRST_FRAME)
+FRAME_ONE_NAME=image  # its name in the record
 if [[ -n $FIRST_FRAME_STAGE ]]; then  # where a clip starts depends on its direction: a stage asked for both labels
   if [[ ! -f "$FIRST_FRAME_STAGE/train_metrics.json" ]]; then
     timed "$FIRST_FRAME_STAGE" $PY train.py experiment=mmnist_dit_first_frame hydra.run.dir="$FIRST_FRAME_STAGE" \
       "${common[@]}" data.root="$LATENTS" model.init_from="$IMAGE/checkpoints/last.ckpt"
   fi
   FRAME_ONE=$FIRST_FRAME_STAGE
+  FRAME_ONE_NAME=first-frame
 fi
 stamp
 
@@ -200,9 +202,8 @@ if [[ $SCORE_FROM != 0 ]]; then  # issue 20's row "moving, 2 frames given"
   note="$NUM_SAMPLES clips from the EMA weights, each continuing a real test clip whose first $SCORE_FROM frames are given (with its digit and direction, so the labels follow the test split, not a balanced grid); the video stage's scores count only the generated frames (evaluate_videos.py --start-frame $SCORE_FROM)."
 fi
 if [[ -n $FIRST_FRAME ]]; then  # every frame generated: issue 20's row "moving, from noise"
-  drawer=$([[ -n $FIRST_FRAME_STAGE ]] && echo "first-frame stage drew each clip's first frame from noise at guidance" \
-           || echo "image stage drew each clip's first frame from noise at digit guidance")
-  note="$note Factorized (Emu Video, arXiv 2311.10709): the $drawer $FIRST_FRAME, the video stage (given one frame) the other frames; all frames scored."
+  scale=$([[ -n $FIRST_FRAME_STAGE ]] && echo "guidance" || echo "digit guidance")
+  note="$note Factorized (Emu Video, arXiv 2311.10709): the $FRAME_ONE_NAME stage drew each clip's first frame from noise at $scale $FIRST_FRAME, the video stage (given one frame) the other frames; all frames scored."
   if [[ -n $FIRST_FRAME_STAGE ]]; then
     note="$note Frame 1 came from $FIRST_FRAME_STAGE (experiment=mmnist_dit_first_frame: the image stage trained on the training clips' first frames, asked for digit and direction, at guidance $FIRST_FRAME over both$([[ -f "$FIRST_FRAME_STAGE/seconds.txt" ]] && echo "; $(minutes "$FIRST_FRAME_STAGE") min of training, not in the image stage's minutes"))."
   fi
@@ -216,7 +217,7 @@ $PY scripts/records.py write "generation_$ROW" --results-dir "${RESULTS_DIR:-res
   --text "real test clips:label=$real_label" \
   --text "stage 1:label=1. stage-1 reconstructions of the real test clips" --text "stage 1:target=≥ 95 %" \
   --text "image stage:label=2. image stage, $NUM_SAMPLES images, guidance $IMAGE_G" --text "image stage:target=≥ 90 %" \
-  --text "video stage:label=3. video stage ($ROW${VIDEO_ARGS:+: $VIDEO_ARGS}), guidance $GUIDANCE$([[ $FRAME_GUIDANCE != 1 ]] && echo ", frame guidance $FRAME_GUIDANCE"), $VIDEO_STEPS DDIM steps${FIRST_FRAME:+, frame 1 by the $([[ -n $FIRST_FRAME_STAGE ]] && echo first-frame || echo image) stage at guidance $FIRST_FRAME}" \
+  --text "video stage:label=3. video stage ($ROW${VIDEO_ARGS:+: $VIDEO_ARGS}), guidance $GUIDANCE$([[ $FRAME_GUIDANCE != 1 ]] && echo ", frame guidance $FRAME_GUIDANCE"), $VIDEO_STEPS DDIM steps${FIRST_FRAME:+, frame 1 by the $FRAME_ONE_NAME stage at guidance $FIRST_FRAME}" \
   --text "video stage:target=$target" "${values[@]}" --note "$note" \
   --note "minutes: training of each stage that ran in this invocation (stage 1 without its check)."
 

@@ -172,6 +172,9 @@ _CURVE_COLUMNS = (_pct("digit_accuracy", "digit_accuracy"),
                   _pct("identity_consistency", "identity_consistency", bold=True),
                   _pct("flow_direction_accuracy", "flow_direction_accuracy"))
 _JOB_TIME_COLUMNS = (Column("seconds", "seconds", "int"), Column("budget", "budget", "text"))
+_DIGITS_SEED_COLUMNS = (  # the digit-and-direction generator's seed spreads
+    _pct("digit_accuracy", "digit_accuracy"), _pct("identity_consistency", "identity_consistency", bold=True),
+    _pct("flow_direction_accuracy", "flow_direction_accuracy"), Column("target", "target", "text"))
 
 
 # Which record each table reads, and its columns. A new table: a record name, markers in a page, an entry here.
@@ -246,13 +249,10 @@ TABLES: dict[str, Table] = {
         _pct("digit_accuracy", "digit_accuracy", bold=True), _pct("identity_consistency", "identity_consistency"),
         _pct("flow_direction_accuracy", "flow_direction_accuracy"),
         Column("speed (px/frame)", "dominant_speed_dis", "f2"))),
-    "generation_digits_headline": Table("generation_digits_seeds", "`make generation-digits`, 256 clips a seed", (
-        _pct("digit_accuracy", "digit_accuracy"), _pct("identity_consistency", "identity_consistency", bold=True),
-        _pct("flow_direction_accuracy", "flow_direction_accuracy"), Column("target", "target", "text"))),
+    "generation_digits_headline": Table(
+        "generation_digits_seeds", "`make generation-digits`, 256 clips a seed", _DIGITS_SEED_COLUMNS),
     "generation_digits_seeds_image_frame1": Table(
-        "generation_digits_seeds_image_frame1", "frame 1 from the image stage, 256 clips a seed", (
-            _pct("digit_accuracy", "digit_accuracy"), _pct("identity_consistency", "identity_consistency", bold=True),
-            _pct("flow_direction_accuracy", "flow_direction_accuracy"), Column("target", "target", "text"))),
+        "generation_digits_seeds_image_frame1", "frame 1 from the image stage, 256 clips a seed", _DIGITS_SEED_COLUMNS),
     "generation_still": Table("generation_still*", "still clips (256, one seed unless its name says)", (
         _pct("digit_accuracy", "digit_accuracy", bold=True), _pct("identity_consistency", "identity_consistency"),
         Column("target", "target", "text"), Column("minutes", "minutes", "f1")),

@@ -12,6 +12,7 @@
 #   FIRST_FRAME=6 FIRST_FRAME_STAGE=outputs/gen/first_frame ...  # frame 1 drawn by an image stage trained on the
 #                                                 # clips' first frames, asked for digit and direction (trained from
 #                                                 # IMAGE first when missing: experiment=mmnist_dit_first_frame)
+#   SAMPLER=dpmpp_2m VIDEO_STEPS=25 ...          # sample both stages with DPM-Solver++(2M) instead of DDIM
 #   FRAME_GUIDANCE=2 VIDEO_ARGS="model.num_cond_frames=1 model.cond_frame_dropout=0.1" ...  # guide the given frame
 #   IMAGE_BASE=outputs/gen/image IMAGE=outputs/gen/image_5k ...  # the image stage trained 2,500 steps more, started
 #                                                 # from IMAGE_BASE's EMA weights (trained first when missing)
@@ -34,12 +35,14 @@ NUM_SAMPLES=${NUM_SAMPLES:-256}
 STEPS=${STEPS:-50}
 GUIDANCE=${GUIDANCE:-1}           # of the video stage's samples; the image stage is scored at 1-4
 VIDEO_STEPS=${VIDEO_STEPS:-$STEPS}  # sampler steps of the video stage's samples
+SAMPLER=${SAMPLER:-ddim}           # of the samples, both stages: ddim | dpmpp_2m (DPM-Solver++(2M)) | ddpm
 SCORE_FROM=${SCORE_FROM:-0}       # first frame scored; k for a video stage given k frames (model.num_cond_frames=k)
 FIRST_FRAME=${FIRST_FRAME:-}      # a guidance scale: the image stage draws frame 1 with it (num_cond_frames=1)
 FIRST_FRAME_STAGE=${FIRST_FRAME_STAGE:-}  # a run folder: the image stage trained on first frames draws frame 1
 if [[ -n $FIRST_FRAME_STAGE && -z $FIRST_FRAME ]]; then
   echo "FIRST_FRAME_STAGE needs FIRST_FRAME (its guidance scale)" >&2; exit 2
 fi
+case $SAMPLER in ddim|ddpm|dpmpp_2m) ;; *) echo "SAMPLER=$SAMPLER: must be ddim, ddpm or dpmpp_2m" >&2; exit 2 ;; esac
 FRAME_GUIDANCE=${FRAME_GUIDANCE:-1}  # guidance over the given frames (model.cond_frame_dropout > 0 runs)
 VARIANT=${VARIANT:-direction}     # the video stage's clips: direction (a digit moving one way) | still (never moves)
 MOVING=datasets/moving_mnist_direction  # stage 1, its check and the image stage read the moving clips
@@ -160,7 +163,8 @@ echo "== 8/10 sampling $NUM_SAMPLES clips, every $grid equally often (guidance $
 first_frame=()
 [[ -n $FIRST_FRAME ]] && first_frame=(--first-frame-from "$FRAME_ONE/checkpoints/last.ckpt" --first-frame-guidance "$FIRST_FRAME")
 $PY scripts/sample_videos.py --ckpt "$OUT/dit/checkpoints/last.ckpt" --num-samples "$NUM_SAMPLES" --steps "$VIDEO_STEPS" \
-  --guidance-scale "$GUIDANCE" --frame-guidance "$FRAME_GUIDANCE" --out "$OUT/samples" --grey "${first_frame[@]}"
+  --sampler "$SAMPLER" --guidance-scale "$GUIDANCE" --frame-guidance "$FRAME_GUIDANCE" --out "$OUT/samples" --grey \
+  "${first_frame[@]}"
 stamp
 
 echo "== 9/10 scoring: motion against the directions (moving clips), digits and identity against the digits"
@@ -208,16 +212,17 @@ if [[ -n $FIRST_FRAME ]]; then  # every frame generated: issue 20's row "moving,
     note="$note Frame 1 came from $FIRST_FRAME_STAGE (experiment=mmnist_dit_first_frame: the image stage trained on the training clips' first frames, asked for digit and direction, at guidance $FIRST_FRAME over both$([[ -f "$FIRST_FRAME_STAGE/seconds.txt" ]] && echo "; $(minutes "$FIRST_FRAME_STAGE") min of training, not in the image stage's minutes"))."
   fi
 fi
+SAMPLER_NAME=$(case $SAMPLER in ddim) echo DDIM;; dpmpp_2m) echo "DPM-Solver++(2M)";; *) echo "$SAMPLER";; esac)
 $PY scripts/records.py write "generation_$ROW" --results-dir "${RESULTS_DIR:-results}" \
   --title "$title" \
-  --command "$([[ $VARIANT != direction ]] && echo "VARIANT=$VARIANT ")$([[ -n ${SCALES:-} ]] && echo "SCALES=$SCALES ")$([[ -n $IMAGE_BASE ]] && echo "IMAGE_BASE=$IMAGE_BASE ")$([[ $IMAGE != "$GEN/image" ]] && echo "IMAGE=$IMAGE ")GUIDANCE=$GUIDANCE VIDEO_STEPS=$VIDEO_STEPS VIDEO_ARGS=\"${VIDEO_ARGS:-}\" IMAGE_ARGS=\"${IMAGE_ARGS:-}\" ROW=$ROW SEED=$SEED$([[ $SCORE_FROM != 0 ]] && echo " SCORE_FROM=$SCORE_FROM")$([[ -n $FIRST_FRAME ]] && echo " FIRST_FRAME=$FIRST_FRAME")$([[ -n $FIRST_FRAME_STAGE ]] && echo " FIRST_FRAME_STAGE=$FIRST_FRAME_STAGE")$([[ $FRAME_GUIDANCE != 1 ]] && echo " FRAME_GUIDANCE=$FRAME_GUIDANCE") bash scripts/generation_digits.sh" \
+  --command "$([[ $VARIANT != direction ]] && echo "VARIANT=$VARIANT ")$([[ -n ${SCALES:-} ]] && echo "SCALES=$SCALES ")$([[ -n $IMAGE_BASE ]] && echo "IMAGE_BASE=$IMAGE_BASE ")$([[ $IMAGE != "$GEN/image" ]] && echo "IMAGE=$IMAGE ")GUIDANCE=$GUIDANCE VIDEO_STEPS=$VIDEO_STEPS VIDEO_ARGS=\"${VIDEO_ARGS:-}\" IMAGE_ARGS=\"${IMAGE_ARGS:-}\" ROW=$ROW SEED=$SEED$([[ $SCORE_FROM != 0 ]] && echo " SCORE_FROM=$SCORE_FROM")$([[ -n $FIRST_FRAME ]] && echo " FIRST_FRAME=$FIRST_FRAME")$([[ -n $FIRST_FRAME_STAGE ]] && echo " FIRST_FRAME_STAGE=$FIRST_FRAME_STAGE")$([[ $FRAME_GUIDANCE != 1 ]] && echo " FRAME_GUIDANCE=$FRAME_GUIDANCE")$([[ $SAMPLER != ddim ]] && echo " SAMPLER=$SAMPLER") bash scripts/generation_digits.sh" \
   --seeds "$SEED" --overrides ${VIDEO_ARGS:-} \
   --row "real test clips=$REAL" --row "stage 1=$AE/reconstructions_digit_metrics.json" \
   --row "image stage=$IMAGE/guidance_$IMAGE_G/samples_metrics.json" --row "video stage=$OUT/samples_metrics.json" \
   --text "real test clips:label=$real_label" \
   --text "stage 1:label=1. stage-1 reconstructions of the real test clips" --text "stage 1:target=≥ 95 %" \
   --text "image stage:label=2. image stage, $NUM_SAMPLES images, guidance $IMAGE_G" --text "image stage:target=≥ 90 %" \
-  --text "video stage:label=3. video stage ($ROW${VIDEO_ARGS:+: $VIDEO_ARGS}), guidance $GUIDANCE$([[ $FRAME_GUIDANCE != 1 ]] && echo ", frame guidance $FRAME_GUIDANCE"), $VIDEO_STEPS DDIM steps${FIRST_FRAME:+, frame 1 by the $FRAME_ONE_NAME stage at guidance $FIRST_FRAME}" \
+  --text "video stage:label=3. video stage ($ROW${VIDEO_ARGS:+: $VIDEO_ARGS}), guidance $GUIDANCE$([[ $FRAME_GUIDANCE != 1 ]] && echo ", frame guidance $FRAME_GUIDANCE"), $VIDEO_STEPS $SAMPLER_NAME steps${FIRST_FRAME:+, frame 1 by the $FRAME_ONE_NAME stage at guidance $FIRST_FRAME}" \
   --text "video stage:target=$target" "${values[@]}" --note "$note" \
   --note "minutes: training of each stage that ran in this invocation (stage 1 without its check)."
 

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import torch
 
+from models.diffusion.denoising import SAMPLERS
 from models.diffusion.generate import generate_to_folder, read_label_requests
 from models.diffusion.video_io import GRID_FILE
 
@@ -59,7 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     parser.add_argument("--labels", type=int, nargs="+", help="classes to cycle through (default: all)")
     parser.add_argument("--steps", type=int, help="denoising steps (default: the run's model.sampling)")
-    parser.add_argument("--sampler", choices=("ddim", "ddpm"), help="default: the run's model.sampling")
+    parser.add_argument("--sampler", choices=SAMPLERS, help="default: the run's model.sampling")
     parser.add_argument("--guidance-scale", type=guidance_scale,
                         help="classifier-free guidance scale (1: off), or one per label set in the order they are "
                              "applied, e.g. digit=4,direction=1 (nested guidance, InstructPix2Pix)")

@@ -1,7 +1,8 @@
 """Diffusion training targets and the sampling loop, in pure torch over diffusers schedulers.
 
 Training uses ``diffusers.DDPMScheduler`` (``add_noise`` accepts any noise tensor, so the correlated noise priors of
-PYoCo, Ge et al. 2023, enter training unchanged). Sampling runs ``diffusers.DDIMScheduler`` for both samplers:
+PYoCo, Ge et al. 2023, enter training unchanged). Sampling runs ``diffusers.DDIMScheduler`` for two samplers and
+``diffusers.DPMSolverMultistepScheduler`` for the third:
 
 * ``sampler="ddim"``: DDIM (Song et al. 2021, eq. 12) with ``eta`` in [0, 1]; for ``eta > 0`` the fresh noise of
   every step is drawn from the same noise prior and passed as ``variance_noise``, so correlated noise is used in
@@ -14,6 +15,11 @@ PYoCo, Ge et al. 2023, enter training unchanged). Sampling runs ``diffusers.DDIM
   last step (``set_alpha_to_one``). So ``"ddpm"`` is DDIM at ``eta=1`` with the prior's noise, and
   ``tests/test_diffusion.py`` checks it against ``DDPMScheduler.step`` fed the same i.i.d. noise. This holds for
   the default ``variance_type="fixed_small"`` only, which is therefore required.
+* ``sampler="dpmpp_2m"``: DPM-Solver++(2M) (Lu et al. 2022, arXiv 2211.01095), ``diffusers``'
+  ``DPMSolverMultistepScheduler`` with ``algorithm_type="dpmsolver++"``, ``solver_order=2``: a second-order multistep
+  solver of the same probability-flow ODE that DDIM (eta = 0) solves to first order, in data prediction, which the
+  paper recommends for large guidance scales. Deterministic: only the initial latent is drawn (from the noise prior).
+  ``tests/test_diffusion.py`` checks both against the closed-form ODE solution for Gaussian data.
 
 Why prior noise in every step is exact: a prior with frame covariance C makes the whole process standard i.i.d.
 DDPM in the whitened coordinates C^(-1/2)·x, and every update is linear in (x_noisy, prediction, noise), so noise of
@@ -39,7 +45,7 @@ from collections.abc import Mapping
 from typing import Any, Union
 
 import torch
-from diffusers import DDIMScheduler, DDPMScheduler
+from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -48,7 +54,9 @@ from models.diffusion.noise import sample_noise
 
 PREDICTION_TYPES = ("epsilon", "v_prediction")
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
-SAMPLERS = ("ddim", "ddpm")
+SAMPLERS = ("ddim", "ddpm", "dpmpp_2m")
+# The DDPM kwargs a DPM-Solver++ scheduler shares with training (the rest, e.g. clip_sample, are DDIM/DDPM only).
+_DPM_KEYS = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas", "prediction_type")
 
 
 def check_scheduler_config(config: Mapping[str, Any], field: str = "model.noise_scheduler") -> dict[str, Any]:
@@ -233,11 +241,12 @@ def sample_latents(
         noise_prior: ``"iid"``, ``"mixed"``, ``"progressive"`` (PYoCo) or ``"shared"``, for the initial latent and, when the
             step is stochastic, the fresh noise of every step.
         alpha: the prior's α (None: its default).
-        sampler: ``"ddim"`` or ``"ddpm"`` (DDIM with eta=1, see the module docstring).
+        sampler: ``"ddim"``, ``"ddpm"`` (DDIM with eta=1) or ``"dpmpp_2m"`` (DPM-Solver++(2M), deterministic); see
+            the module docstring.
         num_inference_steps: denoising steps, in [1, num_train_timesteps].
         guidance_scale: classifier-free guidance scale s (1: none), or one per label set (see
             :func:`guided_prediction`).
-        eta: DDIM stochasticity in [0, 1] (None: 0 for ddim; ddpm needs None or 1).
+        eta: DDIM stochasticity in [0, 1] (None: 0 for ddim; ddpm needs None or 1, dpmpp_2m None or 0).
         cond_latents: float tensor (b c k h w), clean first k latent frames to condition on, or None.
         frame_guidance_scale: guidance over ``cond_latents`` (see :func:`guided_prediction`); 1: none.
         generator: seeds the initial latent and every step's noise; the same generator state gives the same
@@ -257,6 +266,8 @@ def sample_latents(
         if eta not in (None, 1.0):
             raise ValueError(f"eta={eta} is not used by sampler='ddpm' (ancestral sampling is eta=1); leave it unset")
         eta = 1.0
+    if sampler == "dpmpp_2m" and eta not in (None, 0.0):
+        raise ValueError(f"eta={eta} is not used by sampler='dpmpp_2m' (a deterministic ODE solver); leave it unset")
     eta = 0.0 if eta is None else float(eta)
     if not 0.0 <= eta <= 1.0:
         raise ValueError(f"eta={eta} must be in [0, 1]")
@@ -277,7 +288,11 @@ def sample_latents(
 
     tensor = next(itertools.chain(net.parameters(), net.buffers()), None)
     device = tensor.device if tensor is not None else torch.device("cpu")
-    scheduler = DDIMScheduler.from_config({**config, "set_alpha_to_one": True})
+    if sampler == "dpmpp_2m":
+        scheduler = DPMSolverMultistepScheduler(**{key: config[key] for key in _DPM_KEYS if key in config},
+                                                algorithm_type="dpmsolver++", solver_order=2)
+    else:
+        scheduler = DDIMScheduler.from_config({**config, "set_alpha_to_one": True})
     scheduler.set_timesteps(num_inference_steps, device=device)
     labels = label_sets.to_device(labels, device)
     if cond_latents is not None:
@@ -291,6 +306,9 @@ def sample_latents(
         timesteps = timestep.expand(batch_size).to(device=device, dtype=torch.long)
         model_output = guided_prediction(net, model_input, timesteps, labels, guidance_scale, frame_guidance_scale,
                                          num_cond)  # (b c t h w)
+        if sampler == "dpmpp_2m":
+            latents = scheduler.step(model_output.float(), timestep, latents).prev_sample  # (b c t h w)
+            continue
         variance_noise = _prior_noise(shape, noise_prior, alpha, generator, device) if eta > 0 else None
         latents = scheduler.step(model_output.float(), timestep, latents, eta=eta,
                                  variance_noise=variance_noise).prev_sample  # (b c t h w)

@@ -233,7 +233,7 @@ TABLES: dict[str, Table] = {
         _CURVE_COLUMNS),
     "generation_curves_recipe_levers": Table(
         "generation_curves_recipe_levers", "run, step (80 clips, guidance 1, a real frame 1)", _CURVE_COLUMNS),
-    "generation_border_contact": Table("generation_border_contact", "clips (video stages of make generation-digits)", (
+    "generation_border_contact": Table("generation_border_contact", "clips (make generation-digits, 50 DDIM steps)", (
         _pct("reach the border", "border_contact", bold=True), _pct("identity_consistency", "identity_consistency"),
         _pct("identity, clips that reach it", "identity_touching"),
         _pct("identity, clips that do not", "identity_not_touching"))),
@@ -253,6 +253,8 @@ TABLES: dict[str, Table] = {
         "generation_digits_seeds", "`make generation-digits`, 256 clips a seed", _DIGITS_SEED_COLUMNS),
     "generation_digits_seeds_image_frame1": Table(
         "generation_digits_seeds_image_frame1", "frame 1 from the image stage, 256 clips a seed", _DIGITS_SEED_COLUMNS),
+    "generation_digits_seeds_ddim50": Table(
+        "generation_digits_seeds_ddim50", "sampled with 50 DDIM steps, 256 clips a seed", _DIGITS_SEED_COLUMNS),
     "generation_still": Table("generation_still*", "still clips (256, one seed unless its name says)", (
         _pct("digit_accuracy", "digit_accuracy", bold=True), _pct("identity_consistency", "identity_consistency"),
         Column("target", "target", "text"), Column("minutes", "minutes", "f1")),

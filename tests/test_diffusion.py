@@ -554,9 +554,11 @@ def test_resume_continues_net_and_ema_exactly(dit_config, tmp_path):
     assert resumed["val/loss"] == pytest.approx(full["val/loss"])
 
 
-def test_eval_py_samples_a_generation_checkpoint_and_scores_it_with_the_metric_library(dit_config, tmp_path):
+def test_eval_py_samples_a_generation_checkpoint_and_scores_it_with_the_metric_library(dit_config, tmp_path,
+                                                                                       monkeypatch):
     from hydra.utils import instantiate
 
+    import models.diffusion.generate as generate
     from eval import evaluate
     from models.metrics.evaluate import evaluate_videos
     from tests.conftest import compose_config
@@ -567,9 +569,13 @@ def test_eval_py_samples_a_generation_checkpoint_and_scores_it_with_the_metric_l
     OmegaConf.save(cfg, run / "config.yaml", resolve=True)
     torch.save({"state_dict": instantiate(cfg.model).state_dict()}, run / "checkpoints" / "best.ckpt")
 
+    calls = []  # what eval.py asks the sampler for
+    original = generate.generate_to_folder
+    monkeypatch.setattr(generate, "generate_to_folder", lambda *a, **k: calls.append(k) or original(*a, **k))
     eval_cfg = compose_config("eval", [f"ckpt_path={run / 'checkpoints' / 'best.ckpt'}", "num_samples=3", "steps=2",
-                                       f"paths.output_dir={tmp_path / 'eval'}"])
+                                       "sampler=dpmpp_2m", f"paths.output_dir={tmp_path / 'eval'}"])
     metrics = evaluate(eval_cfg)
+    assert calls[0]["sampler"] == "dpmpp_2m" and calls[0]["steps"] == 2
     samples = read_list_file(metrics["samples"], Path(metrics["samples"]).parent)
     assert len(samples) == 3 and [s.label for s in samples] == [0, 1, 2]
     direct = evaluate_videos(metrics["samples"], groups=["temporal"], progress=False).metrics

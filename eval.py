@@ -104,8 +104,8 @@ def evaluate_generation(cfg: DictConfig, run: Run | None = None) -> dict[str, An
     guidance = cfg.get("guidance_scale")  # a number, or {set: scale} in the order applied (nested guidance)
     guidance = {str(k): float(v) for k, v in guidance.items()} if isinstance(guidance, DictConfig) else guidance
     samples = generate_to_folder(run or cfg.ckpt_path, output_dir / "samples", cfg.num_samples, steps=cfg.get("steps"),
-                                 sampler=cfg.get("sampler"), seed=cfg.seed, grey=cfg.get("grey", False), guidance_scale=guidance,
-                                 requests=[request] if request else None)
+                                 sampler=cfg.get("sampler"), seed=cfg.seed, grey=cfg.get("grey", False),
+                                 guidance_scale=guidance, requests=[request] if request else None)
     digits = samples.parent / "samples_digit.txt"
     result = evaluate_videos(samples, classifier=cfg.get("classifier"), groups=["temporal", "accuracy"],
                              digit_classifier=cfg.get("digit_classifier"),

@@ -65,7 +65,7 @@ docs: $(STAMP)
 	$(PY) scripts/render_docs.py
 
 test: $(STAMP)
-	$(PY) -m pytest -m "not slow" -q
+	$(PY) -m pytest -m "not slow" -q -n auto
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow -q

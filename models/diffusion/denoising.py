@@ -13,17 +13,17 @@ PYoCo, Ge et al. 2023, enter training unchanged). Sampling runs ``diffusers.DDIM
   √ᾱ'·x̂₀ + √(1−ᾱ'−σ²)·ε̂ equals the posterior mean of DDPM eq. 7 once ε̂ = (x_noisy − √ᾱ·x̂₀)/√(1−ᾱ) is
   substituted; with strided timesteps both schedulers use ᾱ/ᾱ' as the step's α, and both reach ᾱ' = 1 after the
   last step (``set_alpha_to_one``). So ``"ddpm"`` is DDIM at ``eta=1`` with the prior's noise, and
-  ``tests/test_diffusion.py`` checks it against ``DDPMScheduler.step`` fed the same i.i.d. noise. This holds for
+  ``tests/test_sampling.py`` checks it against ``DDPMScheduler.step`` fed the same i.i.d. noise. This holds for
   the default ``variance_type="fixed_small"`` only, which is therefore required.
 * ``sampler="dpmpp_2m"``: DPM-Solver++(2M) (Lu et al. 2022, arXiv 2211.01095), ``diffusers``'
   ``DPMSolverMultistepScheduler`` with ``algorithm_type="dpmsolver++"``, ``solver_order=2``: a second-order multistep
   solver of the same probability-flow ODE that DDIM (eta = 0) solves to first order, in data prediction, which the
   paper recommends for large guidance scales. Deterministic: only the initial latent is drawn (from the noise prior).
-  ``tests/test_diffusion.py`` checks both against the closed-form ODE solution for Gaussian data.
+  ``tests/test_sampling.py`` checks both against the closed-form ODE solution for Gaussian data.
 
 Why prior noise in every step is exact: a prior with frame covariance C makes the whole process standard i.i.d.
 DDPM in the whitened coordinates C^(-1/2)·x, and every update is linear in (x_noisy, prediction, noise), so noise of
-covariance C is the right noise in the original coordinates. ``tests/test_diffusion.py`` samples with the exact
+covariance C is the right noise in the original coordinates. ``tests/test_sampling.py`` samples with the exact
 denoiser of Gaussian data and recovers its mean, variance and independent frames for every prior.
 
 Classifier-free guidance (Ho & Salimans 2022): ``uncond + s·(cond − uncond)`` from one batched forward pass over

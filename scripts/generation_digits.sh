@@ -13,6 +13,7 @@
 #                                                 # clips' first frames, asked for digit and direction (trained from
 #                                                 # IMAGE first when missing: experiment=mmnist_dit_first_frame)
 #   SAMPLER=dpmpp_2m VIDEO_STEPS=25 ...          # sample both stages with DPM-Solver++(2M) instead of DDIM
+#   SAMPLE_SEED=1 ...                            # other noise (both stages) for the same labels: a held-out draw
 #   FRAME_GUIDANCE=2 VIDEO_ARGS="model.num_cond_frames=1 model.cond_frame_dropout=0.1" ...  # guide the given frame
 #   IMAGE_BASE=outputs/gen/image IMAGE=outputs/gen/image_5k ...  # the image stage trained 2,500 steps more, started
 #                                                 # from IMAGE_BASE's EMA weights (trained first when missing)
@@ -43,6 +44,8 @@ if [[ -n $FIRST_FRAME_STAGE && -z $FIRST_FRAME ]]; then
   echo "FIRST_FRAME_STAGE needs FIRST_FRAME (its guidance scale)" >&2; exit 2
 fi
 case $SAMPLER in ddim|ddpm|dpmpp_2m) ;; *) echo "SAMPLER=$SAMPLER: must be ddim, ddpm or dpmpp_2m" >&2; exit 2 ;; esac
+SAMPLE_SEED=${SAMPLE_SEED:-0}     # the samples' noise (sample_videos.py --seed); the labels do not depend on it
+[[ $SAMPLE_SEED =~ ^[0-9]+$ ]] || { echo "SAMPLE_SEED=$SAMPLE_SEED: must be a non-negative integer" >&2; exit 2; }
 FRAME_GUIDANCE=${FRAME_GUIDANCE:-1}  # guidance over the given frames (model.cond_frame_dropout > 0 runs)
 VARIANT=${VARIANT:-direction}     # the video stage's clips: direction (a digit moving one way) | still (never moves)
 MOVING=datasets/moving_mnist_direction  # stage 1, its check and the image stage read the moving clips
@@ -164,7 +167,7 @@ first_frame=()
 [[ -n $FIRST_FRAME ]] && first_frame=(--first-frame-from "$FRAME_ONE/checkpoints/last.ckpt" --first-frame-guidance "$FIRST_FRAME")
 $PY scripts/sample_videos.py --ckpt "$OUT/dit/checkpoints/last.ckpt" --num-samples "$NUM_SAMPLES" --steps "$VIDEO_STEPS" \
   --sampler "$SAMPLER" --guidance-scale "$GUIDANCE" --frame-guidance "$FRAME_GUIDANCE" --out "$OUT/samples" --grey \
-  "${first_frame[@]}"
+  --seed "$SAMPLE_SEED" "${first_frame[@]}"
 stamp
 
 echo "== 9/10 scoring: motion against the directions (moving clips), digits and identity against the digits"
@@ -215,14 +218,14 @@ fi
 SAMPLER_NAME=$(case $SAMPLER in ddim) echo DDIM;; dpmpp_2m) echo "DPM-Solver++(2M)";; *) echo "$SAMPLER";; esac)
 $PY scripts/records.py write "generation_$ROW" --results-dir "${RESULTS_DIR:-results}" \
   --title "$title" \
-  --command "$([[ $VARIANT != direction ]] && echo "VARIANT=$VARIANT ")$([[ -n ${SCALES:-} ]] && echo "SCALES=$SCALES ")$([[ -n $IMAGE_BASE ]] && echo "IMAGE_BASE=$IMAGE_BASE ")$([[ $IMAGE != "$GEN/image" ]] && echo "IMAGE=$IMAGE ")GUIDANCE=$GUIDANCE VIDEO_STEPS=$VIDEO_STEPS VIDEO_ARGS=\"${VIDEO_ARGS:-}\" IMAGE_ARGS=\"${IMAGE_ARGS:-}\" ROW=$ROW SEED=$SEED$([[ $SCORE_FROM != 0 ]] && echo " SCORE_FROM=$SCORE_FROM")$([[ -n $FIRST_FRAME ]] && echo " FIRST_FRAME=$FIRST_FRAME")$([[ -n $FIRST_FRAME_STAGE ]] && echo " FIRST_FRAME_STAGE=$FIRST_FRAME_STAGE")$([[ $FRAME_GUIDANCE != 1 ]] && echo " FRAME_GUIDANCE=$FRAME_GUIDANCE")$([[ $SAMPLER != ddim ]] && echo " SAMPLER=$SAMPLER") bash scripts/generation_digits.sh" \
+  --command "$([[ $VARIANT != direction ]] && echo "VARIANT=$VARIANT ")$([[ -n ${SCALES:-} ]] && echo "SCALES=$SCALES ")$([[ -n $IMAGE_BASE ]] && echo "IMAGE_BASE=$IMAGE_BASE ")$([[ $IMAGE != "$GEN/image" ]] && echo "IMAGE=$IMAGE ")GUIDANCE=$GUIDANCE VIDEO_STEPS=$VIDEO_STEPS VIDEO_ARGS=\"${VIDEO_ARGS:-}\" IMAGE_ARGS=\"${IMAGE_ARGS:-}\" ROW=$ROW SEED=$SEED$([[ $SCORE_FROM != 0 ]] && echo " SCORE_FROM=$SCORE_FROM")$([[ -n $FIRST_FRAME ]] && echo " FIRST_FRAME=$FIRST_FRAME")$([[ -n $FIRST_FRAME_STAGE ]] && echo " FIRST_FRAME_STAGE=$FIRST_FRAME_STAGE")$([[ $FRAME_GUIDANCE != 1 ]] && echo " FRAME_GUIDANCE=$FRAME_GUIDANCE")$([[ $SAMPLER != ddim ]] && echo " SAMPLER=$SAMPLER")$([[ $SAMPLE_SEED != 0 ]] && echo " SAMPLE_SEED=$SAMPLE_SEED") bash scripts/generation_digits.sh" \
   --seeds "$SEED" --overrides ${VIDEO_ARGS:-} \
   --row "real test clips=$REAL" --row "stage 1=$AE/reconstructions_digit_metrics.json" \
   --row "image stage=$IMAGE/guidance_$IMAGE_G/samples_metrics.json" --row "video stage=$OUT/samples_metrics.json" \
   --text "real test clips:label=$real_label" \
   --text "stage 1:label=1. stage-1 reconstructions of the real test clips" --text "stage 1:target=≥ 95 %" \
   --text "image stage:label=2. image stage, $NUM_SAMPLES images, guidance $IMAGE_G" --text "image stage:target=≥ 90 %" \
-  --text "video stage:label=3. video stage ($ROW${VIDEO_ARGS:+: $VIDEO_ARGS}), guidance $GUIDANCE$([[ $FRAME_GUIDANCE != 1 ]] && echo ", frame guidance $FRAME_GUIDANCE"), $VIDEO_STEPS $SAMPLER_NAME steps${FIRST_FRAME:+, frame 1 by the $FRAME_ONE_NAME stage at guidance $FIRST_FRAME}" \
+  --text "video stage:label=3. video stage ($ROW${VIDEO_ARGS:+: $VIDEO_ARGS}), guidance $GUIDANCE$([[ $FRAME_GUIDANCE != 1 ]] && echo ", frame guidance $FRAME_GUIDANCE"), $VIDEO_STEPS $SAMPLER_NAME steps${FIRST_FRAME:+, frame 1 by the $FRAME_ONE_NAME stage at guidance $FIRST_FRAME}$([[ $SAMPLE_SEED != 0 ]] && echo ", sampler seed $SAMPLE_SEED")" \
   --text "video stage:target=$target" "${values[@]}" --note "$note" \
   --note "minutes: training of each stage that ran in this invocation (stage 1 without its check)."
 

@@ -297,24 +297,33 @@ def test_a_first_frame_stage_is_trained_from_the_image_stage_and_draws_frame_one
 
 
 def test_sampler_switch_reaches_the_sampling_call_and_the_record(tmp_path, stub_python, untouched_results):
-    """SAMPLER=dpmpp_2m samples with DPM-Solver++(2M) and the record's command and label say so; a sampler the
-    project lacks stops the script before any work, naming the variable."""
+    """SAMPLER=dpmpp_2m samples with DPM-Solver++(2M) and SAMPLE_SEED=3 with noise seed 3, and the record's command
+    and label say so; a sampler the project lacks, or a seed that is no integer, stops the script before any work,
+    naming the variable."""
     gen, results = tmp_path / "gen", tmp_path / "results"
     run_script("generation_digits.sh", stub_python, GEN=str(gen), RESULTS_DIR=str(results), SCALES="4", ROW="toy",
-               SAMPLER="dpmpp_2m", VIDEO_STEPS="25", DIGITS=str(tmp_path / "clf" / "checkpoints" / "best.ckpt"))
+               SAMPLER="dpmpp_2m", VIDEO_STEPS="25", SAMPLE_SEED="3",
+               DIGITS=str(tmp_path / "clf" / "checkpoints" / "best.ckpt"))
     sampled = next(line.split() for line in (tmp_path / "stub" / "calls").read_text().splitlines()
                    if line.startswith(f"scripts/sample_videos.py --ckpt {gen}/toy/dit/"))
     assert sampled[sampled.index("--sampler") + 1] == "dpmpp_2m"
     assert sampled[sampled.index("--steps") + 1] == "25"
+    assert sampled[sampled.index("--seed") + 1] == "3"
     record = json.loads((results / "generation_toy.json").read_text())
-    assert record["command"].endswith(" SAMPLER=dpmpp_2m bash scripts/generation_digits.sh")
+    assert record["command"].endswith(" SAMPLER=dpmpp_2m SAMPLE_SEED=3 bash scripts/generation_digits.sh")
     assert "25 DPM-Solver++(2M) steps" in record["rows"]["video stage"]["label"]["text"]
+    assert record["rows"]["video stage"]["label"]["text"].endswith(", sampler seed 3")
 
     failed = subprocess.run(["bash", "scripts/generation_digits.sh"], cwd=ROOT, capture_output=True, text=True,
                             timeout=60, env={**os.environ, "PY": str(stub_python), "GEN": str(gen), "ROW": "toy2",
                                              "SAMPLER": "euler"})
     assert failed.returncode == 2 and "SAMPLER=euler: must be ddim, ddpm or dpmpp_2m" in failed.stderr
     assert not (tmp_path / "stub" / "calls").read_text().count("toy2")
+    failed = subprocess.run(["bash", "scripts/generation_digits.sh"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=60, env={**os.environ, "PY": str(stub_python), "GEN": str(gen), "ROW": "toy3",
+                                             "SAMPLE_SEED": "one"})
+    assert failed.returncode == 2 and "SAMPLE_SEED=one: must be a non-negative integer" in failed.stderr
+    assert not (tmp_path / "stub" / "calls").read_text().count("toy3")
 
 
 def test_the_still_row_trains_its_video_stage_on_still_latents_asked_for_the_digit_only(tmp_path, stub_python,

@@ -255,6 +255,8 @@ TABLES: dict[str, Table] = {
         "generation_digits_seeds_image_frame1", "frame 1 from the image stage, 256 clips a seed", _DIGITS_SEED_COLUMNS),
     "generation_digits_seeds_ddim50": Table(
         "generation_digits_seeds_ddim50", "sampled with 50 DDIM steps, 256 clips a seed", _DIGITS_SEED_COLUMNS),
+    "generation_digits_seeds_dg6": Table(
+        "generation_digits_seeds_dg6", "digit guidance 6, 256 clips a seed", _DIGITS_SEED_COLUMNS),
     "generation_still": Table("generation_still*", "still clips (256, one seed unless its name says)", (
         _pct("digit_accuracy", "digit_accuracy", bold=True), _pct("identity_consistency", "identity_consistency"),
         Column("target", "target", "text"), Column("minutes", "minutes", "f1")),

@@ -43,8 +43,8 @@ class TinyDenoiser(nn.Module):
         return self.conv(x) * scale + self.label(labels)[:, :, None, None, None]
 
 
-
 def run_sampler(seed: int, **kwargs) -> torch.Tensor:
+    """``sample_latents`` on a fresh TinyDenoiser (or ``net=``), 5 steps of SHAPE, labels 0 and 3; kwargs override."""
     torch.manual_seed(0)
     net = kwargs.pop("net", None) or TinyDenoiser().eval()
     options = dict(scheduler_config={"beta_schedule": "linear"}, shape=SHAPE, labels=torch.tensor([0, 3]),

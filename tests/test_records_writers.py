@@ -314,16 +314,13 @@ def test_sampler_switch_reaches_the_sampling_call_and_the_record(tmp_path, stub_
     assert "25 DPM-Solver++(2M) steps" in record["rows"]["video stage"]["label"]["text"]
     assert record["rows"]["video stage"]["label"]["text"].endswith(", sampler seed 3")
 
-    failed = subprocess.run(["bash", "scripts/generation_digits.sh"], cwd=ROOT, capture_output=True, text=True,
-                            timeout=60, env={**os.environ, "PY": str(stub_python), "GEN": str(gen), "ROW": "toy2",
-                                             "SAMPLER": "euler"})
-    assert failed.returncode == 2 and "SAMPLER=euler: must be ddim, ddpm or dpmpp_2m" in failed.stderr
-    assert not (tmp_path / "stub" / "calls").read_text().count("toy2")
-    failed = subprocess.run(["bash", "scripts/generation_digits.sh"], cwd=ROOT, capture_output=True, text=True,
-                            timeout=60, env={**os.environ, "PY": str(stub_python), "GEN": str(gen), "ROW": "toy3",
-                                             "SAMPLE_SEED": "one"})
-    assert failed.returncode == 2 and "SAMPLE_SEED=one: must be a non-negative integer" in failed.stderr
-    assert not (tmp_path / "stub" / "calls").read_text().count("toy3")
+    for row, bad, message in (("toy2", {"SAMPLER": "euler"}, "SAMPLER=euler: must be ddim, ddpm or dpmpp_2m"),
+                              ("toy3", {"SAMPLE_SEED": "one"}, "SAMPLE_SEED=one: must be a non-negative integer")):
+        failed = subprocess.run(["bash", "scripts/generation_digits.sh"], cwd=ROOT, capture_output=True, text=True,
+                                timeout=60, env={**os.environ, "PY": str(stub_python), "GEN": str(gen), "ROW": row,
+                                                 **bad})
+        assert failed.returncode == 2 and message in failed.stderr
+        assert not (tmp_path / "stub" / "calls").read_text().count(row)
 
 
 def test_the_still_row_trains_its_video_stage_on_still_latents_asked_for_the_digit_only(tmp_path, stub_python,
